@@ -87,3 +87,14 @@ const (
 	ScopeOne  Scope = 1
 	ScopeSub  Scope = 2
 )
+
+// EntryDN returns e.DN; with Get and EachAttr it lets filters match entries
+// (filter.Entry).
+func (e *Entry) EntryDN() string { return e.DN }
+
+// EachAttr calls fn for every attribute of e, in order.
+func (e *Entry) EachAttr(fn func(typ string, vals []string)) {
+	for _, a := range e.Attributes {
+		fn(a.Type, a.Vals)
+	}
+}

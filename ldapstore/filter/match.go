@@ -1,0 +1,361 @@
+package filter
+
+import (
+	"strings"
+
+	"postern/ldapstore/dn"
+	"postern/ldapstore/schema"
+)
+
+// Result is the outcome of evaluating a filter (RFC 4511 §4.5.1.7).
+type Result int
+
+// Filter results.
+const (
+	False Result = iota
+	True
+	Undefined
+)
+
+// Entry is what a filter is matched against. ldapstore.Entry implements it.
+type Entry interface {
+	// Get returns the values of the attribute whose type is name (any case).
+	Get(name string) []string
+	// EntryDN returns the entry's DN (for dnAttributes matching).
+	EntryDN() string
+	// EachAttr calls fn for every attribute of the entry.
+	EachAttr(fn func(typ string, vals []string))
+}
+
+// Matches reports whether f evaluates to True for e.
+func (f *Filter) Matches(s *schema.Schema, e Entry) bool { return f.Match(s, e) == True }
+
+// Match evaluates f against e using the matching rules of s.
+func (f *Filter) Match(s *schema.Schema, e Entry) Result {
+	switch f.Kind {
+	case And:
+		// RFC 4511 §4.5.1.7.1: TRUE if all TRUE, FALSE if any FALSE, else Undefined.
+		r := True
+		for _, c := range f.Children {
+			switch c.Match(s, e) {
+			case False:
+				return False
+			case Undefined:
+				r = Undefined
+			}
+		}
+		return r
+	case Or:
+		r := False
+		for _, c := range f.Children {
+			switch c.Match(s, e) {
+			case True:
+				return True
+			case Undefined:
+				r = Undefined
+			}
+		}
+		return r
+	case Not:
+		if len(f.Children) != 1 {
+			return Undefined
+		}
+		switch f.Children[0].Match(s, e) {
+		case True:
+			return False
+		case False:
+			return True
+		}
+		return Undefined
+	case Present:
+		at := s.Attr(f.Attr)
+		if at == nil {
+			if len(e.Get(f.Attr)) > 0 {
+				return True
+			}
+			return Undefined
+		}
+		found := false
+		eachValues(at, e, func([]string) bool { found = true; return false })
+		return boolResult(found)
+	case Equality, Approx:
+		// Approximate matching uses the equality rule (RFC 4511 §4.5.1.7.6
+		// leaves the algorithm to the server).
+		at := s.Attr(f.Attr)
+		if at == nil || at.Equality == nil {
+			return Undefined
+		}
+		return matchEquality(at, at.Equality, f.Value, e)
+	case GreaterEq, LessEq:
+		at := s.Attr(f.Attr)
+		if at == nil || at.Ordering == nil {
+			return Undefined
+		}
+		return matchOrdering(at, f.Kind, f.Value, e)
+	case Substrings:
+		at := s.Attr(f.Attr)
+		if at == nil || at.Substr == nil {
+			return Undefined
+		}
+		return matchSubstrings(at, f, e)
+	case Extensible:
+		return matchExtensible(s, f, e)
+	}
+	return Undefined
+}
+
+func boolResult(b bool) Result {
+	if b {
+		return True
+	}
+	return False
+}
+
+// eachValues calls fn with the values of at and of its subtypes present in
+// e (RFC 4511 §4.5.1.7: an attribute description also matches subtypes),
+// until fn returns false.
+func eachValues(at *schema.AttributeType, e Entry, fn func([]string) bool) {
+	if v := getAny(at, e); len(v) > 0 && !fn(v) {
+		return
+	}
+	for _, st := range at.Subtypes() {
+		if v := getAny(st, e); len(v) > 0 && !fn(v) {
+			return
+		}
+	}
+}
+
+func getAny(at *schema.AttributeType, e Entry) []string {
+	if v := e.Get(at.Name()); v != nil {
+		return v
+	}
+	for _, n := range at.Names[min(1, len(at.Names)):] {
+		if v := e.Get(n); v != nil {
+			return v
+		}
+	}
+	return e.Get(at.OID)
+}
+
+func matchEquality(at *schema.AttributeType, rule *schema.MatchingRule, value string, e Entry) Result {
+	want, err := rule.Normalize(value)
+	if err != nil {
+		return Undefined
+	}
+	r := False
+	eachValues(at, e, func(vals []string) bool {
+		for _, v := range vals {
+			if v == want {
+				r = True
+				return false
+			}
+			if nv, err := rule.Normalize(v); err == nil && nv == want {
+				r = True
+				return false
+			}
+		}
+		return true
+	})
+	return r
+}
+
+func matchOrdering(at *schema.AttributeType, k Kind, value string, e Entry) Result {
+	rule := at.Ordering
+	want, err := rule.Normalize(value)
+	if err != nil {
+		return Undefined
+	}
+	r := False
+	eachValues(at, e, func(vals []string) bool {
+		for _, v := range vals {
+			nv, err := rule.Normalize(v)
+			if err != nil {
+				continue
+			}
+			c := rule.CompareNormalized(nv, want)
+			if k == GreaterEq && c >= 0 || k == LessEq && c <= 0 {
+				r = True
+				return false
+			}
+		}
+		return true
+	})
+	return r
+}
+
+// substringNorm prepares a substring piece: folded like the value, but
+// spaces at its ends are significant inside a larger value.
+func substringNorm(rule *schema.MatchingRule, piece string) (string, error) {
+	if piece == "" {
+		return "", nil
+	}
+	n, err := rule.Normalize(piece)
+	if err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(piece, " ") && !strings.HasPrefix(n, " ") {
+		n = " " + n
+	}
+	if strings.HasSuffix(piece, " ") && !strings.HasSuffix(n, " ") && n != "" {
+		n += " "
+	}
+	return n, nil
+}
+
+func matchSubstrings(at *schema.AttributeType, f *Filter, e Entry) Result {
+	rule := at.Substr
+	initial, err1 := substringNorm(rule, f.Initial)
+	final, err2 := substringNorm(rule, f.Final)
+	if err1 != nil || err2 != nil {
+		return Undefined
+	}
+	anys := make([]string, 0, len(f.Any))
+	for _, a := range f.Any {
+		n, err := substringNorm(rule, a)
+		if err != nil {
+			return Undefined
+		}
+		anys = append(anys, n)
+	}
+	r := False
+	eachValues(at, e, func(vals []string) bool {
+		for _, v := range vals {
+			nv, err := rule.Normalize(v)
+			if err == nil && SubstringsMatch(nv, initial, anys, final) {
+				r = True
+				return false
+			}
+		}
+		return true
+	})
+	return r
+}
+
+// SubstringsMatch reports whether v starts with initial, then contains each
+// of anys in order without overlap, and ends with final.
+func SubstringsMatch(v, initial string, anys []string, final string) bool {
+	if !strings.HasPrefix(v, initial) {
+		return false
+	}
+	v = v[len(initial):]
+	for _, a := range anys {
+		i := strings.Index(v, a)
+		if i < 0 {
+			return false
+		}
+		v = v[i+len(a):]
+	}
+	return strings.HasSuffix(v, final)
+}
+
+// matchExtensible implements RFC 4511 §4.5.1.7.7: with a rule and no type,
+// every attribute whose syntax suits the rule is tried; with dnAttributes,
+// the AVAs of the entry's DN are tried too.
+func matchExtensible(s *schema.Schema, f *Filter, e Entry) Result {
+	var rule *schema.MatchingRule
+	var at *schema.AttributeType
+	if f.Rule != "" {
+		if rule = s.Rule(f.Rule); rule == nil {
+			return Undefined
+		}
+	}
+	if f.Attr != "" {
+		if at = s.Attr(f.Attr); at == nil {
+			return Undefined
+		}
+		if rule == nil {
+			rule = at.Equality
+		}
+	}
+	if rule == nil {
+		return Undefined
+	}
+	if rule.Kind == schema.SubstringsRule {
+		return Undefined
+	}
+	want, err := rule.Normalize(f.Value)
+	if err != nil {
+		return Undefined
+	}
+	test := func(v string) bool {
+		nv, err := rule.Normalize(v)
+		if err != nil {
+			return false
+		}
+		if rule.Kind == schema.OrderingRule {
+			// An ordering rule in an extensible match asserts "less than"
+			// (X.501 §9.2: the rule is true if the value is less).
+			return rule.CompareNormalized(nv, want) < 0
+		}
+		return nv == want
+	}
+	r := False
+	if at != nil {
+		eachValues(at, e, func(vals []string) bool {
+			for _, v := range vals {
+				if test(v) {
+					r = True
+					return false
+				}
+			}
+			return true
+		})
+	} else {
+		e.EachAttr(func(typ string, vals []string) {
+			if r == True {
+				return
+			}
+			if a := s.Attr(typ); a == nil || !compatible(a, rule) {
+				return
+			}
+			for _, v := range vals {
+				if test(v) {
+					r = True
+					return
+				}
+			}
+		})
+	}
+	if r == True || !f.DNAttributes {
+		return r
+	}
+	d, err := dn.Parse(e.EntryDN())
+	if err != nil {
+		return r
+	}
+	for _, rdn := range d {
+		for _, ava := range rdn {
+			if at != nil && !at.HasName(ava.Type) {
+				if a := s.Attr(ava.Type); a == nil || !a.IsSubtypeOf(at) {
+					continue
+				}
+			}
+			if at == nil {
+				if a := s.Attr(ava.Type); a == nil || !compatible(a, rule) {
+					continue
+				}
+			}
+			if test(ava.Value) {
+				return True
+			}
+		}
+	}
+	return r
+}
+
+// stringSyntaxes are the syntaxes whose values are character strings; a
+// string matching rule applies to any of them.
+var stringSyntaxes = map[string]bool{
+	schema.SyntaxDirString: true, schema.SyntaxIA5: true,
+	"1.3.6.1.4.1.1466.115.121.1.44": true, "1.3.6.1.4.1.1466.115.121.1.11": true,
+	"1.3.6.1.4.1.1466.115.121.1.50": true, "1.3.6.1.4.1.1466.115.121.1.41": true,
+}
+
+// compatible reports whether rule can be applied to values of a (RFC 4512
+// §4.1.4 matching rule use, approximated by syntax).
+func compatible(a *schema.AttributeType, rule *schema.MatchingRule) bool {
+	if a.Syntax.OID == rule.SyntaxOID {
+		return true
+	}
+	return stringSyntaxes[a.Syntax.OID] && stringSyntaxes[rule.SyntaxOID]
+}

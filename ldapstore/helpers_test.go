@@ -1,0 +1,58 @@
+package ldapstore
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+)
+
+const admin = "cn=admin,dc=postern,dc=local"
+
+func openTest(t testing.TB, opts Options) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "dir.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func entry(dn string, attrs ...string) *Entry {
+	e := &Entry{DN: dn}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		vals := e.Get(attrs[i])
+		e.Set(attrs[i], append(vals, attrs[i+1])...)
+	}
+	return e
+}
+
+// seed adds the base tree the appliance creates.
+func seed(t testing.TB, s *Store) {
+	t.Helper()
+	ctx := context.Background()
+	must(t, s.Add(ctx, entry("dc=postern,dc=local", "objectClass", "top", "objectClass", "dcObject", "objectClass", "organization", "dc", "postern", "o", "Postern"), admin))
+	for _, ou := range []string{"people", "domains", "config", "cluster"} {
+		must(t, s.Add(ctx, entry("ou="+ou+",dc=postern,dc=local", "objectClass", "organizationalUnit", "ou", ou), admin))
+	}
+}
+
+func person(uid string) *Entry {
+	return entry("uid="+uid+",ou=people,dc=postern,dc=local",
+		"objectClass", "inetOrgPerson", "uid", uid, "cn", "User "+uid, "sn", uid,
+		"mail", uid+"@example.com", "userPassword", "{SSHA}x")
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantCode(t testing.TB, err error, code ResultCode) {
+	t.Helper()
+	if CodeOf(err) != code {
+		t.Fatalf("got %v (code %d), want code %d", err, CodeOf(err), code)
+	}
+}

@@ -1,0 +1,110 @@
+package ldapstore
+
+import (
+	"context"
+	"postern/ldapstore/schema"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Get returns the entry dn with its operational attributes, including the
+// computed hasSubordinates and subschemaSubentry.
+func (s *Store) Get(ctx context.Context, dn string) (*Entry, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	t, err := s.resolve(dn, false)
+	if err != nil {
+		return nil, err
+	}
+	var e *Entry
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := bucketsOf(tx)
+		id, r, err := loadKey(b, t.key)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return noSuchObject(b, t.rdns)
+		}
+		e = s.complete(b, id[:], r.entry)
+		return nil
+	})
+	return e, err
+}
+
+// GetByUUID returns the entry whose entryUUID is id.
+func (s *Store) GetByUUID(ctx context.Context, id string) (*Entry, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return nil, Errorf(NoSuchObject, "no entry with entryUUID %q", id)
+	}
+	var e *Entry
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := bucketsOf(tx)
+		buf := b.entries.Get(u[:])
+		if buf == nil {
+			return Errorf(NoSuchObject, "no entry with entryUUID %s", id)
+		}
+		r, err := decodeRecord(buf, 2)
+		if err != nil {
+			return err
+		}
+		e = s.complete(b, u[:], r.entry)
+		return nil
+	})
+	return e, err
+}
+
+// complete appends the attributes computed on read (RFC 3673-style
+// hasSubordinates, RFC 4512 §4.2 subschemaSubentry).
+func (s *Store) complete(b buckets, id []byte, e *Entry) *Entry {
+	hs := "FALSE"
+	if hasChildren(b, id) {
+		hs = "TRUE"
+	}
+	e.Attributes = append(e.Attributes,
+		Attribute{Type: "hasSubordinates", Vals: boolVals[hs]},
+		Attribute{Type: "subschemaSubentry", Vals: []string{SubschemaDN}})
+	return e
+}
+
+var boolVals = map[string][]string{"TRUE": {"TRUE"}, "FALSE": {"FALSE"}}
+
+// Compare reports whether entry dn holds value in attr (RFC 4511 §4.10).
+// An unknown type is undefinedAttributeType, a type without equality rule
+// inappropriateMatching, an absent attribute noSuchAttribute (as slapd).
+func (s *Store) Compare(ctx context.Context, dn, attr, value string) (bool, error) {
+	at := s.sch.Attr(attr)
+	if at == nil {
+		return false, Errorf(UndefinedAttributeType, "%s: attribute type undefined", attr)
+	}
+	if at.Equality == nil {
+		return false, Errorf(InappropriateMatching, "%s: no equality matching rule", attr)
+	}
+	e, err := s.Get(ctx, dn)
+	if err != nil {
+		return false, err
+	}
+	want, err := at.Equality.Normalize(value)
+	if err != nil {
+		return false, Errorf(InvalidAttributeSyntax, "%s: value invalid per syntax", attr)
+	}
+	found := false
+	for _, t := range append([]*schema.AttributeType{at}, at.Subtypes()...) {
+		for _, v := range e.Get(t.Name()) {
+			found = true
+			if n, err := at.Equality.Normalize(v); err == nil && n == want {
+				return true, nil
+			}
+		}
+	}
+	if !found {
+		return false, Errorf(NoSuchAttribute, "%s: no such attribute", attr)
+	}
+	return false, nil
+}

@@ -1,0 +1,318 @@
+package ldapstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"postern/ldapstore/csn"
+	"postern/ldapstore/schema"
+)
+
+// Options configures a Store. The zero value is usable.
+type Options struct {
+	Suffix             string        // default "dc=postern,dc=local"
+	ServerID           int           // 1..4095, default 1: the sid of CSNs made here
+	TombstoneRetention time.Duration // default 7*24h; also changelog retention
+	Logger             *slog.Logger  // default discards
+
+	// Now is the clock (default time.Now); tests step it.
+	Now func() time.Time
+	// PruneInterval is how often old changelog records and tombstones are
+	// pruned (default 1h; they are also pruned at Open).
+	PruneInterval time.Duration
+	// MaxBatch bounds how many writes share one transaction (default 512).
+	MaxBatch int
+}
+
+// DefaultSuffix is the suffix used when Options.Suffix is empty.
+const DefaultSuffix = "dc=postern,dc=local"
+
+// Bucket names (the on-disk layout):
+//
+//	entries:    entryUUID(16) → record (see record.go)
+//	dn:         reversed normalised DN key → entryUUID
+//	children:   parent entryUUID(16) + child entryUUID(16) → ""
+//	idx:        one sub-bucket per indexed attribute: flag + value + 0 + entryUUID → ""
+//	changelog:  csn.Key (18 bytes, CSN order) → kind(1) + entryUUID(16) + DN
+//	tombstones: entryUUID(16) → csn.Key(18) + unix seconds(8) + DN
+//	meta:       "version", "suffix", "count", "ctxcsn", "pruned"
+var (
+	bEntries    = []byte("entries")
+	bDN         = []byte("dn")
+	bChildren   = []byte("children")
+	bIdx        = []byte("idx")
+	bChangelog  = []byte("changelog")
+	bTombstones = []byte("tombstones")
+	bMeta       = []byte("meta")
+
+	mVersion = []byte("version")
+	mSuffix  = []byte("suffix")
+	mCount   = []byte("count")
+	mCtxCSN  = []byte("ctxcsn")
+	mPruned  = []byte("pruned")
+)
+
+const layoutVersion = 1
+
+// indexedAttrs are the attributes with equality indexes (canonical names).
+// entryUUID is answered by the entries bucket itself.
+var indexedAttrs = []string{"objectClass", "cn", "uid", "mail", "entryCSN", "member", "uniqueMember", "posternDeviceID"}
+
+// Store is the directory store. It is safe for concurrent use.
+type Store struct {
+	db     *bolt.DB
+	opts   Options
+	log    *slog.Logger
+	sch    *schema.Schema
+	gen    *csn.Generator
+	now    func() time.Time
+	suffix string   // as configured
+	sufRDN []string // normalised RDNs of the suffix
+	sufKey []byte
+
+	indexed   map[*schema.AttributeType]bool
+	structOC  *schema.AttributeType
+	ocAttr    *schema.AttributeType
+	pwAttr    *schema.AttributeType
+	extensOC  *schema.ObjectClass
+	operAttrs map[string]*schema.AttributeType
+
+	queue     chan *op
+	quit      chan struct{}
+	closeOnce sync.Once
+	closed    atomic.Bool
+	wg        sync.WaitGroup
+	submitMu  sync.RWMutex // held shared while enqueueing, exclusively by Close
+
+	mu     sync.Mutex // guards ctxCSN, pruned, subs
+	ctxCSN csn.Vector
+	pruned csn.Vector
+	subs   map[int]chan struct{}
+	subSeq int
+
+	count atomic.Int64
+	stats counters
+}
+
+// ErrClosed is returned by operations on a closed store.
+var ErrClosed = errors.New("ldapstore: store closed")
+
+// Open opens (creating if needed) the store in the bbolt file at path.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.Suffix == "" {
+		opts.Suffix = DefaultSuffix
+	}
+	if opts.ServerID == 0 {
+		opts.ServerID = 1
+	}
+	if opts.ServerID < 0 || opts.ServerID > csn.MaxSID {
+		return nil, fmt.Errorf("ldapstore: server ID %d out of range 1..%d", opts.ServerID, csn.MaxSID)
+	}
+	if opts.TombstoneRetention <= 0 {
+		opts.TombstoneRetention = 7 * 24 * time.Hour
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PruneInterval <= 0 {
+		opts.PruneInterval = time.Hour
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 512
+	}
+	s := &Store{
+		opts:   opts,
+		log:    opts.Logger,
+		sch:    schema.Default(),
+		now:    opts.Now,
+		suffix: opts.Suffix,
+		queue:  make(chan *op, 4096),
+		quit:   make(chan struct{}),
+		subs:   map[int]chan struct{}{},
+	}
+	s.gen = csn.NewGenerator(uint16(opts.ServerID), opts.Now)
+	rdns, err := s.sch.NormalizeRDNs(opts.Suffix)
+	if err != nil || len(rdns) == 0 {
+		return nil, fmt.Errorf("ldapstore: bad suffix %q: %v", opts.Suffix, err)
+	}
+	s.sufRDN, s.sufKey = rdns, dnKey(rdns)
+	s.indexed = map[*schema.AttributeType]bool{}
+	for _, n := range indexedAttrs {
+		s.indexed[s.sch.Attr(n)] = true
+	}
+	s.ocAttr = s.sch.Attr("objectClass")
+	s.structOC = s.sch.Attr("structuralObjectClass")
+	s.pwAttr = s.sch.Attr("userPassword")
+	s.extensOC = s.sch.Class("extensibleObject")
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         2 * time.Second,
+		InitialMmapSize: 1 << 30, // address space only; avoids remaps that wait for readers
+		FreelistType:    bolt.FreelistMapType,
+		NoSync:          false, // every commit is fsynced: acknowledged writes survive kill -9
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ldapstore: open %s: %w", path, err)
+	}
+	s.db = db
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if c, ok := s.ctxCSN[uint16(opts.ServerID)]; ok {
+		s.gen.Observe(c)
+	}
+	s.wg.Add(2)
+	go s.writer()
+	go s.pruner()
+	return s, nil
+}
+
+// init creates the buckets and loads the counters and context CSN.
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bEntries, bDN, bChildren, bIdx, bChangelog, bTombstones, bMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("ldapstore: create bucket %s: %w", b, err)
+			}
+		}
+		idx := tx.Bucket(bIdx)
+		for at := range s.indexed {
+			if _, err := idx.CreateBucketIfNotExists([]byte(at.Name())); err != nil {
+				return fmt.Errorf("ldapstore: create index %s: %w", at.Name(), err)
+			}
+		}
+		meta := tx.Bucket(bMeta)
+		if v := meta.Get(mVersion); v == nil {
+			if err := meta.Put(mVersion, []byte{layoutVersion}); err != nil {
+				return err
+			}
+			if err := meta.Put(mSuffix, s.sufKey); err != nil {
+				return err
+			}
+		} else if v[0] != layoutVersion {
+			return fmt.Errorf("ldapstore: unknown layout version %d", v[0])
+		} else if string(meta.Get(mSuffix)) != string(s.sufKey) {
+			return fmt.Errorf("ldapstore: database holds another suffix than %q", s.suffix)
+		}
+		if v := meta.Get(mCount); len(v) == 8 {
+			s.count.Store(int64(binary.BigEndian.Uint64(v)))
+		}
+		var err error
+		if s.ctxCSN, err = decodeVector(meta.Get(mCtxCSN)); err != nil {
+			return err
+		}
+		s.pruned, err = decodeVector(meta.Get(mPruned))
+		return err
+	})
+}
+
+// Close stops the writer and the pruner after the queued writes are done,
+// and closes the file.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.submitMu.Lock()
+		s.closed.Store(true)
+		s.submitMu.Unlock()
+		close(s.quit)
+		s.wg.Wait()
+		s.mu.Lock()
+		for id, ch := range s.subs {
+			close(ch)
+			delete(s.subs, id)
+		}
+		s.mu.Unlock()
+		if e := s.db.Close(); e != nil {
+			err = fmt.Errorf("ldapstore: close: %w", e)
+		}
+	})
+	return err
+}
+
+// Suffix returns the configured suffix DN.
+func (s *Store) Suffix() string { return s.suffix }
+
+// Schema returns the store's schema.
+func (s *Store) Schema() *schema.Schema { return s.sch }
+
+// ServerID returns the server ID of the CSNs this store makes.
+func (s *Store) ServerID() int { return s.opts.ServerID }
+
+// ContextCSN returns a copy of the newest CSN per server ID.
+func (s *Store) ContextCSN() csn.Vector {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ctxCSN.Clone()
+}
+
+// Count returns the number of live entries.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	return int(s.count.Load()), ctx.Err()
+}
+
+// dnKey is the dn bucket key of a DN given its normalised RDNs (most
+// specific first): the RDNs from the root down, joined by 0, so that a
+// subtree is a key range (normalised RDNs never hold a raw 0 byte).
+func dnKey(rdns []string) []byte {
+	n := 0
+	for _, r := range rdns {
+		n += len(r) + 1
+	}
+	k := make([]byte, 0, n)
+	for i := len(rdns) - 1; i >= 0; i-- {
+		k = append(k, rdns[i]...)
+		if i > 0 {
+			k = append(k, 0)
+		}
+	}
+	return k
+}
+
+// keyRDNs reverses dnKey.
+func keyRDNs(k []byte) []string {
+	parts := strings.Split(string(k), "\x00")
+	for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
+		parts[i], parts[j] = parts[j], parts[i]
+	}
+	return parts
+}
+
+func encodeVector(v csn.Vector) []byte {
+	b := make([]byte, 0, len(v)*csn.KeyLen)
+	for _, id := range v.SIDs() {
+		b = v[id].AppendKey(b)
+	}
+	return b
+}
+
+func decodeVector(b []byte) (csn.Vector, error) {
+	v := csn.Vector{}
+	if len(b)%csn.KeyLen != 0 {
+		return nil, fmt.Errorf("ldapstore: corrupt CSN vector of %d bytes", len(b))
+	}
+	for i := 0; i < len(b); i += csn.KeyLen {
+		c, err := csn.FromKey(b[i : i+csn.KeyLen])
+		if err != nil {
+			return nil, err
+		}
+		v.Update(c)
+	}
+	return v, nil
+}

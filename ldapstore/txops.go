@@ -1,0 +1,181 @@
+package ldapstore
+
+import (
+	"bytes"
+	"crypto/sha256"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"postern/ldapstore/csn"
+	"postern/ldapstore/schema"
+)
+
+// ChangeKind is the kind of a change in the changelog.
+type ChangeKind int
+
+// Change kinds.
+const (
+	ChangeAdd ChangeKind = iota + 1
+	ChangeModify
+	ChangeDelete
+	ChangeModDN
+)
+
+func (k ChangeKind) String() string {
+	switch k {
+	case ChangeAdd:
+		return "add"
+	case ChangeModify:
+		return "modify"
+	case ChangeDelete:
+		return "delete"
+	case ChangeModDN:
+		return "moddn"
+	}
+	return "unknown"
+}
+
+// buckets are the top-level buckets of one transaction.
+type buckets struct {
+	entries, dn, children, idx, changelog, tombstones *bolt.Bucket
+}
+
+func bucketsOf(tx *bolt.Tx) buckets {
+	return buckets{
+		entries:    tx.Bucket(bEntries),
+		dn:         tx.Bucket(bDN),
+		children:   tx.Bucket(bChildren),
+		idx:        tx.Bucket(bIdx),
+		changelog:  tx.Bucket(bChangelog),
+		tombstones: tx.Bucket(bTombstones),
+	}
+}
+
+// loadKey returns the entry at a dn key, or nil.
+func loadKey(b buckets, key []byte) (uuid.UUID, *record, error) {
+	var id uuid.UUID
+	v := b.dn.Get(key)
+	if v == nil {
+		return id, nil, nil
+	}
+	copy(id[:], v)
+	buf := b.entries.Get(v)
+	if buf == nil {
+		return id, nil, errCorrupt
+	}
+	r, err := decodeRecord(buf, 2)
+	return id, r, err
+}
+
+// matchedDN returns the DN of the nearest existing ancestor of rdns, as
+// stored, for noSuchObject's matchedDN (RFC 4511 §4.1.9).
+func matchedDN(b buckets, rdns []string) string {
+	for i := 1; i < len(rdns); i++ {
+		if _, r, err := loadKey(b, dnKey(rdns[i:])); err == nil && r != nil {
+			return r.entry.DN
+		}
+	}
+	return ""
+}
+
+func noSuchObject(b buckets, rdns []string) *Error {
+	return &Error{Code: NoSuchObject, Message: "no such object", MatchedDN: matchedDN(b, rdns)}
+}
+
+// hasChildren reports whether the entry id has subordinates.
+func hasChildren(b buckets, id []byte) bool {
+	k, _ := b.children.Cursor().Seek(id)
+	return k != nil && bytes.HasPrefix(k, id)
+}
+
+func childKey(parent, child uuid.UUID) []byte {
+	k := make([]byte, 32)
+	copy(k, parent[:])
+	copy(k[16:], child[:])
+	return k
+}
+
+// maxIndexValue is the longest normalised value indexed as is; longer ones
+// are indexed by their SHA-256 (the filter re-checks candidates).
+const maxIndexValue = 256
+
+// indexPrefix is the key prefix of value n in an index sub-bucket.
+func indexPrefix(n string) []byte {
+	if len(n) > maxIndexValue {
+		h := sha256.Sum256([]byte(n))
+		k := make([]byte, 0, 1+len(h)+1+16)
+		k = append(k, 1)
+		k = append(k, h[:]...)
+		return append(k, 0)
+	}
+	k := make([]byte, 0, 1+len(n)+1+16)
+	k = append(k, 0)
+	k = append(k, n...)
+	return append(k, 0)
+}
+
+// indexKeys returns the index keys of e per indexed attribute.
+func (s *Store) indexKeys(e *Entry, id uuid.UUID) map[*schema.AttributeType][][]byte {
+	m := map[*schema.AttributeType][][]byte{}
+	for _, a := range e.Attributes {
+		at := s.sch.Attr(a.Type)
+		if at == nil || !s.indexed[at] {
+			continue
+		}
+		for _, v := range a.Vals {
+			m[at] = append(m[at], append(indexPrefix(s.norm(at, v)), id[:]...))
+		}
+	}
+	return m
+}
+
+// updateIndexes writes the difference between the index keys of old and
+// new (either may be nil).
+func (w *wtx) updateIndexes(b buckets, id uuid.UUID, old, new *Entry) {
+	var ok, nk map[*schema.AttributeType][][]byte
+	if old != nil {
+		ok = w.s.indexKeys(old, id)
+	}
+	if new != nil {
+		nk = w.s.indexKeys(new, id)
+	}
+	for at := range w.s.indexed {
+		o, n := ok[at], nk[at]
+		if len(o) == 0 && len(n) == 0 {
+			continue
+		}
+		sub := b.idx.Bucket([]byte(at.Name()))
+		have := make(map[string]bool, len(n))
+		for _, k := range n {
+			have[string(k)] = true
+		}
+		had := make(map[string]bool, len(o))
+		for _, k := range o {
+			had[string(k)] = true
+			if !have[string(k)] {
+				w.del(sub, k)
+			}
+		}
+		for _, k := range n {
+			if !had[string(k)] {
+				w.put(sub, k, nil)
+			}
+		}
+	}
+}
+
+// logChange appends to the changelog and records c in the batch's context
+// CSN (RFC 4533 §3.1: the context CSN follows every change).
+func (w *wtx) logChange(b buckets, c csn.CSN, kind ChangeKind, id uuid.UUID, dn string) {
+	v := make([]byte, 0, 17+len(dn))
+	v = append(v, byte(kind))
+	v = append(v, id[:]...)
+	v = append(v, dn...)
+	w.put(b.changelog, c.Key(), v)
+	w.ctx.Update(c)
+	w.changes++
+}
+
+// genTime formats t as slapd formats createTimestamp (RFC 4517 §3.3.13).
+func genTime(t csn.CSN) string { return t.Time.UTC().Format("20060102150405Z") }

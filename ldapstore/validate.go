@@ -1,0 +1,280 @@
+package ldapstore
+
+import (
+	"strings"
+
+	"postern/ldapstore/dn"
+	"postern/ldapstore/schema"
+)
+
+// Operational attributes the store computes on read and never stores.
+var computedAttrs = map[string]bool{
+	"hasSubordinates": true, "subschemaSubentry": true, "entryDN": true, "contextCSN": true,
+}
+
+// SubschemaDN is the DN of the subschema subentry (RFC 4512 §4.2) that every
+// entry's subschemaSubentry names.
+const SubschemaDN = "cn=Subschema"
+
+// target is a normalised DN inside the suffix.
+type target struct {
+	dn     string   // as given
+	parsed dn.DN    // as given, parsed
+	rdns   []string // normalised, most specific first
+	key    []byte   // dn bucket key
+}
+
+func (t *target) isSuffix(s *Store) bool { return len(t.rdns) == len(s.sufRDN) }
+
+func (t *target) parentKey() []byte { return dnKey(t.rdns[1:]) }
+
+// resolve parses and normalises a DN. write selects the error for a DN
+// outside the suffix: unwillingToPerform ("no global superior knowledge",
+// as slapd says when no backend holds the DN) for writes, noSuchObject for
+// reads.
+func (s *Store) resolve(d string, write bool) (*target, error) {
+	parsed, err := dn.Parse(d)
+	if err != nil {
+		return nil, &Error{Code: InvalidDNSyntax, Message: "invalid DN"}
+	}
+	rdns, err := s.sch.NormalizeParsedDN(parsed)
+	if err != nil {
+		return nil, &Error{Code: InvalidDNSyntax, Message: "invalid DN"}
+	}
+	if !s.inSuffix(rdns) {
+		if write {
+			return nil, &Error{Code: UnwillingToPerform, Message: "no global superior knowledge"}
+		}
+		return nil, &Error{Code: NoSuchObject, Message: "no such object"}
+	}
+	return &target{dn: d, parsed: parsed, rdns: rdns, key: dnKey(rdns)}, nil
+}
+
+func (s *Store) inSuffix(rdns []string) bool {
+	if len(rdns) < len(s.sufRDN) {
+		return false
+	}
+	off := len(rdns) - len(s.sufRDN)
+	for i, r := range s.sufRDN {
+		if rdns[off+i] != r {
+			return false
+		}
+	}
+	return true
+}
+
+// prepareAttrs checks a set of attributes given by a client (or by the
+// replication engine when internal): known types (RFC 4512 §4.1.2), no
+// NO-USER-MODIFICATION types from users, values present and valid per
+// syntax, no duplicate values. It returns them under canonical names with
+// repeated types merged and plaintext userPassword values hashed.
+func (s *Store) prepareAttrs(attrs []Attribute, internal bool) ([]Attribute, error) {
+	out := make([]Attribute, 0, len(attrs)+8)
+	pos := map[*schema.AttributeType]int{}
+	for _, a := range attrs {
+		at := s.sch.Attr(a.Type)
+		if at == nil {
+			return nil, Errorf(UndefinedAttributeType, "%s: attribute type undefined", a.Type)
+		}
+		name := at.Name()
+		if computedAttrs[name] {
+			if internal {
+				continue
+			}
+			return nil, Errorf(ConstraintViolation, "%s: no user modification allowed", a.Type)
+		}
+		if at.NoUserMod && !internal {
+			return nil, Errorf(ConstraintViolation, "%s: no user modification allowed", a.Type)
+		}
+		if len(a.Vals) == 0 {
+			return nil, Errorf(ProtocolError, "%s: no values for attribute type", a.Type)
+		}
+		vals, err := s.checkValues(at, a.Vals)
+		if err != nil {
+			return nil, err
+		}
+		if i, ok := pos[at]; ok {
+			merged, err := s.addValues(at, out[i].Vals, vals)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Vals = merged
+			continue
+		}
+		pos[at] = len(out)
+		out = append(out, Attribute{Type: name, Vals: vals})
+	}
+	return out, nil
+}
+
+// checkValues validates values per syntax and refuses duplicates; it hashes
+// plaintext passwords.
+func (s *Store) checkValues(at *schema.AttributeType, vals []string) ([]string, error) {
+	out := make([]string, 0, len(vals))
+	for i, v := range vals {
+		if err := at.Syntax.Validate(v); err != nil {
+			return nil, Errorf(InvalidAttributeSyntax, "%s: value #%d invalid per syntax", at.Name(), i)
+		}
+		if at == s.pwAttr {
+			h, err := hashIfPlain(v)
+			if err != nil {
+				return nil, Errorf(Other, "%s: cannot hash value", at.Name())
+			}
+			v = h
+		}
+		out = append(out, v)
+	}
+	if _, err := s.addValues(at, nil, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// addValues appends add to have, refusing values already present
+// (attributeOrValueExists, RFC 4511 §4.6).
+func (s *Store) addValues(at *schema.AttributeType, have, add []string) ([]string, error) {
+	seen := make(map[string]bool, len(have)+len(add))
+	for _, v := range have {
+		seen[s.norm(at, v)] = true
+	}
+	out := append(have[:len(have):len(have)], make([]string, 0, len(add))...)
+	for i, v := range add {
+		n := s.norm(at, v)
+		if seen[n] {
+			return nil, Errorf(AttributeOrValueExists, "%s: value #%d provided more than once", at.Name(), i)
+		}
+		seen[n] = true
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// norm returns the equality-normalised form of v (v itself when at has no
+// equality rule or v does not normalise).
+func (s *Store) norm(at *schema.AttributeType, v string) string {
+	if at.Equality == nil {
+		return v
+	}
+	if n, err := at.Equality.Normalize(v); err == nil {
+		return n
+	}
+	return v
+}
+
+// hasValue reports whether vals holds v under at's equality rule.
+func (s *Store) hasValue(at *schema.AttributeType, vals []string, v string) bool {
+	n := s.norm(at, v)
+	for _, x := range vals {
+		if x == v || s.norm(at, x) == n {
+			return true
+		}
+	}
+	return false
+}
+
+// checkEntry checks e against the schema (RFC 4512 §2.4, §4.1.1, X.501
+// §17.3) the way slapd's entry_schema_check does, and returns its
+// structural object class.
+func (s *Store) checkEntry(e *Entry) (*schema.ObjectClass, error) {
+	ocVals := e.Get("objectClass")
+	if len(ocVals) == 0 {
+		return nil, Errorf(ObjectClassViolation, "no objectClass attribute")
+	}
+	var structural *schema.ObjectClass
+	allowed := map[*schema.AttributeType]bool{}
+	var must []*schema.AttributeType
+	extensible := false
+	for _, v := range ocVals {
+		oc := s.sch.Class(v)
+		if oc == nil {
+			return nil, Errorf(ObjectClassViolation, "unrecognized objectClass '%s'", v)
+		}
+		if oc == s.extensOC {
+			extensible = true
+		}
+		if oc.Kind == schema.Structural {
+			switch {
+			case structural == nil || oc.IsSubclassOf(structural):
+				structural = oc
+			case structural.IsSubclassOf(oc):
+			default:
+				return nil, Errorf(ObjectClassViolation, "invalid structural object class chain (%s/%s)", structural.Name(), oc.Name())
+			}
+		}
+		oc.Walk(func(c *schema.ObjectClass) {
+			for _, a := range c.Must {
+				allowed[a] = true
+				must = append(must, a)
+			}
+			for _, a := range c.May {
+				allowed[a] = true
+			}
+		})
+	}
+	if structural == nil {
+		return nil, Errorf(ObjectClassViolation, "no structural object class provided")
+	}
+	for _, a := range must {
+		if len(e.Get(a.Name())) == 0 {
+			return nil, Errorf(ObjectClassViolation, "object class '%s' requires attribute '%s'", ocName(s, ocVals, a), a.Name())
+		}
+	}
+	for _, a := range e.Attributes {
+		at := s.sch.Attr(a.Type)
+		if at == nil {
+			return nil, Errorf(UndefinedAttributeType, "%s: attribute type undefined", a.Type)
+		}
+		if at.SingleValue && len(a.Vals) > 1 {
+			return nil, Errorf(ConstraintViolation, "attribute '%s' cannot have multiple values", at.Name())
+		}
+		if at.Operational() || extensible {
+			continue
+		}
+		ok := false
+		for t := at; t != nil && !ok; t = t.Sup {
+			ok = allowed[t]
+		}
+		if !ok {
+			return nil, Errorf(ObjectClassViolation, "attribute '%s' not allowed", at.Name())
+		}
+	}
+	return structural, nil
+}
+
+// ocName names the first listed class that requires a (for messages).
+func ocName(s *Store, ocVals []string, a *schema.AttributeType) string {
+	for _, v := range ocVals {
+		oc := s.sch.Class(v)
+		found := false
+		oc.Walk(func(c *schema.ObjectClass) {
+			for _, m := range c.Must {
+				found = found || m == a
+			}
+		})
+		if found {
+			return oc.Name()
+		}
+	}
+	return ""
+}
+
+// missingRDN returns the type of the first RDN value of rdn not present in
+// e, or "" (X.501 §9.4: the RDN's values are distinguished values of the
+// entry).
+func (s *Store) missingRDN(e *Entry, rdn dn.RDN) string {
+	for _, ava := range rdn {
+		at := s.sch.Attr(ava.Type)
+		if at == nil || !s.hasValue(at, e.Get(at.Name()), ava.Value) {
+			return ava.Type
+		}
+	}
+	return ""
+}
+
+func isOperationalName(name string) bool {
+	switch strings.ToLower(name) {
+	case "entryuuid", "entrycsn", "createtimestamp", "modifytimestamp", "creatorsname", "modifiersname", "structuralobjectclass":
+		return true
+	}
+	return false
+}
