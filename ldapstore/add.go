@@ -45,7 +45,7 @@ func (s *Store) prepareAdd(e *Entry, internal bool) (*addReq, error) {
 	if m := s.missingRDN(ne, t.parsed[0]); m != "" {
 		return nil, Errorf(NamingViolation, "value of naming attribute '%s' is not present in entry", m)
 	}
-	oc, err := s.checkEntry(ne)
+	oc, err := s.checkEntry(ne, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,10 @@ package ldapstore
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"path/filepath"
+	"postern/ldapstore/filter"
 	"testing"
 )
 
@@ -55,4 +58,18 @@ func wantCode(t testing.TB, err error, code ResultCode) {
 	if CodeOf(err) != code {
 		t.Fatalf("got %v (code %d), want code %d", err, CodeOf(err), code)
 	}
+}
+
+func mustFilter(t testing.TB, s string) *filter.Filter {
+	t.Helper()
+	f, err := filter.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func sshaOf(pw, salt string) string {
+	h := sha1.Sum([]byte(pw + salt))
+	return base64.StdEncoding.EncodeToString(append(h[:], salt...))
 }

@@ -123,7 +123,7 @@ func (w *wtx) modDN(r *modDNReq, by string, c csn.CSN) error {
 			e.Set(at.Name(), append(have[:len(have):len(have)], ava.Value)...)
 		}
 	}
-	if _, err := s.checkEntry(e); err != nil {
+	if _, err := s.checkEntry(e, s.sch.Class(old.First("structuralObjectClass"))); err != nil {
 		return err
 	}
 

@@ -91,12 +91,8 @@ func (w *wtx) modify(r *modReq, by string, c csn.CSN) error {
 	if m := s.missingRDN(e, r.t.parsed[0]); m != "" {
 		return Errorf(NotAllowedOnRDN, "value of naming attribute '%s' is not present in entry", m)
 	}
-	oc, err := s.checkEntry(e)
-	if err != nil {
+	if _, err := s.checkEntry(e, s.sch.Class(old.First("structuralObjectClass"))); err != nil {
 		return err
-	}
-	if prev := s.sch.Class(old.First("structuralObjectClass")); prev != nil && prev != oc {
-		return Errorf(ObjectClassModsProhibited, "structural object class modification from '%s' to '%s' not allowed", prev.Name(), oc.Name())
 	}
 	if c.IsZero() {
 		c = s.gen.Next()

@@ -175,7 +175,9 @@ func (s *Store) hasValue(at *schema.AttributeType, vals []string, v string) bool
 // checkEntry checks e against the schema (RFC 4512 §2.4, §4.1.1, X.501
 // §17.3) the way slapd's entry_schema_check does, and returns its
 // structural object class.
-func (s *Store) checkEntry(e *Entry) (*schema.ObjectClass, error) {
+// prev, when not nil, is the entry's current structural class: like slapd,
+// a change of it is objectClassModsProhibited before any other check.
+func (s *Store) checkEntry(e *Entry, prev *schema.ObjectClass) (*schema.ObjectClass, error) {
 	ocVals := e.Get("objectClass")
 	if len(ocVals) == 0 {
 		return nil, Errorf(ObjectClassViolation, "no objectClass attribute")
@@ -210,6 +212,13 @@ func (s *Store) checkEntry(e *Entry) (*schema.ObjectClass, error) {
 				allowed[a] = true
 			}
 		})
+	}
+	if prev != nil && structural != prev {
+		name := "(none)"
+		if structural != nil {
+			name = structural.Name()
+		}
+		return nil, Errorf(ObjectClassModsProhibited, "structural object class modification from '%s' to '%s' not allowed", prev.Name(), name)
 	}
 	if structural == nil {
 		return nil, Errorf(ObjectClassViolation, "no structural object class provided")

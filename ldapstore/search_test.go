@@ -1,0 +1,135 @@
+package ldapstore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+)
+
+func loadPeople(t testing.TB, s *Store, n int) {
+	t.Helper()
+	es := make([]*Entry, n)
+	for i := range es {
+		es[i] = person(fmt.Sprintf("user%05d", i))
+		if i%10 == 0 {
+			es[i].Set("objectClass", "inetOrgPerson", "extensibleObject")
+			es[i].Set("description", "tenth")
+		}
+	}
+	must(t, s.AddBatch(context.Background(), es, admin))
+}
+
+func search(t testing.TB, s *Store, base string, scope Scope, f string) []string {
+	t.Helper()
+	var out []string
+	req := &SearchRequest{BaseDN: base, Scope: scope}
+	if f != "" {
+		req.Filter = mustFilter(t, f)
+	}
+	must(t, s.Search(context.Background(), req, func(e *Entry) error {
+		out = append(out, e.DN)
+		return nil
+	}))
+	sort.Strings(out)
+	return out
+}
+
+func TestSearchPlans(t *testing.T) {
+	s := openTest(t, Options{})
+	seed(t, s)
+	loadPeople(t, s, 500)
+	suffix := "dc=postern,dc=local"
+	for _, tc := range []struct {
+		name     string
+		base     string
+		scope    Scope
+		filter   string
+		want     int
+		maxExam  uint64 // entries decoded at most
+		wantScan bool
+	}{
+		{"uid eq", suffix, ScopeSub, "(uid=user00042)", 1, 1, false},
+		{"mail eq case", suffix, ScopeSub, "(mail=USER00042@example.com)", 1, 1, false},
+		{"and: index picks uid", suffix, ScopeSub, "(&(objectClass=inetOrgPerson)(uid=user00042))", 1, 1, false},
+		{"and with unindexed", suffix, ScopeSub, "(&(uid=user00042)(description=*))", 0, 1, false},
+		{"or of indexed", suffix, ScopeSub, "(|(uid=user00001)(mail=user00002@example.com)(cn=user user00003))", 3, 3, false},
+		{"or with unindexed scans", suffix, ScopeSub, "(|(uid=user00001)(description=tenth))", 51, 600, true},
+		{"not scans", suffix, ScopeSub, "(!(uid=user00001))", 504, 600, true},
+		{"presence scans", suffix, ScopeSub, "(objectClass=*)", 505, 600, true},
+		{"entryUUID", suffix, ScopeSub, "", 0, 0, false}, // filled below
+		{"index outside scope", "ou=domains," + suffix, ScopeSub, "(uid=user00042)", 0, 1, false},
+		{"one level", "ou=people," + suffix, ScopeOne, "(uid=user0000*)", 10, 600, true},
+		{"base", "uid=user00007,ou=people," + suffix, ScopeBase, "(uid=user00007)", 1, 1, false},
+		{"base mismatch", "uid=user00007,ou=people," + suffix, ScopeBase, "(uid=other)", 0, 1, false},
+		{"undefined attr", suffix, ScopeSub, "(shoeSize=9)", 0, 0, false},
+		{"empty base means suffix", "", ScopeSub, "(uid=user00042)", 1, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.filter
+			if tc.name == "entryUUID" {
+				e, _ := s.Get(context.Background(), "uid=user00009,ou=people,"+suffix)
+				f = "(entryUUID=" + e.First("entryUUID") + ")"
+				tc.want, tc.maxExam = 1, 1
+			}
+			before := s.Stats()
+			got := search(t, s, tc.base, tc.scope, f)
+			after := s.Stats()
+			if len(got) != tc.want {
+				t.Fatalf("got %d entries, want %d", len(got), tc.want)
+			}
+			if ex := after.EntriesExamined - before.EntriesExamined; ex > tc.maxExam {
+				t.Fatalf("examined %d entries, want at most %d", ex, tc.maxExam)
+			}
+			if scanned := after.ScopeScans > before.ScopeScans; scanned != tc.wantScan {
+				t.Fatalf("scope scan = %v, want %v", scanned, tc.wantScan)
+			}
+		})
+	}
+}
+
+func TestSearchLimitsAndErrors(t *testing.T) {
+	s := openTest(t, Options{})
+	seed(t, s)
+	loadPeople(t, s, 300)
+	ctx := context.Background()
+	n := 0
+	err := s.Search(ctx, &SearchRequest{BaseDN: "dc=postern,dc=local", Scope: ScopeSub, SizeLimit: 7}, func(*Entry) error { n++; return nil })
+	wantCode(t, err, SizeLimitExceeded)
+	if n != 7 {
+		t.Fatalf("got %d entries before sizeLimitExceeded", n)
+	}
+	// exactly SizeLimit matches is success
+	n = 0
+	must(t, s.Search(ctx, &SearchRequest{BaseDN: "dc=postern,dc=local", Scope: ScopeSub, Filter: mustFilter(t, "(uid=user00001)"), SizeLimit: 1}, func(*Entry) error { n++; return nil }))
+
+	tctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	err = s.Search(tctx, &SearchRequest{BaseDN: "dc=postern,dc=local", Scope: ScopeSub}, func(*Entry) error {
+		time.Sleep(time.Millisecond)
+		return nil
+	})
+	wantCode(t, err, TimeLimitExceeded)
+
+	err = s.Search(ctx, &SearchRequest{BaseDN: "ou=x,ou=people,dc=postern,dc=local", Scope: ScopeSub}, func(*Entry) error { return nil })
+	wantCode(t, err, NoSuchObject)
+	if err.(*Error).MatchedDN != "ou=people,dc=postern,dc=local" {
+		t.Fatalf("matched %q", err.(*Error).MatchedDN)
+	}
+	err = s.Search(ctx, &SearchRequest{BaseDN: "dc=example,dc=com", Scope: ScopeSub}, func(*Entry) error { return nil })
+	wantCode(t, err, NoSuchObject)
+
+	// a search larger than one chunk sees every entry once
+	seen := map[string]bool{}
+	must(t, s.Search(ctx, &SearchRequest{BaseDN: "ou=people,dc=postern,dc=local", Scope: ScopeOne}, func(e *Entry) error {
+		if seen[e.DN] {
+			t.Fatalf("duplicate %s", e.DN)
+		}
+		seen[e.DN] = true
+		return nil
+	}))
+	if len(seen) != 300 {
+		t.Fatalf("one-level saw %d", len(seen))
+	}
+}
