@@ -1,0 +1,155 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TLSPolicy is a next hop's outbound TLS requirement.
+type TLSPolicy string
+
+const (
+	// TLSNone: never use STARTTLS.
+	TLSNone TLSPolicy = "none"
+	// TLSMay: STARTTLS when offered, any certificate (opportunistic, like
+	// Postfix's "may"); plaintext when not offered or when the handshake fails.
+	TLSMay TLSPolicy = "may"
+	// TLSEncrypt: STARTTLS is mandatory; without it the delivery is
+	// deferred, never sent in plaintext. Certificates are verified only when
+	// Config.VerifyEncrypt is set (Postfix's "encrypt" level does not verify).
+	TLSEncrypt TLSPolicy = "encrypt"
+)
+
+// Domain is a managed domain's delivery policy.
+type Domain struct {
+	Name      string
+	DeliverTo string    // "host:port" of the domain's mail server; "" = the domain's MX hosts
+	TLS       TLSPolicy // "" means TLSMay
+}
+
+// RelayPolicy is the cluster-wide relay setting.
+type RelayPolicy struct {
+	Networks  []netip.Prefix // clients allowed to relay to non-managed domains
+	Smarthost string         // "host:port" for relayed mail; "" = the domain's MX hosts on port 25
+}
+
+// Directory is what the gateway needs from the directory. The appliance
+// implements it on top of LDAP (posternDomain entries, inetOrgPerson users
+// with mail, the posternRelayPolicy entry). The gateway calls it on every
+// RCPT and for every delivery round, so a change in the directory applies
+// without a restart; an implementation may cache for a few seconds at most.
+// Names and addresses are passed lower-cased (the domain part) as received.
+type Directory interface {
+	// Domain returns the policy of a managed domain; ok is false for a
+	// domain that is not managed.
+	Domain(ctx context.Context, name string) (d Domain, ok bool, err error)
+	// HasUsers reports whether a managed domain has user entries; a domain
+	// without users accepts every address.
+	HasUsers(ctx context.Context, domain string) (bool, error)
+	// UserExists reports whether a user has the address (case-insensitive).
+	UserExists(ctx context.Context, address string) (bool, error)
+	// Relay returns the relay networks and the smarthost.
+	Relay(ctx context.Context) (RelayPolicy, error)
+}
+
+// Resolver looks up MX records; *net.Resolver implements it.
+type Resolver interface {
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+}
+
+// Config configures a Gateway. Zero values get the documented defaults.
+type Config struct {
+	Hostname  string      // name in the greeting, Received and DSNs; default os.Hostname()
+	TLSConfig *tls.Config // machine certificate for STARTTLS; nil = STARTTLS not offered
+	DataDir   string      // queue directory (required)
+	Directory Directory   // policy (required)
+
+	MaxConns        int           // concurrent inbound connections; default 100 (Postfix default_process_limit)
+	MaxConnsPerIP   int           // per client IP; default 50 (Postfix smtpd_client_connection_count_limit)
+	MaxMessageBytes int64         // default 10240000 (Postfix message_size_limit)
+	MaxRecipients   int           // per message; default 1000 (Postfix smtpd_recipient_limit)
+	MaxLineLength   int           // default 2000: RFC 5321 §4.5.3.1.6's 1000, doubled for leniency
+	ReadTimeout     time.Duration // waiting for a command; default 5 min (RFC 5321 §4.5.3.2.7)
+	DataTimeout     time.Duration // waiting for each block of DATA; default 5 min (RFC 5321 §4.5.3.2.6)
+	WriteTimeout    time.Duration // writing a reply; default 1 min
+
+	RetryMin      time.Duration // first retry after a temporary failure; default 5 min (Postfix minimal_backoff_time)
+	RetryMax      time.Duration // backoff cap; default 4000 s (Postfix maximal_backoff_time)
+	QueueLifetime time.Duration // give up and bounce; default 5 days (Postfix maximal_queue_lifetime)
+
+	MaxDeliveries          int                                                               // concurrent outbound connections in all; default 100
+	DestinationConcurrency int                                                               // per next hop; default 20 (Postfix default_destination_concurrency_limit)
+	ConnectTimeout         time.Duration                                                     // outbound TCP connect; default 30 s
+	CommandTimeout         time.Duration                                                     // outbound reply wait; default 5 min (RFC 5321 §4.5.3.2)
+	ConnCacheTime          time.Duration                                                     // keep an idle outbound connection for the next message; default 2 s
+	VerifyEncrypt          bool                                                              // verify certificates of "encrypt" next hops
+	RootCAs                *x509.CertPool                                                    // for VerifyEncrypt; nil = system roots
+	Dial                   func(ctx context.Context, network, addr string) (net.Conn, error) // outbound; default net.Dialer
+	Resolver               Resolver                                                          // MX lookups; default net.DefaultResolver
+
+	SegmentBytes int64 // queue log segment size; default 64 MiB
+
+	// InjectAllowed decides, when a connection arrives on a listener given
+	// to ServeInjected, whether the cluster member may inject mail here. nil
+	// refuses all injection.
+	InjectAllowed func(member string) bool
+
+	Registry *prometheus.Registry // metrics; nil = not registered
+	Logger   *slog.Logger         // default discards
+}
+
+func (c *Config) setDefaults() error {
+	if c.DataDir == "" {
+		return errors.New("smtp: Config.DataDir is required")
+	}
+	if c.Directory == nil {
+		return errors.New("smtp: Config.Directory is required")
+	}
+	def := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	defd := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	def(&c.MaxConns, 100)
+	def(&c.MaxConnsPerIP, 50)
+	def(&c.MaxRecipients, 1000)
+	def(&c.MaxLineLength, 2000)
+	def(&c.MaxDeliveries, 100)
+	def(&c.DestinationConcurrency, 20)
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 10240000
+	}
+	defd(&c.ReadTimeout, 5*time.Minute)
+	defd(&c.DataTimeout, 5*time.Minute)
+	defd(&c.WriteTimeout, time.Minute)
+	defd(&c.RetryMin, 5*time.Minute)
+	defd(&c.RetryMax, 4000*time.Second)
+	defd(&c.QueueLifetime, 5*24*time.Hour)
+	defd(&c.ConnectTimeout, 30*time.Second)
+	defd(&c.CommandTimeout, 5*time.Minute)
+	defd(&c.ConnCacheTime, 2*time.Second)
+	if c.Dial == nil {
+		d := &net.Dialer{}
+		c.Dial = d.DialContext
+	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}

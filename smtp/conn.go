@@ -1,0 +1,287 @@
+package smtp
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// connInfo is what a connection's sessions know about the client. It
+// outlives a STARTTLS, which hands the socket to a new frontConn.
+type connInfo struct {
+	remote   netip.Addr
+	injected string // cluster member that injects on this connection, "" if none
+	release  func() // frees the connection slot; called once
+	once     sync.Once
+}
+
+func (i *connInfo) done() { i.once.Do(i.release) }
+
+// frontConn is the net.Conn go-smtp serves. It sits between go-smtp and the
+// socket (or the TLS stream after STARTTLS) and:
+//
+//   - sets a read deadline before every read: ReadTimeout for commands,
+//     DataTimeout while a DATA body is read (RFC 5321 §4.5.3.2); once a
+//     read timed out every further read fails at once, so go-smtp answers
+//     421 4.4.2 and closes;
+//   - performs STARTTLS (RFC 3207) itself: go-smtp has no TLS config, so
+//     it answers STARTTLS with "502 5.5.1 TLS not supported"; we replace that
+//     reply with 220, run the handshake on the socket and hand the TLS stream
+//     to go-smtp as a new connection whose greeting we drop. go-smtp's old
+//     connection, with everything the client sent before the handshake, is
+//     discarded (RFC 3207 §4.2; no plaintext command injection);
+//   - corrects replies in which go-smtp departs from RFC 5321 (rewrites).
+type frontConn struct {
+	net.Conn
+	g      *Gateway
+	info   *connInfo
+	tls    *tls.ConnectionState // nil before STARTTLS
+	inData atomic.Bool
+
+	mu       sync.Mutex
+	timedOut bool
+	over     bool   // handed to a TLS successor: reads EOF, writes vanish
+	greeted  bool   // successor: go-smtp's greeting has been dropped
+	closing  bool   // a 421 was sent: the rest of go-smtp's output is dropped
+	wbuf     []byte // partial reply line
+}
+
+var errHandedOver = errors.New("smtp: connection handed over to TLS")
+
+func (c *frontConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	over, timedOut := c.over, c.timedOut
+	c.mu.Unlock()
+	if over {
+		return 0, io.EOF
+	}
+	if timedOut {
+		return 0, os.ErrDeadlineExceeded
+	}
+	d := c.g.cfg.ReadTimeout
+	if c.inData.Load() {
+		d = c.g.cfg.DataTimeout
+	}
+	c.Conn.SetReadDeadline(time.Now().Add(d))
+	n, err := c.Conn.Read(p)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		c.mu.Lock()
+		c.timedOut = true
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// SetReadDeadline is a no-op: Read sets the deadline itself.
+func (c *frontConn) SetReadDeadline(time.Time) error { return nil }
+
+// handedOver reports whether STARTTLS moved the client to a new connection;
+// the old session must not act on anything read before it.
+func (c *frontConn) handedOver() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.over
+}
+
+// replyRewrites maps go-smtp v0.25 reply lines to the RFC 5321 ones.
+var replyRewrites = map[string]string{
+	// RFC 5321 §4.2.4/§4.3.2: a command out of sequence is 503, not 502
+	// ("command not implemented").
+	"502 5.5.1 Please introduce yourself first.":         "503 5.5.1 Error: send HELO/EHLO first",
+	"502 5.5.1 Missing MAIL FROM command.":               "503 5.5.1 Error: need MAIL command",
+	"502 5.5.1 Missing RCPT TO command.":                 "503 5.5.1 Error: need RCPT command",
+	"502 5.5.1 MAIL not allowed during message transfer": "503 5.5.1 Error: MAIL not allowed during message transfer",
+	"502 5.5.1 RCPT not allowed during message transfer": "503 5.5.1 Error: RCPT not allowed during message transfer",
+	"502 5.5.1 DATA not allowed during message transfer": "503 5.5.1 Error: DATA not allowed during message transfer",
+	"502 5.5.1 DATA not allowed for BINARYMIME messages": "503 5.5.1 Error: DATA not allowed for BINARYMIME messages",
+	// A line go-smtp cannot split into a command is an unrecognised
+	// command (RFC 5321 §4.2.4: 500), not a parameter error (501).
+	"501 5.5.2 Bad command": "500 5.5.2 Error: command not recognized",
+	// RFC 5321 §4.2.4: 500 covers "command line too long"; X.5.2 is the
+	// syntax error of RFC 3463 (go-smtp says 5.4.0, a network error).
+	"500 5.4.0 Too long line, closing connection": "500 5.5.2 Error: line too long, closing connection",
+	// RFC 5321 §4.1.1.11: unknown MAIL/RCPT parameters are 555.
+	"500 5.5.4 Unknown MAIL FROM argument": "555 5.5.4 Error: unsupported MAIL parameter",
+	"500 5.5.4 Unknown RCPT TO argument":   "555 5.5.4 Error: unsupported RCPT parameter",
+	// RFC 5321 §3.8: a server that closes the connection says 421.
+	"500 5.5.1 Too many errors. Quiting now": "421 4.7.0 Error: too many errors, closing connection",
+	"421 4.4.2 Idle timeout, bye bye":        "421 4.4.2 Error: timeout exceeded, closing connection",
+}
+
+const startTLSRefusal = "502 5.5.1 TLS not supported"
+
+func (c *frontConn) Write(p []byte) (n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.g.log.Error("smtp: panic in connection writer", slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			c.Conn.Close()
+			n, err = 0, errors.New("smtp: internal error")
+		}
+	}()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.over {
+		return len(p), nil
+	}
+	c.wbuf = append(c.wbuf, p...)
+	var out []byte
+	for {
+		i := bytes.IndexByte(c.wbuf, '\n')
+		if i < 0 {
+			break
+		}
+		line := c.wbuf[:i+1]
+		text := string(bytes.TrimRight(line, "\r\n"))
+		switch {
+		case c.closing:
+			// RFC 5321 §3.8: after 421 the server closes; go-smtp may
+			// still try to say goodbye a second time.
+		case c.tls != nil && !c.greeted && len(text) > 3 && text[:4] == "220 ":
+			// RFC 3207 §4.2: no greeting after the TLS handshake.
+			c.greeted = true
+		case text == startTLSRefusal && c.tls == nil && c.g.cfg.TLSConfig != nil:
+			if len(out) > 0 {
+				c.Conn.Write(out)
+				out = nil
+			}
+			c.wbuf = c.wbuf[:0]
+			c.startTLS()
+			return len(p), nil
+		case text == "250-CHUNKING" && c.tls == nil && c.g.cfg.TLSConfig != nil:
+			// RFC 3207 §4: advertise STARTTLS until TLS is active.
+			out = append(out, line...)
+			out = append(out, "250-STARTTLS\r\n"...)
+		default:
+			if r, ok := replyRewrites[text]; ok {
+				out = append(out, r...)
+				out = append(out, "\r\n"...)
+			} else {
+				out = append(out, line...)
+			}
+		}
+		c.wbuf = c.wbuf[i+1:]
+		if strings.HasPrefix(text, "421 ") {
+			c.closing = true
+		}
+	}
+	if len(c.wbuf) == 0 {
+		c.wbuf = c.wbuf[:0:0]
+	}
+	if len(out) > 0 {
+		if _, err := c.Conn.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// startTLS answers 220, runs the server handshake on the socket and hands
+// the TLS stream to go-smtp as a new connection. Called with c.mu held, from
+// go-smtp's goroutine for this connection.
+func (c *frontConn) startTLS() {
+	c.over = true
+	raw := c.Conn
+	if _, err := raw.Write([]byte("220 2.0.0 Ready to start TLS\r\n")); err != nil {
+		raw.Close()
+		c.info.done()
+		return
+	}
+	tc := tls.Server(raw, c.g.cfg.TLSConfig)
+	raw.SetDeadline(time.Now().Add(c.g.cfg.ReadTimeout))
+	if err := tc.Handshake(); err != nil {
+		c.g.log.Info("smtp: TLS handshake failed", slog.String("client", c.info.remote.String()), slog.String("err", err.Error()))
+		raw.Close()
+		c.info.done()
+		return
+	}
+	raw.SetDeadline(time.Time{})
+	st := tc.ConnectionState()
+	next := &frontConn{Conn: tc, g: c.g, info: c.info, tls: &st}
+	if !c.g.handoff(next) {
+		tc.Close()
+		c.info.done()
+	}
+}
+
+func (c *frontConn) Close() error {
+	c.mu.Lock()
+	over := c.over
+	c.mu.Unlock()
+	if over {
+		return nil // the socket belongs to the TLS successor
+	}
+	err := c.Conn.Close()
+	c.info.done()
+	return err
+}
+
+// limiter caps connections in total and per client IP.
+type limiter struct {
+	mu    sync.Mutex
+	total int
+	perIP map[netip.Addr]int
+	max   int
+	maxIP int
+}
+
+func (l *limiter) acquire(ip netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= l.max || l.perIP[ip] >= l.maxIP {
+		return false
+	}
+	l.total++
+	l.perIP[ip]++
+	return true
+}
+
+func (l *limiter) release(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+}
+
+// chanListener feeds connections accepted by the Gateway (and TLS
+// successors) to go-smtp's Serve.
+type chanListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+	addr net.Addr
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+func remoteAddr(c net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}

@@ -1,0 +1,389 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/textproto"
+	"strings"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"postern/smtp/queue"
+)
+
+// result is the outcome of one recipient in one attempt.
+type result struct {
+	idx    int
+	status queue.Status // Delivered, Deferred or Failed
+	diag   string       // "550 5.1.1 text" or a local reason
+	enh    string       // "5.1.1"
+	remote string       // remote MTA host, "" for local failures
+}
+
+// outConn is an outbound SMTP connection, reused for consecutive jobs of
+// one next hop.
+type outConn struct {
+	c      *gosmtp.Client
+	host   string
+	ext    map[string]bool
+	reused bool
+	stop   func() bool // detaches the close-on-shutdown hook
+}
+
+func (oc *outConn) quit() {
+	if oc == nil {
+		return
+	}
+	oc.stop()
+	oc.c.Quit()
+	oc.c.Close()
+}
+
+func (oc *outConn) close() {
+	oc.stop()
+	oc.c.Close()
+}
+
+// deliver runs one job over *ocp (dialled if nil). connFailed is set when
+// no host of the next hop could be reached, so the caller can defer the
+// other jobs waiting for it.
+func (g *Gateway) deliver(ctx context.Context, r route, ocp **outConn, j *job) (res []result, connFailed *Error) {
+	m, ok := g.q.Get(j.id)
+	if !ok {
+		return nil, nil
+	}
+	content, err := g.q.Content(j.id)
+	if err != nil {
+		return failAll(j, newError(451, [3]int{4, 3, 0}, "queue read error", err), ""), nil
+	}
+	for try := 0; try < 2; try++ {
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		if *ocp == nil {
+			oc, e := g.connect(ctx, r)
+			if e != nil {
+				if ctx.Err() != nil {
+					return nil, nil
+				}
+				return failAll(j, e, ""), e
+			}
+			*ocp = oc
+		}
+		oc := *ocp
+		res, broken := g.send(oc, &m, j, content)
+		if broken {
+			oc.close()
+			*ocp = nil
+			// A cached connection the server closed while idle: redial once.
+			if oc.reused && try == 0 && ctx.Err() == nil {
+				continue
+			}
+		} else {
+			oc.reused = true
+		}
+		if ctx.Err() != nil {
+			return nil, nil // shutting down: the message stays queued as it was
+		}
+		return res, nil
+	}
+	return nil, nil
+}
+
+func failAll(j *job, e *Error, remote string) []result {
+	res := make([]result, len(j.rcpts))
+	st := queue.Failed
+	if e.Temporary() {
+		st = queue.Deferred
+	}
+	for i, idx := range j.rcpts {
+		res[i] = result{idx: idx, status: st, diag: fmt.Sprintf("%d %s %s", e.Code, e.Status(), e.Message), enh: e.Status(), remote: remote}
+	}
+	return res
+}
+
+// connect dials the hosts of r in order until one greets us.
+func (g *Gateway) connect(ctx context.Context, r route) (*outConn, *Error) {
+	hosts, e := g.resolve(ctx, r)
+	if e != nil {
+		return nil, e
+	}
+	var last *Error
+	for _, hp := range hosts {
+		oc, e := g.connectHost(ctx, hp, r.tls)
+		if e == nil {
+			return oc, nil
+		}
+		g.log.Info("smtp: next hop unavailable", slog.String("host", hp), slog.String("err", e.Error()))
+		last = e
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, last
+}
+
+// connectHost opens an SMTP session with one host, with STARTTLS per
+// policy (RFC 3207). go-smtp's client has no STARTTLS-if-offered, so the
+// greeting, EHLO and STARTTLS are done here and the client takes over the
+// (TLS) stream.
+func (g *Gateway) connectHost(ctx context.Context, hp string, pol TLSPolicy) (*outConn, *Error) {
+	host, _, _ := net.SplitHostPort(hp)
+	temp := func(enh [3]int, msg string, err error) *Error {
+		return newError(451, enh, msg, err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, g.cfg.ConnectTimeout)
+	conn, err := g.cfg.Dial(dctx, "tcp", hp)
+	cancel()
+	if err != nil {
+		// RFC 3463 X.4.1: no answer from host.
+		return nil, temp([3]int{4, 4, 1}, "connect to "+hp+" failed", err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	fail := func(e *Error) (*outConn, *Error) {
+		stop()
+		conn.Close()
+		return nil, e
+	}
+	conn.SetDeadline(time.Now().Add(g.cfg.CommandTimeout))
+	tp := textproto.NewConn(conn)
+	if _, msg, err := tp.ReadResponse(220); err != nil {
+		return fail(temp([3]int{4, 4, 2}, "bad greeting from "+hp+": "+oneLine(msg), err))
+	}
+	ext := map[string]bool{}
+	id, err := tp.Cmd("EHLO %s", g.cfg.Hostname)
+	if err != nil {
+		return fail(temp([3]int{4, 4, 2}, "lost connection with "+hp, err))
+	}
+	tp.StartResponse(id)
+	_, msg, err := tp.ReadResponse(250)
+	tp.EndResponse(id)
+	if err == nil {
+		for _, l := range strings.Split(msg, "\n")[1:] {
+			kw, _, _ := strings.Cut(l, " ")
+			ext[strings.ToUpper(kw)] = true
+		}
+	} else if _, ok := err.(*textproto.Error); !ok {
+		return fail(temp([3]int{4, 4, 2}, "lost connection with "+hp, err))
+	}
+	var stream net.Conn = conn
+	switch {
+	case pol != TLSNone && ext["STARTTLS"]:
+		id, err := tp.Cmd("STARTTLS")
+		if err != nil {
+			return fail(temp([3]int{4, 4, 2}, "lost connection with "+hp, err))
+		}
+		tp.StartResponse(id)
+		_, msg, err := tp.ReadResponse(220)
+		tp.EndResponse(id)
+		if err != nil {
+			if _, ok := err.(*textproto.Error); !ok || pol == TLSEncrypt {
+				return fail(temp([3]int{4, 7, 5}, "STARTTLS refused by "+hp+": "+oneLine(msg), err))
+			}
+			break // "may": carry on in plaintext
+		}
+		tc := tls.Client(conn, g.outboundTLS(host, pol))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			if pol == TLSEncrypt {
+				return fail(temp([3]int{4, 7, 5}, "TLS handshake with "+hp+" failed", err))
+			}
+			// Opportunistic TLS failed: try again in plaintext, as
+			// Postfix does at level "may".
+			stop()
+			conn.Close()
+			g.log.Info("smtp: TLS failed, retrying in plaintext", slog.String("host", hp), slog.String("err", err.Error()))
+			return g.connectHost(ctx, hp, TLSNone)
+		}
+		stream = tc
+	case pol == TLSEncrypt:
+		tp.Cmd("QUIT")
+		// RFC 5248 X.7.10: encryption needed. Deferred, never plaintext.
+		return fail(temp([3]int{4, 7, 10}, "TLS is required but "+hp+" does not offer STARTTLS", nil))
+	}
+	c := gosmtp.NewClient(&greeted{Conn: stream, pending: []byte("220 " + host + "\r\n")})
+	c.CommandTimeout = g.cfg.CommandTimeout
+	c.SubmissionTimeout = 2 * g.cfg.CommandTimeout
+	if err := c.Hello(g.cfg.Hostname); err != nil {
+		c.Close()
+		stop()
+		return nil, classify(err, host)
+	}
+	conn.SetDeadline(time.Time{})
+	if stream != conn {
+		// Extensions change after TLS (RFC 3207 §4.2).
+		ext = map[string]bool{}
+	}
+	for _, k := range []string{"SMTPUTF8", "DSN", "8BITMIME"} {
+		if ok, _ := c.Extension(k); ok {
+			ext[k] = true
+		}
+	}
+	return &outConn{c: c, host: host, ext: ext, stop: stop}, nil
+}
+
+func (g *Gateway) outboundTLS(host string, pol TLSPolicy) *tls.Config {
+	if pol == TLSEncrypt && g.cfg.VerifyEncrypt {
+		return &tls.Config{ServerName: host, RootCAs: g.cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	}
+	// Opportunistic (and unverified "encrypt", Postfix's default):
+	// encryption without authentication (RFC 7435).
+	return &tls.Config{ServerName: host, InsecureSkipVerify: true}
+}
+
+// greeted replays a greeting for go-smtp's client, which expects one, on a
+// stream whose real greeting was consumed before STARTTLS.
+type greeted struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *greeted) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// send runs one mail transaction (RFC 5321 §3.3). broken reports that the
+// connection is unusable afterwards.
+func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (res []result, broken bool) {
+	c := oc.c
+	if m.UTF8 && !oc.ext["SMTPUTF8"] {
+		// RFC 6531 §3.2: the next hop cannot take an SMTPUTF8 message.
+		return failAll(j, newError(550, [3]int{5, 6, 7}, "SMTPUTF8 is required but not supported by "+oc.host, nil), oc.host), false
+	}
+	opts := &gosmtp.MailOptions{Size: int64(len(content)), UTF8: m.UTF8, EnvelopeID: m.EnvID}
+	switch m.Ret {
+	case "FULL":
+		opts.Return = gosmtp.DSNReturnFull
+	case "HDRS":
+		opts.Return = gosmtp.DSNReturnHeaders
+	}
+	if err := c.Mail(m.From, opts); err != nil {
+		return g.txFail(j, j.rcpts, err, oc.host)
+	}
+	res = make([]result, 0, len(j.rcpts))
+	var accepted []int
+	for _, idx := range j.rcpts {
+		rc := m.Recipients[idx]
+		if err := c.Rcpt(rc.Addr, rcptOptions(rc)); err != nil {
+			var se *gosmtp.SMTPError
+			if !errors.As(err, &se) {
+				return g.txFail(j, j.rcpts, err, oc.host)
+			}
+			r := replyResult(idx, classify(err, oc.host), oc.host)
+			res = append(res, r)
+			continue
+		}
+		accepted = append(accepted, idx)
+	}
+	if len(accepted) == 0 {
+		if err := c.Reset(); err != nil {
+			return res, true
+		}
+		return res, false
+	}
+	w, err := c.Data()
+	if err != nil {
+		r, broken := g.txFail(j, accepted, err, oc.host)
+		return append(res, r...), broken
+	}
+	if _, err := w.Write(content); err != nil {
+		w.Close()
+		r, _ := g.txFail(j, accepted, err, oc.host)
+		return append(res, r...), true
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		r, broken := g.txFail(j, accepted, err, oc.host)
+		return append(res, r...), broken
+	}
+	for _, idx := range accepted {
+		res = append(res, result{idx: idx, status: queue.Delivered, diag: "250 " + oneLine(resp.StatusText), enh: "2.0.0", remote: oc.host})
+	}
+	return res, false
+}
+
+// txFail gives every recipient in idxs the outcome of a failed command;
+// broken when it was not an SMTP reply (the connection is gone).
+func (g *Gateway) txFail(j *job, idxs []int, err error, host string) ([]result, bool) {
+	e := classify(err, host)
+	var se *gosmtp.SMTPError
+	broken := !errors.As(err, &se)
+	if !broken && se.Code == 421 {
+		broken = true // RFC 5321 §3.8: the server is closing
+	}
+	res := make([]result, 0, len(idxs))
+	for _, idx := range idxs {
+		res = append(res, replyResult(idx, e, host))
+	}
+	return res, broken
+}
+
+func replyResult(idx int, e *Error, host string) result {
+	st := queue.Failed
+	if e.Temporary() {
+		st = queue.Deferred
+	}
+	return result{idx: idx, status: st, diag: fmt.Sprintf("%d %s %s", e.Code, e.Status(), e.Message), enh: e.Status(), remote: host}
+}
+
+// classify turns a client error into a typed reply: the next hop's own
+// reply, or a temporary local failure for I/O errors.
+func classify(err error, host string) *Error {
+	var se *gosmtp.SMTPError
+	if errors.As(err, &se) {
+		enh := [3]int(se.EnhancedCode)
+		if enh[0] <= 0 {
+			enh = [3]int{se.Code / 100, 0, 0}
+		}
+		return &Error{Code: se.Code, Enhanced: enh, Message: oneLine(se.Message)}
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return newError(451, [3]int{4, 4, 2}, "lost connection with "+host, err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return newError(451, [3]int{4, 4, 2}, "timeout talking to "+host, err)
+	}
+	return newError(451, [3]int{4, 4, 0}, "error talking to "+host+": "+oneLine(err.Error()), err)
+}
+
+func rcptOptions(r queue.Recipient) *gosmtp.RcptOptions {
+	o := &gosmtp.RcptOptions{}
+	for _, f := range []struct {
+		bit queue.Notify
+		v   gosmtp.DSNNotify
+	}{{queue.NotifyNever, gosmtp.DSNNotifyNever}, {queue.NotifySuccess, gosmtp.DSNNotifySuccess},
+		{queue.NotifyFailure, gosmtp.DSNNotifyFailure}, {queue.NotifyDelay, gosmtp.DSNNotifyDelayed}} {
+		if r.Notify&f.bit != 0 {
+			o.Notify = append(o.Notify, f.v)
+		}
+	}
+	if t, a, ok := strings.Cut(r.ORcpt, ";"); ok {
+		o.OriginalRecipientType = gosmtp.DSNAddressType(strings.ToUpper(t))
+		o.OriginalRecipient = a
+	}
+	return o
+}
+
+// oneLine flattens a (multi-line) reply text for logs and DSNs.
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\r", "")
+	s = strings.ReplaceAll(s, "\n", " ")
+	var sb strings.Builder
+	for i := 0; i < len(s) && sb.Len() < 500; i++ {
+		if c := s[i]; c >= 0x20 && c < 0x7f {
+			sb.WriteByte(c)
+		}
+	}
+	return sb.String()
+}

@@ -1,0 +1,247 @@
+package smtp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"postern/smtp/queue"
+)
+
+// lookupTimeout bounds one policy decision.
+const lookupTimeout = 30 * time.Second
+
+// backend creates a session per client connection for go-smtp.
+type backend struct{ g *Gateway }
+
+func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+	fc, ok := c.Conn().(*frontConn)
+	if !ok {
+		return nil, errClosing.wire()
+	}
+	if !b.g.track() {
+		return nil, errClosing.wire()
+	}
+	return &session{g: b.g, c: c, fc: fc}, nil
+}
+
+// session is one client connection's SMTP state. go-smtp calls its methods
+// from the connection's goroutine (and, for BDAT, Data from one more), one at
+// a time.
+type session struct {
+	g   *Gateway
+	c   *gosmtp.Conn
+	fc  *frontConn
+	out bool
+
+	hasFrom bool
+	from    string
+	opts    gosmtp.MailOptions
+	rcpts   []queue.Recipient
+	seen    map[string]bool
+}
+
+// reply logs e with its cause and returns what go-smtp writes to the peer.
+func (s *session) reply(e *Error) error {
+	lvl := slog.LevelDebug
+	if e.Err != nil {
+		lvl = slog.LevelError
+	}
+	s.g.log.Log(context.Background(), lvl, "smtp: refused",
+		slog.String("client", s.fc.info.remote.String()), slog.String("reply", e.Error()))
+	return e.wire()
+}
+
+// Mail implements the MAIL command (RFC 5321 §4.1.1.2).
+func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	if s.fc.handedOver() {
+		return errClosing.wire()
+	}
+	if s.hasFrom {
+		return s.reply(errNestedMail)
+	}
+	if from != "" {
+		if _, _, ok := splitAddress(from); !ok {
+			return s.reply(errBadSender)
+		}
+		if !opts.UTF8 && !isASCII(from) {
+			return s.reply(errNeedUTF8)
+		}
+	}
+	s.hasFrom, s.from, s.opts = true, from, *opts
+	return nil
+}
+
+// Rcpt implements the RCPT command (RFC 5321 §4.1.1.3) and the policy.
+func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
+	if s.fc.handedOver() {
+		return errClosing.wire()
+	}
+	local, domain, ok := splitAddress(to)
+	if !ok {
+		return s.reply(errBadRcpt)
+	}
+	if !s.opts.UTF8 && !isASCII(to) {
+		return s.reply(errNeedUTF8)
+	}
+	domain = strings.ToLower(domain)
+	addr := local + "@" + domain
+	ctx, cancel := context.WithTimeout(s.g.ctx, lookupTimeout)
+	defer cancel()
+	if e := s.g.checkRecipient(ctx, s.fc.info, local, domain); e != nil {
+		return s.reply(e)
+	}
+	key := strings.ToLower(addr)
+	if s.seen[key] {
+		return nil // a duplicate recipient gets one copy
+	}
+	if s.seen == nil {
+		s.seen = make(map[string]bool)
+	}
+	s.seen[key] = true
+	r := queue.Recipient{Addr: addr}
+	for _, n := range opts.Notify {
+		switch n {
+		case gosmtp.DSNNotifyNever:
+			r.Notify |= queue.NotifyNever
+		case gosmtp.DSNNotifySuccess:
+			r.Notify |= queue.NotifySuccess
+		case gosmtp.DSNNotifyFailure:
+			r.Notify |= queue.NotifyFailure
+		case gosmtp.DSNNotifyDelayed:
+			r.Notify |= queue.NotifyDelay
+		}
+	}
+	if opts.OriginalRecipient != "" {
+		r.ORcpt = string(opts.OriginalRecipientType) + ";" + opts.OriginalRecipient
+	}
+	s.rcpts = append(s.rcpts, r)
+	return nil
+}
+
+// Data reads the message, queues it durably and only then answers
+// "250 2.0.0 Ok: queued as ID" (RFC 5321 §4.1.1.4, §6.1: the receiver takes
+// responsibility with the 250).
+func (s *session) Data(r io.Reader) error {
+	if s.fc.handedOver() {
+		return errClosing.wire()
+	}
+	s.fc.inData.Store(true)
+	defer s.fc.inData.Store(false)
+
+	id := s.g.q.NewID()
+	now := time.Now()
+	var buf bytes.Buffer
+	buf.Grow(16 << 10)
+	s.writeReceived(&buf, id, now)
+	n, err := io.Copy(&buf, io.LimitReader(r, s.g.cfg.MaxMessageBytes+1))
+	if err != nil {
+		return s.reply(dataError(err))
+	}
+	if n > s.g.cfg.MaxMessageBytes {
+		return s.reply(newError(552, [3]int{5, 3, 4}, "Maximum message size exceeded", nil))
+	}
+	if s.fc.handedOver() {
+		return errClosing.wire()
+	}
+	m := &queue.Message{
+		ID:         id,
+		Arrival:    now,
+		From:       s.from,
+		EnvID:      s.opts.EnvelopeID,
+		Ret:        string(s.opts.Return),
+		UTF8:       s.opts.UTF8,
+		Body:       string(s.opts.Body),
+		Client:     sanitizeHelo(s.c.Hostname()) + " [" + s.fc.info.remote.String() + "]",
+		Recipients: s.rcpts,
+	}
+	if err := s.g.q.Put(s.g.ctx, m, buf.Bytes()); err != nil {
+		// Postfix's reply when the queue cannot take the message.
+		return s.reply(newError(451, [3]int{4, 3, 0}, "Error: queue file write error", err))
+	}
+	s.g.met.received.Inc()
+	s.g.log.Debug("smtp: queued", slog.String("id", id), slog.String("from", s.from), slog.Int("rcpts", len(s.rcpts)), slog.Int64("size", int64(buf.Len())))
+	s.g.sch.schedule(id, now, false)
+	return (&Error{Code: 250, Enhanced: [3]int{2, 0, 0}, Message: "Ok: queued as " + id}).wire()
+}
+
+// dataError maps a failure while reading DATA or BDAT to a reply; nothing is
+// queued.
+func dataError(err error) *Error {
+	var se *gosmtp.SMTPError
+	var ne net.Error
+	switch {
+	case errors.As(err, &se): // go-smtp's ErrDataTooLarge: 552 5.3.4
+		return &Error{Code: se.Code, Enhanced: [3]int(se.EnhancedCode), Message: se.Message}
+	case errors.Is(err, gosmtp.ErrTooLongLine):
+		return errLineTooLong
+	case errors.As(err, &ne) && ne.Timeout():
+		return errDataTimeout
+	}
+	return newError(451, [3]int{4, 3, 0}, "Error: message transfer aborted", err)
+}
+
+func (s *session) Reset() {
+	s.hasFrom, s.from, s.opts = false, "", gosmtp.MailOptions{}
+	s.rcpts, s.seen = nil, nil
+}
+
+func (s *session) Logout() error {
+	if !s.out {
+		s.out = true
+		s.g.active.Done()
+	}
+	return nil
+}
+
+// checkRecipient applies the policy to one recipient address: managed
+// domains accept mail from anyone (users checked when the domain has any),
+// other domains only from relay networks and cluster members.
+func (g *Gateway) checkRecipient(ctx context.Context, info *connInfo, local, domain string) *Error {
+	d := g.cfg.Directory
+	_, managed, err := d.Domain(ctx, domain)
+	if err != nil {
+		return tempLookup(err)
+	}
+	if managed {
+		// RFC 5321 §4.5.1: postmaster must be accepted for every domain.
+		if strings.EqualFold(local, "postmaster") {
+			return nil
+		}
+		has, err := d.HasUsers(ctx, domain)
+		if err != nil {
+			return tempLookup(err)
+		}
+		if !has {
+			return nil
+		}
+		ok, err := d.UserExists(ctx, local+"@"+domain)
+		if err != nil {
+			return tempLookup(err)
+		}
+		if !ok {
+			return errUnknownUser
+		}
+		return nil
+	}
+	if info.injected != "" {
+		return nil
+	}
+	rp, err := d.Relay(ctx)
+	if err != nil {
+		return tempLookup(err)
+	}
+	for _, p := range rp.Networks {
+		if info.remote.IsValid() && p.Contains(info.remote) {
+			return nil
+		}
+	}
+	return errRelayDenied
+}
