@@ -1,0 +1,134 @@
+package server
+
+import (
+	"strings"
+
+	"postern/ldapstore"
+	"postern/ldapstore/schema"
+)
+
+// selector implements the attribute selection of a search (RFC 4511
+// §4.5.1.8, RFC 3673): an empty list or "*" selects all user attributes,
+// "+" all operational ones, "1.1" alone none, and other names select their
+// attribute type and its subtypes.
+type selector struct {
+	sch      *schema.Schema
+	allUser  bool
+	allOp    bool
+	types    []*schema.AttributeType
+	unknown  []string // requested names the schema does not know
+	explicit bool     // any attribute named explicitly
+}
+
+func newSelector(sch *schema.Schema, attrs []string) *selector {
+	s := &selector{sch: sch}
+	if len(attrs) == 0 {
+		s.allUser = true
+		return s
+	}
+	for _, a := range attrs {
+		switch a {
+		case "*":
+			s.allUser = true
+		case "+":
+			s.allOp = true
+		case "1.1":
+			// RFC 4511 §4.5.1.8: "1.1" means no attributes; combined with
+			// others it is ignored.
+		default:
+			s.explicit = true
+			if t := sch.Attr(a); t != nil {
+				s.types = append(s.types, t)
+			} else {
+				s.unknown = append(s.unknown, baseName(a))
+			}
+		}
+	}
+	return s
+}
+
+// baseName strips attribute options ("userCertificate;binary").
+func baseName(a string) string {
+	if i := strings.IndexByte(a, ';'); i >= 0 {
+		return a[:i]
+	}
+	return a
+}
+
+// include reports whether an attribute of the given type is selected.
+// special entries (Root DSE, cn=Subschema) have no schema of their own:
+// their attributes are operational except objectClass and cn.
+func (s *selector) include(typ string, special bool) bool {
+	if s.allUser && s.allOp && !s.explicit {
+		return true
+	}
+	var t *schema.AttributeType
+	if s.sch != nil {
+		t = s.sch.Attr(typ)
+	}
+	var op bool
+	if special {
+		op = !strings.EqualFold(typ, "objectClass") && !strings.EqualFold(typ, "cn")
+	} else {
+		op = t != nil && t.Operational()
+	}
+	if op && s.allOp || !op && s.allUser {
+		return true
+	}
+	if !s.explicit {
+		return false
+	}
+	if t != nil {
+		for _, w := range s.types {
+			if t.IsSubtypeOf(w) {
+				return true
+			}
+		}
+		return false
+	}
+	b := baseName(typ)
+	for _, u := range s.unknown {
+		if strings.EqualFold(u, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// entryView says how to present one entry to one client.
+type entryView struct {
+	sel       *selector
+	typesOnly bool
+	special   bool
+	hidePW    bool // userPassword is not shown
+}
+
+// searchEntry appends a SearchResultEntry (RFC 4511 §4.5.2):
+// [APPLICATION 4] SEQUENCE { objectName LDAPDN, attributes
+// PartialAttributeList }, with its controls.
+func (e *encoder) searchEntry(id int64, ent *ldapstore.Entry, v *entryView, ctrls []Control) {
+	e.beginMessage(id, appSearchEntry)
+	e.str(tagOctetString, ent.DN)
+	e.begin(tagSequence)
+	for i := range ent.Attributes {
+		a := &ent.Attributes[i]
+		if !v.sel.include(a.Type, v.special) {
+			continue
+		}
+		if v.hidePW && strings.EqualFold(a.Type, "userPassword") {
+			continue
+		}
+		e.begin(tagSequence)
+		e.str(tagOctetString, a.Type)
+		e.begin(tagSet)
+		if !v.typesOnly {
+			for _, val := range a.Vals {
+				e.str(tagOctetString, val)
+			}
+		}
+		e.end()
+		e.end()
+	}
+	e.end()
+	e.endMessage(ctrls)
+}

@@ -1,0 +1,339 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"postern/ldapstore"
+)
+
+// identity is who a connection is bound as. The zero value is anonymous.
+type identity struct {
+	dn   string // as bound (the configured RootDN for the root)
+	norm string // normalised DN
+	root bool
+}
+
+func (i identity) anonymous() bool { return i.dn == "" }
+
+// operation is one request being served in its own goroutine.
+type operation struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// abandoned reports whether the client abandoned the operation (or the
+// connection went away): its result must not be sent (RFC 4511 §4.11).
+func (o *operation) abandoned() bool { return o.ctx.Err() != nil }
+
+// conn is one client connection. One goroutine reads and decodes requests
+// and runs binds, abandons and StartTLS itself; every other operation runs
+// in its own goroutine, so responses may go out in any order (RFC 4511
+// §4.1.1.1 lets the client match them by messageID). All writes go through
+// send, which writes whole messages under wmu.
+type conn struct {
+	srv   *Server
+	log   *slog.Logger
+	raw   net.Conn // the TCP connection, closed to stop everything
+	nc    net.Conn // raw or the TLS connection on top of it
+	br    *bufio.Reader
+	isTLS bool
+	ident identity // owned by the reading goroutine
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	wmu  sync.Mutex
+	bw   *bufio.Writer
+	werr error
+
+	mu       sync.Mutex
+	ops      map[int64]*operation
+	inflight int
+	opsWG    sync.WaitGroup
+	pages    pagedState
+
+	closeOnce sync.Once
+}
+
+func newConn(s *Server, nc, raw net.Conn, isTLS bool) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{
+		srv:    s,
+		log:    s.log.With(slog.String("peer", raw.RemoteAddr().String())),
+		raw:    raw,
+		nc:     nc,
+		br:     bufio.NewReaderSize(nc, 16<<10),
+		bw:     bufio.NewWriterSize(nc, 16<<10),
+		isTLS:  isTLS,
+		ctx:    ctx,
+		cancel: cancel,
+		ops:    make(map[int64]*operation),
+	}
+}
+
+// close cancels every operation and closes the socket; safe to call from
+// any goroutine, more than once.
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		c.raw.Close()
+	})
+}
+
+// recoverPanic logs a panic in one of the connection's goroutines and
+// closes only this connection (STYLE.md, from maddy).
+func (c *conn) recoverPanic(where string) {
+	if v := recover(); v != nil {
+		c.log.Error("ldap panic", slog.String("in", where), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+		c.close()
+	}
+}
+
+// serve runs the connection until the client unbinds or disconnects, a
+// limit is hit or the server closes.
+func (c *conn) serve() {
+	defer func() {
+		c.close()
+		c.opsWG.Wait()
+		c.log.Debug("ldap connection closed")
+	}()
+	defer c.recoverPanic("connection")
+	c.log.Debug("ldap connection opened", slog.Bool("tls", c.isTLS))
+	if c.isTLS {
+		if err := c.handshake(c.nc.(*tls.Conn)); err != nil {
+			c.log.Info("ldaps handshake failed", slog.Any("err", err))
+			return
+		}
+	}
+	idle := c.srv.cfg.IdleTimeout
+	var buf []byte
+	var deadlineSet time.Time
+	for {
+		// Wait for the next request's first octet under the idle timeout;
+		// RFC 4511 §5.2 leaves idle disconnects to the server. A connection
+		// with outstanding operations (a persistent search) is not idle.
+		now := time.Now()
+		if now.Sub(deadlineSet) > time.Second {
+			c.nc.SetReadDeadline(now.Add(idle))
+			deadlineSet = now
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && c.outstanding() > 0 && c.ctx.Err() == nil {
+				deadlineSet = time.Time{}
+				continue
+			}
+			if ne != nil && ne.Timeout() {
+				c.log.Debug("ldap connection idle, closing")
+			}
+			return
+		}
+		frame, err := readFrame(c.br, c.srv.cfg.MaxMessageSize, buf)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if len(frame) <= bigFrame {
+			buf = frame
+		}
+		m, err := decodeMessage(frame)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if !c.dispatch(m) {
+			return
+		}
+	}
+}
+
+// readFailed ends the connection after a read or decode error, sending a
+// Notice of Disconnection when the client sent something we cannot accept.
+func (c *conn) readFailed(err error) {
+	var me *MalformedError
+	switch {
+	case errors.Is(err, ErrMessageTooLarge):
+		c.log.Info("ldap message too large, disconnecting", slog.Any("err", err))
+		c.noticeOfDisconnection(ldapstore.ProtocolError, "message too large")
+		c.srv.metrics.protocolError()
+	case errors.As(err, &me), errors.Is(err, io.ErrUnexpectedEOF):
+		c.log.Info("malformed ldap message, disconnecting", slog.Any("err", err))
+		c.noticeOfDisconnection(ldapstore.ProtocolError, "malformed message")
+		c.srv.metrics.protocolError()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.log.Info("ldap client stalled mid-message, disconnecting")
+	default:
+		c.log.Debug("ldap read", slog.Any("err", err))
+	}
+}
+
+// dispatch starts the operation of m. It returns false when the connection
+// must close (unbind, StartTLS failure).
+func (c *conn) dispatch(m *message) bool {
+	switch r := m.op.(type) {
+	case *unbindRequest:
+		// RFC 4511 §4.3: the server terminates the session, no response.
+		c.srv.metrics.op("unbind", ldapstore.Success)
+		return false
+	case *abandonRequest:
+		// RFC 4511 §4.11: no response; unknown IDs are ignored.
+		c.abandon(r.id)
+		c.srv.metrics.op("abandon", ldapstore.Success)
+		return true
+	case *bindRequest:
+		// Binds run in the reading goroutine so that requests sent after a
+		// bind see its outcome (RFC 4511 §4.2.1). Outstanding operations
+		// keep the identity they started with.
+		c.bind(m, r)
+		return true
+	case *extendedRequest:
+		if r.name == OIDStartTLS {
+			return c.startTLS(m)
+		}
+	}
+	op, ok := c.begin(m.id)
+	if !ok {
+		c.sendResult(m.id, responseTag(m.op), ldapstore.Errorf(ldapstore.Busy, "too many outstanding operations"), nil)
+		return true
+	}
+	go c.run(m, op, c.ident)
+	return true
+}
+
+// begin registers an operation, refusing it when MaxInFlight are running.
+func (c *conn) begin(id int64) (*operation, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight >= c.srv.cfg.MaxInFlight {
+		return nil, false
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	op := &operation{ctx: ctx, cancel: cancel}
+	c.ops[id] = op
+	c.inflight++
+	c.opsWG.Add(1)
+	return op, true
+}
+
+func (c *conn) end(id int64, op *operation) {
+	c.mu.Lock()
+	if c.ops[id] == op {
+		delete(c.ops, id)
+	}
+	c.inflight--
+	c.mu.Unlock()
+	op.cancel()
+	c.opsWG.Done()
+}
+
+func (c *conn) outstanding() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inflight
+}
+
+func (c *conn) abandon(id int64) {
+	c.mu.Lock()
+	op := c.ops[id]
+	c.mu.Unlock()
+	if op != nil {
+		op.cancel()
+	}
+}
+
+// run serves one operation in its own goroutine.
+func (c *conn) run(m *message, op *operation, id identity) {
+	defer c.end(m.id, op)
+	defer c.recoverPanic("operation")
+	tag := responseTag(m.op)
+	if err := c.srv.checkControls(m); err != nil {
+		c.sendResult(m.id, tag, err, nil)
+		return
+	}
+	switch r := m.op.(type) {
+	case *searchRequest:
+		c.search(op, m, r, id)
+	case *addRequest:
+		c.finish(op, m, tag, c.add(op.ctx, r, id))
+	case *modifyRequest:
+		c.finish(op, m, tag, c.modify(op.ctx, r, id))
+	case *delRequest:
+		c.finish(op, m, tag, c.del(op.ctx, r, id))
+	case *modDNRequest:
+		c.finish(op, m, tag, c.modDN(op.ctx, r, id))
+	case *compareRequest:
+		c.finish(op, m, tag, c.compare(op.ctx, r, id))
+	case *extendedRequest:
+		c.extended(op, m, r, id)
+	}
+}
+
+// finish sends the result of an operation unless it was abandoned.
+func (c *conn) finish(op *operation, m *message, tag byte, err error) {
+	if op.abandoned() {
+		c.srv.metrics.op(opName(tag), ldapstore.Canceled)
+		return
+	}
+	c.sendResult(m.id, tag, err, nil)
+}
+
+// handshake runs a TLS handshake under the write timeout.
+func (c *conn) handshake(t *tls.Conn) error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.WriteTimeout)
+	defer cancel()
+	return t.HandshakeContext(ctx)
+}
+
+// responseTag is the application tag of the response to a request.
+func responseTag(op any) byte {
+	switch op.(type) {
+	case *bindRequest:
+		return appBindResponse
+	case *searchRequest:
+		return appSearchDone
+	case *modifyRequest:
+		return appModifyResponse
+	case *addRequest:
+		return appAddResponse
+	case *delRequest:
+		return appDelResponse
+	case *modDNRequest:
+		return appModDNResponse
+	case *compareRequest:
+		return appCompareResponse
+	default:
+		return appExtendedResponse
+	}
+}
+
+// opName names an operation by its response tag, for metrics.
+func opName(tag byte) string {
+	switch tag {
+	case appBindResponse:
+		return "bind"
+	case appSearchDone:
+		return "search"
+	case appModifyResponse:
+		return "modify"
+	case appAddResponse:
+		return "add"
+	case appDelResponse:
+		return "delete"
+	case appModDNResponse:
+		return "modrdn"
+	case appCompareResponse:
+		return "compare"
+	default:
+		return "extended"
+	}
+}

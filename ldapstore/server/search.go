@@ -1,0 +1,136 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"postern/ldapstore"
+	"postern/ldapstore/dn"
+)
+
+// subschemaDN is the DN of the subschema subentry (RFC 4512 §4.2), as slapd
+// names it.
+const subschemaDN = "cn=Subschema"
+
+// search serves a SearchRequest (RFC 4511 §4.5).
+func (c *conn) search(op *operation, m *message, r *searchRequest, id identity) {
+	if h, ok := c.srv.handler(m.controls); ok {
+		c.serveHandler(op, m, r, id, h)
+		return
+	}
+	switch {
+	case r.base == "" && r.scope == ldapstore.ScopeBase:
+		c.searchRootDSE(op, m, r)
+		return
+	case isSubschemaDN(r.base):
+		c.searchSubschema(op, m, r)
+		return
+	}
+	if err := canRead(id); err != nil {
+		c.sendResult(m.id, appSearchDone, err, nil)
+		return
+	}
+	if pc := findControl(m.controls, OIDPagedResults); pc != nil {
+		c.pagedSearch(op, m, r, id, pc)
+		return
+	}
+	ctx := op.ctx
+	if r.timeLimit > 0 {
+		// RFC 4511 §4.5.1.5: timeLimit in seconds; 0 is no limit.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(r.timeLimit)*c.srv.timeUnit)
+		defer cancel()
+	}
+	v := c.view(r, id)
+	e := getEncoder()
+	err := c.srv.store.Search(ctx, c.storeRequest(r), func(ent *ldapstore.Entry) error {
+		if err := op.ctx.Err(); err != nil {
+			return err
+		}
+		e.reset()
+		e.searchEntry(m.id, ent, c.viewFor(v, ent, id), nil)
+		return c.send(e.b, false)
+	})
+	putEncoder(e)
+	c.finish(op, m, appSearchDone, err)
+}
+
+func (c *conn) storeRequest(r *searchRequest) *ldapstore.SearchRequest {
+	return &ldapstore.SearchRequest{
+		BaseDN:    r.base,
+		Scope:     r.scope,
+		Filter:    r.filter,
+		SizeLimit: int(r.sizeLimit),
+	}
+}
+
+func (c *conn) view(r *searchRequest, id identity) *entryView {
+	return &entryView{
+		sel:       newSelector(c.srv.store.Schema(), r.attrs),
+		typesOnly: r.typesOnly,
+		hidePW:    !id.root,
+	}
+}
+
+// viewFor returns the view for one entry: a user sees its own userPassword
+// but not other users'.
+func (c *conn) viewFor(v *entryView, ent *ldapstore.Entry, id identity) *entryView {
+	if !v.hidePW || id.anonymous() || ent.Get("userPassword") == nil {
+		return v
+	}
+	if sameDN(ent.DN, id) {
+		own := *v
+		own.hidePW = false
+		return &own
+	}
+	return v
+}
+
+// sameDN reports whether the entry DN d names the bound identity.
+func sameDN(d string, id identity) bool {
+	if strings.EqualFold(d, id.dn) {
+		return true
+	}
+	n, err := dn.Normalize(d)
+	return err == nil && n == id.norm
+}
+
+func isSubschemaDN(base string) bool {
+	if strings.IndexByte(base, ',') >= 0 || len(base) > 64 {
+		return false
+	}
+	n, err := dn.Normalize(base)
+	return err == nil && n == "cn=subschema"
+}
+
+// searchRootDSE serves the base search of "" (RFC 4512 §5.1): the Root DSE,
+// readable by everyone. One-level and subtree searches of "" go to the
+// store, which takes them as searches of the suffix (the suffix is the Root
+// DSE's only child), like slapd with a default search base.
+func (c *conn) searchRootDSE(op *operation, m *message, r *searchRequest) {
+	c.sendSpecial(op, m, r, c.srv.rootDSE())
+}
+
+// searchSubschema serves searches of cn=Subschema (RFC 4512 §4.2), readable
+// by everyone. It has no children: a one-level search finds nothing.
+func (c *conn) searchSubschema(op *operation, m *message, r *searchRequest) {
+	if r.scope == ldapstore.ScopeOne {
+		c.sendResult(m.id, appSearchDone, nil, nil)
+		return
+	}
+	c.sendSpecial(op, m, r, c.srv.subschema)
+}
+
+// sendSpecial sends the Root DSE or the subschema subentry if the filter
+// matches it.
+func (c *conn) sendSpecial(op *operation, m *message, r *searchRequest, ent *ldapstore.Entry) {
+	if c.srv.matches(r.filter, ent) {
+		v := &entryView{sel: newSelector(c.srv.store.Schema(), r.attrs), typesOnly: r.typesOnly, special: true}
+		e := getEncoder()
+		e.searchEntry(m.id, ent, v, nil)
+		c.send(e.b, false)
+		putEncoder(e)
+	}
+	c.finish(op, m, appSearchDone, nil)
+}

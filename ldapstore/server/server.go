@@ -1,0 +1,295 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/ldapstore"
+	"postern/ldapstore/dn"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxMessageSize = 4 << 20 // slapd's sockbuf_max_incoming_auth
+	DefaultMaxInFlight    = 64
+	DefaultIdleTimeout    = 10 * time.Minute
+	DefaultWriteTimeout   = time.Minute
+)
+
+// ErrServerClosed is returned by Serve and ServeTLS after Close.
+var ErrServerClosed = errors.New("server: closed")
+
+// Config configures a Server. The zero value of every field but Store is
+// usable.
+type Config struct {
+	Store        *ldapstore.Store
+	RootDN       string      // like slapd's rootdn, e.g. "cn=admin,dc=postern,dc=local"; "" = none
+	RootPassword string      // a hash accepted by ldapstore.VerifyPassword
+	TLSConfig    *tls.Config // StartTLS and LDAPS; nil: StartTLS answers unavailable
+	Logger       *slog.Logger
+
+	MaxMessageSize int           // octets of one LDAPMessage; default 4 MiB
+	MaxInFlight    int           // concurrent operations per connection; default 64
+	IdleTimeout    time.Duration // close connections idle this long; default 10 min
+	WriteTimeout   time.Duration // give up on a peer that reads nothing this long; default 1 min
+
+	// VendorVersion is published as the Root DSE's vendorVersion (RFC 3045);
+	// the appliance passes its firmware version.
+	VendorVersion string
+
+	Registry *prometheus.Registry // optional; nil = no metrics
+}
+
+// Server is an LDAP v3 server for one Store.
+type Server struct {
+	cfg       Config
+	store     *ldapstore.Store
+	log       *slog.Logger
+	tls       *tls.Config
+	rootNorm  string // normalised RootDN, "" when none
+	suffix    string
+	metrics   *metrics
+	started   time.Time
+	subschema *ldapstore.Entry
+	timeUnit  time.Duration // of a search's timeLimit: a second (tests shorten it)
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	handlers  []handlerEntry
+	wg        sync.WaitGroup
+}
+
+type handlerEntry struct {
+	oid string
+	h   SearchHandler
+}
+
+var berLimitsOnce sync.Once
+
+// New checks cfg, fills in its defaults and returns a Server that is not
+// yet listening.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: Config.Store is nil")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	s := &Server{
+		cfg:       cfg,
+		store:     cfg.Store,
+		log:       cfg.Logger,
+		suffix:    cfg.Store.Suffix(),
+		started:   time.Now().UTC(),
+		timeUnit:  time.Second,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+	if cfg.RootDN != "" {
+		n, err := dn.Normalize(cfg.RootDN)
+		if err != nil {
+			return nil, fmt.Errorf("server: RootDN %q: %w", cfg.RootDN, err)
+		}
+		s.rootNorm = n
+	}
+	if cfg.TLSConfig != nil {
+		t := cfg.TLSConfig.Clone()
+		if t.MinVersion < tls.VersionTLS12 {
+			t.MinVersion = tls.VersionTLS12
+		}
+		s.tls = t
+	}
+	if cfg.Registry != nil {
+		m, err := newMetrics(cfg.Registry)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics = m
+	}
+	s.subschema = s.buildSubschema()
+	// DESIGN.md: lower asn1-ber's process-wide limits at start-up. Our own
+	// framer already enforces MaxMessageSize before asn1-ber sees a byte;
+	// this also bounds anything else in the process that reads BER.
+	// The first server's limit (never below the 4 MiB default) applies to
+	// the whole process.
+	berLimitsOnce.Do(func() {
+		if limit := int64(max(cfg.MaxMessageSize, DefaultMaxMessageSize)); limit < ber.MaxPacketLengthBytes {
+			ber.MaxPacketLengthBytes = limit
+		}
+		ber.MaxNestingDepth = maxBERNesting
+	})
+	return s, nil
+}
+
+// maxBERNesting bounds nested BER values in one message (deep filters).
+const maxBERNesting = 200
+
+// HandleSearchControl routes search requests that carry a control with oid
+// to h instead of the store. The OID is then listed in the Root DSE's
+// supportedControl. Call it before Serve.
+func (s *Server) HandleSearchControl(oid string, h SearchHandler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.handlers {
+		if s.handlers[i].oid == oid {
+			s.handlers[i].h = h
+			return
+		}
+	}
+	s.handlers = append(s.handlers, handlerEntry{oid: oid, h: h})
+}
+
+func (s *Server) handler(ctrls []Control) (SearchHandler, bool) {
+	if len(ctrls) == 0 {
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range ctrls {
+		for _, he := range s.handlers {
+			if he.oid == c.OID {
+				return he.h, true
+			}
+		}
+	}
+	return nil, false
+}
+
+func (s *Server) handlerOIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.handlers))
+	for i, he := range s.handlers {
+		out[i] = he.oid
+	}
+	return out
+}
+
+// Serve accepts plain LDAP connections on l until Close; StartTLS is
+// offered when Config.TLSConfig is set.
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeTLS accepts LDAPS connections on l: TLS from the first byte.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.tls == nil {
+		return errors.New("server: ServeTLS needs Config.TLSConfig")
+	}
+	return s.serve(l, true)
+}
+
+func (s *Server) serve(l net.Listener, useTLS bool) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("ldap accept", slog.Any("err", err), slog.Duration("retry", delay))
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("server: accept: %w", err)
+		}
+		delay = 0
+		raw := nc
+		if useTLS {
+			nc = tls.Server(nc, s.tls)
+		}
+		c := newConn(s, nc, raw, useTLS)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		s.metrics.connOpened()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			s.metrics.connClosed()
+		}()
+	}
+}
+
+// Close stops the listeners, closes every connection (cancelling their
+// operations, search handlers included) and waits for them to finish.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// isRoot reports whether name is the configured root DN.
+func (s *Server) isRoot(name string) bool {
+	if s.rootNorm == "" || name == "" {
+		return false
+	}
+	if name == s.cfg.RootDN {
+		return true
+	}
+	n, err := dn.Normalize(name)
+	return err == nil && n == s.rootNorm
+}

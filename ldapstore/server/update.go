@@ -1,0 +1,80 @@
+package server
+
+import (
+	"context"
+	"strings"
+
+	"postern/ldapstore"
+)
+
+// add serves an AddRequest (RFC 4511 §4.7).
+func (c *conn) add(ctx context.Context, r *addRequest, id identity) error {
+	if err := canWrite(id); err != nil {
+		return err
+	}
+	for _, a := range r.entry.Attributes {
+		// RFC 4511 §4.7: vals SET SIZE (1..MAX) OF value.
+		if len(a.Vals) == 0 {
+			return ldapstore.Errorf(ldapstore.ProtocolError, "attribute %s has no values", a.Type)
+		}
+	}
+	return c.srv.store.Add(ctx, r.entry, id.dn)
+}
+
+// modify serves a ModifyRequest (RFC 4511 §4.6, RFC 4525 increment).
+func (c *conn) modify(ctx context.Context, r *modifyRequest, id identity) error {
+	if err := canWrite(id); err != nil {
+		return err
+	}
+	for _, m := range r.mods {
+		// RFC 4511 §4.6: add needs at least one value; RFC 4525 §2:
+		// increment takes exactly one.
+		switch {
+		case m.Op == ldapstore.ModAdd && len(m.Attr.Vals) == 0:
+			return ldapstore.Errorf(ldapstore.ProtocolError, "modify/add of %s without values", m.Attr.Type)
+		case m.Op == ldapstore.ModIncrement && len(m.Attr.Vals) != 1:
+			return ldapstore.Errorf(ldapstore.ProtocolError, "modify/increment of %s needs exactly one value", m.Attr.Type)
+		}
+	}
+	return c.srv.store.Modify(ctx, r.dn, r.mods, id.dn)
+}
+
+// del serves a DelRequest (RFC 4511 §4.8); the store refuses non-leaf
+// entries with notAllowedOnNonLeaf.
+func (c *conn) del(ctx context.Context, r *delRequest, id identity) error {
+	if err := canWrite(id); err != nil {
+		return err
+	}
+	return c.srv.store.Delete(ctx, r.dn, id.dn)
+}
+
+// modDN serves a ModifyDNRequest (RFC 4511 §4.9): rename and move.
+func (c *conn) modDN(ctx context.Context, r *modDNRequest, id identity) error {
+	if err := canWrite(id); err != nil {
+		return err
+	}
+	if r.hasSuperior && r.newSuperior == "" {
+		return ldapstore.Errorf(ldapstore.UnwillingToPerform, "entries cannot move to the root DSE")
+	}
+	return c.srv.store.ModifyDN(ctx, r.dn, r.newRDN, r.deleteOldRDN, r.newSuperior, id.dn)
+}
+
+// compare serves a CompareRequest (RFC 4511 §4.10): compareTrue or
+// compareFalse are results, not failures.
+func (c *conn) compare(ctx context.Context, r *compareRequest, id identity) error {
+	if err := canRead(id); err != nil {
+		return err
+	}
+	if !id.root && strings.EqualFold(r.attr, "userPassword") {
+		return ldapstore.Errorf(ldapstore.InsufficientAccessRights, "userPassword cannot be compared")
+	}
+	ok, err := c.srv.store.Compare(ctx, r.dn, r.attr, r.value)
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		return &ldapstore.Error{Code: ldapstore.CompareTrue}
+	default:
+		return &ldapstore.Error{Code: ldapstore.CompareFalse}
+	}
+}
