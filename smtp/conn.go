@@ -110,6 +110,11 @@ var replyRewrites = map[string]string{
 	// RFC 5321 §4.2.4: 500 covers "command line too long"; X.5.2 is the
 	// syntax error of RFC 3463 (go-smtp says 5.4.0, a network error).
 	"500 5.4.0 Too long line, closing connection": "500 5.5.2 Error: line too long, closing connection",
+	// go-smtp's path parser rejects a malformed address with the generic
+	// syntax reply; RFC 3463 §3.2 has codes for exactly this (X.1.3
+	// recipient, X.1.7 sender), as Postfix uses.
+	"501 5.5.2 Was expecting RCPT arg syntax of TO:<address>":   "501 5.1.3 Bad recipient address syntax",
+	"501 5.5.2 Was expecting MAIL arg syntax of FROM:<address>": "501 5.1.7 Bad sender address syntax",
 	// RFC 5321 §4.1.1.11: unknown MAIL/RCPT parameters are 555.
 	"500 5.5.4 Unknown MAIL FROM argument": "555 5.5.4 Error: unsupported MAIL parameter",
 	"500 5.5.4 Unknown RCPT TO argument":   "555 5.5.4 Error: unsupported RCPT parameter",

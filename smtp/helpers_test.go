@@ -451,3 +451,23 @@ func stripReceived(t testing.TB, data []byte) []byte {
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+// waitIdle waits until the gateway holds no client connection.
+func waitIdle(t testing.TB, g *Gateway) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g.lim.mu.Lock()
+		n := g.lim.total
+		g.lim.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
