@@ -131,7 +131,7 @@ func newUUID() uuid.UUID {
 
 func (w *wtx) buckets() buckets {
 	if w.b.entries == nil {
-		w.b = bucketsOf(w.tx)
+		w.b = writeBuckets(w.tx)
 	}
 	return w.b
 }

@@ -200,7 +200,7 @@ func (s *Store) Prune() (int, error) {
 		n := 0
 		newPruned := csn.Vector{}
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			b := bucketsOf(tx)
+			b := writeBuckets(tx)
 			cur := b.changelog.Cursor()
 			var dels [][]byte
 			for k, v := cur.First(); k != nil && bytes.Compare(k, limit) < 0 && len(dels) < pruneBatch; k, v = cur.Next() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
+	bolt "go.etcd.io/bbolt"
 	"path/filepath"
 	"postern/ldapstore/filter"
 	"testing"
@@ -72,4 +73,12 @@ func mustFilter(t testing.TB, s string) *filter.Filter {
 func sshaOf(pw, salt string) string {
 	h := sha1.Sum([]byte(pw + salt))
 	return base64.StdEncoding.EncodeToString(append(h[:], salt...))
+}
+
+// checkTx runs bbolt's consistency check on the file.
+func checkTx(tx *bolt.Tx) error {
+	for err := range tx.Check() {
+		return err
+	}
+	return nil
 }

@@ -63,17 +63,16 @@ func (s *Store) GetByUUID(ctx context.Context, id string) (*Entry, error) {
 // complete appends the attributes computed on read (RFC 3673-style
 // hasSubordinates, RFC 4512 §4.2 subschemaSubentry).
 func (s *Store) complete(b buckets, id []byte, e *Entry) *Entry {
-	hs := "FALSE"
+	vals := []string{"FALSE", SubschemaDN}
 	if hasChildren(b, id) {
-		hs = "TRUE"
+		vals[0] = "TRUE"
 	}
 	e.Attributes = append(e.Attributes,
-		Attribute{Type: "hasSubordinates", Vals: boolVals[hs]},
-		Attribute{Type: "subschemaSubentry", Vals: []string{SubschemaDN}})
+		Attribute{Type: "hasSubordinates", Vals: vals[0:1:1]},
+		Attribute{Type: "subschemaSubentry", Vals: vals[1:2:2]})
 	return e
 }
 
-var boolVals = map[string][]string{"TRUE": {"TRUE"}, "FALSE": {"FALSE"}}
 
 // Compare reports whether entry dn holds value in attr (RFC 4511 §4.10).
 // An unknown type is undefinedAttributeType, a type without equality rule

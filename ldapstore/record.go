@@ -114,16 +114,20 @@ func decodeRecord(buf []byte, extra int) (*record, error) {
 		return nil, errCorrupt
 	}
 	e.Attributes = make([]Attribute, na, na+extra)
+	// Values of all attributes share one backing array; a first pass
+	// counts them.
+	vals := make([]string, countValues(buf[i:], na))
 	for k := range e.Attributes {
 		a := &e.Attributes[k]
 		if a.Type, ok = str(); !ok {
 			return nil, errCorrupt
 		}
 		nv, ok := num()
-		if !ok {
+		if !ok || nv > len(vals) {
 			return nil, errCorrupt
 		}
-		a.Vals = make([]string, nv)
+		a.Vals = vals[:nv:nv]
+		vals = vals[nv:]
 		for j := range a.Vals {
 			if a.Vals[j], ok = str(); !ok {
 				return nil, errCorrupt
@@ -132,4 +136,35 @@ func decodeRecord(buf []byte, extra int) (*record, error) {
 	}
 	r.entry = e
 	return r, nil
+}
+
+// countValues returns how many values the na attributes encoded in b hold
+// (0 when b is malformed; decodeRecord then reports the corruption).
+func countValues(b []byte, na int) int {
+	total, i := 0, 0
+	skip := func() bool {
+		l, n := binary.Uvarint(b[i:])
+		if n <= 0 || uint64(len(b)-i-n) < l {
+			return false
+		}
+		i += n + int(l)
+		return true
+	}
+	for range na {
+		if !skip() {
+			return 0
+		}
+		nv, n := binary.Uvarint(b[i:])
+		if n <= 0 || nv > uint64(len(b)) {
+			return 0
+		}
+		i += n
+		for range nv {
+			if !skip() {
+				return 0
+			}
+		}
+		total += int(nv)
+	}
+	return total
 }

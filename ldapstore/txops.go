@@ -36,20 +36,26 @@ func (k ChangeKind) String() string {
 	return "unknown"
 }
 
-// buckets are the top-level buckets of one transaction.
+// buckets are the top-level buckets of one transaction. bucketsOf opens
+// the three every read needs; the others are opened by writeBuckets.
 type buckets struct {
 	entries, dn, children, idx, changelog, tombstones *bolt.Bucket
 }
 
 func bucketsOf(tx *bolt.Tx) buckets {
 	return buckets{
-		entries:    tx.Bucket(bEntries),
-		dn:         tx.Bucket(bDN),
-		children:   tx.Bucket(bChildren),
-		idx:        tx.Bucket(bIdx),
-		changelog:  tx.Bucket(bChangelog),
-		tombstones: tx.Bucket(bTombstones),
+		entries:  tx.Bucket(bEntries),
+		dn:       tx.Bucket(bDN),
+		children: tx.Bucket(bChildren),
 	}
+}
+
+func writeBuckets(tx *bolt.Tx) buckets {
+	b := bucketsOf(tx)
+	b.idx = tx.Bucket(bIdx)
+	b.changelog = tx.Bucket(bChangelog)
+	b.tombstones = tx.Bucket(bTombstones)
+	return b
 }
 
 // loadKey returns the entry at a dn key, or nil.

@@ -36,7 +36,7 @@ func Parse(s string) (DN, error) {
 	if p.i == len(s) {
 		return DN{}, nil
 	}
-	var d DN
+	d := make(DN, 0, strings.Count(s, ",")+1)
 	for {
 		rdn, err := p.rdn()
 		if err != nil {
@@ -153,6 +153,20 @@ func (p *parser) value() (string, error) {
 		}
 		raw, _ := hex.DecodeString(h)
 		return berString(raw), nil
+	}
+	// fast path: no escapes, the value is a substring of the input
+	start := p.i
+	j := start
+	for j < len(p.s) {
+		c := p.s[j]
+		if c == ',' || c == ';' || c == '+' || c == '\\' || c == '"' || c == '<' || c == '>' || c == 0 {
+			break
+		}
+		j++
+	}
+	if j == len(p.s) || p.s[j] == ',' || p.s[j] == ';' || p.s[j] == '+' {
+		p.i = j
+		return strings.TrimRight(p.s[start:j], " "), nil
 	}
 	var b strings.Builder
 	trailing := 0 // unescaped spaces at the end of b, trimmed (RFC 4514 §4)

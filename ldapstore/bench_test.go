@@ -1,0 +1,102 @@
+package ldapstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+)
+
+// benchStore loads n people in chunks of 5000 through AddBatch.
+func benchStore(b *testing.B, n int) *Store {
+	b.Helper()
+	s := openTest(b, Options{})
+	seed(b, s)
+	ctx := context.Background()
+	for start := 0; start < n; start += 5000 {
+		es := make([]*Entry, 0, 5000)
+		for i := start; i < min(n, start+5000); i++ {
+			es = append(es, person(fmt.Sprintf("user%06d", i)))
+		}
+		must(b, s.AddBatch(ctx, es, admin))
+	}
+	return s
+}
+
+// BenchmarkSearchEqualityUID is the store side of the ldapsearch
+// "(uid=userNNNNNN)" benchmark against slapd, at 1, 8 and 32 clients.
+func BenchmarkSearchEqualityUID(b *testing.B) {
+	const n = 20000
+	s := benchStore(b, n)
+	ctx := context.Background()
+	for _, clients := range []int{1, 8, 32} {
+		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
+			var seq atomic.Int64
+			b.SetParallelism(max(1, clients/2)) // GOMAXPROCS is 2 here
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := seq.Add(7919) % n
+					f := mustFilter(b, "(uid=user"+fmt.Sprintf("%06d", i)+")")
+					found := 0
+					err := s.Search(ctx, &SearchRequest{BaseDN: "dc=postern,dc=local", Scope: ScopeSub, Filter: f}, func(*Entry) error {
+						found++
+						return nil
+					})
+					if err != nil || found != 1 {
+						b.Fatalf("found %d, %v", found, err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkModifyParallel replaces one attribute of random entries from
+// many goroutines; group commit lets them share fsyncs.
+func BenchmarkModifyParallel(b *testing.B) {
+	const n = 2000
+	s := benchStore(b, n)
+	ctx := context.Background()
+	for _, clients := range []int{1, 8, 32} {
+		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
+			var seq atomic.Int64
+			before := s.Stats()
+			b.SetParallelism(max(1, clients/2))
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := seq.Add(1)
+					dn := fmt.Sprintf("uid=user%06d,ou=people,dc=postern,dc=local", i%n)
+					err := s.Modify(ctx, dn, []Modification{{Op: ModReplace, Attr: Attribute{Type: "description", Vals: []string{strconv.FormatInt(i, 10)}}}}, admin)
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			after := s.Stats()
+			if c := after.Commits - before.Commits; c > 0 {
+				b.ReportMetric(float64(after.Writes-before.Writes)/float64(c), "writes/commit")
+			}
+		})
+	}
+}
+
+// BenchmarkAddBatch measures bulk loading (LDIF import) in chunks of 1000.
+func BenchmarkAddBatch(b *testing.B) {
+	s := openTest(b, Options{})
+	seed(b, s)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 1000 {
+		es := make([]*Entry, 0, 1000)
+		for j := i; j < min(b.N, i+1000); j++ {
+			es = append(es, person(fmt.Sprintf("bulk%08d", j)))
+		}
+		must(b, s.AddBatch(ctx, es, admin))
+	}
+}
