@@ -73,7 +73,6 @@ func (s *Store) complete(b buckets, id []byte, e *Entry) *Entry {
 	return e
 }
 
-
 // Compare reports whether entry dn holds value in attr (RFC 4511 §4.10).
 // An unknown type is undefinedAttributeType, a type without equality rule
 // inappropriateMatching, an absent attribute noSuchAttribute (as slapd).
