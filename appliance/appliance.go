@@ -1,0 +1,292 @@
+package appliance
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"postern/firmware"
+	"postern/ldapstore"
+	"postern/ldapstore/server"
+)
+
+// Appliance is one running Postern appliance.
+type Appliance struct {
+	cfg      Config
+	log      *slog.Logger
+	identity Identity
+	lock     *os.File
+
+	mu     sync.Mutex // guards system
+	system System
+
+	tlsConfig *tls.Config
+	adminHash string
+	generated string // the generated admin password, printed once by Start
+
+	registry *prometheus.Registry
+	store    *ldapstore.Store
+	ldap     *server.Server
+
+	listeners []net.Listener
+	https     []*http.Server
+	addrs     map[string]string // listener name → bound address
+	started   time.Time
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New opens (or, on the first start, creates) the appliance in
+// cfg.DataDir: identity, TLS certificate, admin password, store. It listens
+// on nothing until Start.
+func New(cfg Config) (a *Appliance, err error) {
+	cfg.setDefaults()
+	a = &Appliance{cfg: cfg, log: cfg.Logger, addrs: map[string]string{}, registry: prometheus.NewRegistry()}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("appliance: data directory: %w", err)
+	}
+	if err := a.lockDataDir(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.lock.Close()
+		}
+	}()
+	if a.identity, _, err = loadOrCreateIdentity(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if a.system, err = loadSystem(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if cfg.Hostname != "" || cfg.NTPServer != "" {
+		if cfg.Hostname != "" {
+			a.system.Hostname = cfg.Hostname
+		}
+		if cfg.NTPServer != "" {
+			a.system.NTPServer = cfg.NTPServer
+		}
+		if err := saveSystem(cfg.DataDir, a.system); err != nil {
+			return nil, err
+		}
+	}
+	cert, err := loadOrCreateCert(cfg.DataDir, a.system.Hostname, listenIPs(cfg))
+	if err != nil {
+		return nil, err
+	}
+	a.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if a.adminHash, a.generated, err = loadOrCreateAdmin(cfg.DataDir, cfg.AdminPassword); err != nil {
+		return nil, err
+	}
+	a.store, err = ldapstore.Open(filepath.Join(cfg.DataDir, storeFile), ldapstore.Options{
+		Suffix: cfg.Suffix, ServerID: 1, Logger: a.log.With("component", "ldapstore"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("appliance: open store: %w", err)
+	}
+	if err := a.bootstrapTree(context.Background()); err != nil {
+		a.store.Close()
+		return nil, err
+	}
+	a.ldap, err = server.New(server.Config{
+		Store:         a.store,
+		RootDN:        cfg.AdminDN(),
+		RootPassword:  a.adminHash,
+		TLSConfig:     a.tlsConfig,
+		Logger:        a.log.With("component", "ldap"),
+		Registry:      a.registry,
+		VendorVersion: firmware.Version,
+	})
+	if err != nil {
+		a.store.Close()
+		return nil, err
+	}
+	a.registerMetrics()
+	return a, nil
+}
+
+// lockDataDir takes an exclusive lock on the data directory, so two
+// appliances never share one store and queue.
+func (a *Appliance) lockDataDir() error {
+	f, err := os.OpenFile(filepath.Join(a.cfg.DataDir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("appliance: lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		f.Close()
+		return fmt.Errorf("appliance: data directory %s is in use by another postern (pid %s)", a.cfg.DataDir, string(trimSpace(b[:n])))
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	a.lock = f
+	return nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == 0) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func listenIPs(cfg Config) []net.IP {
+	var ips []net.IP
+	for _, addr := range []string{cfg.LDAPAddr, cfg.LDAPSAddr, cfg.SMTPAddr, cfg.AdminAddr, cfg.ClusterAddr} {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() && !ip.IsUnspecified() {
+				ips = append(ips, ip)
+			}
+		}
+	}
+	return ips
+}
+
+func (a *Appliance) registerMetrics() {
+	a.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "postern_ldap_entries", Help: "Live entries in the local directory.",
+		}, func() float64 {
+			n, _ := a.store.Count(context.Background())
+			return float64(n)
+		}),
+	)
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "postern_info", Help: "Firmware version and identity of this appliance (always 1).",
+		ConstLabels: prometheus.Labels{"version": firmware.Version, "device_id": a.identity.DeviceID, "uuid": a.identity.UUID},
+	})
+	info.Set(1)
+	a.registry.MustRegister(info)
+}
+
+// Start opens every enabled listener and the control socket, prints what
+// it listens on (and, on the first start, the generated admin password),
+// and serves until Close.
+func (a *Appliance) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.started = time.Now()
+	if a.generated != "" {
+		fmt.Fprintf(a.cfg.Out, "admin password (shown once): %s\n", a.generated)
+		a.generated = ""
+	}
+	if enabled(a.cfg.LDAPAddr) {
+		l, err := a.listen("ldap", a.cfg.LDAPAddr)
+		if err != nil {
+			return err
+		}
+		a.goServe("ldap", func() error { return a.ldap.Serve(l) })
+	}
+	if enabled(a.cfg.LDAPSAddr) {
+		l, err := a.listen("ldaps", a.cfg.LDAPSAddr)
+		if err != nil {
+			return err
+		}
+		a.goServe("ldaps", func() error { return a.ldap.ServeTLS(l) })
+	}
+	if enabled(a.cfg.MetricsAddr) {
+		l, err := a.listen("metrics", a.cfg.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
+		a.serveHTTP("metrics", l, mux)
+	}
+	if err := a.startControl(); err != nil {
+		return err
+	}
+	for _, name := range []string{"ldap", "ldaps", "metrics"} {
+		if addr, ok := a.addrs[name]; ok {
+			fmt.Fprintf(a.cfg.Out, "%s listening on %s\n", name, addr)
+		}
+	}
+	fmt.Fprintf(a.cfg.Out, "device %s (%s), firmware %s, data in %s\nready\n",
+		a.identity.DeviceID, a.identity.UUID, firmware.Version, a.cfg.DataDir)
+	a.log.Info("appliance started", slog.String("device_id", a.identity.DeviceID))
+	return nil
+}
+
+func (a *Appliance) listen(name, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("appliance: %s listener: %w", name, err)
+	}
+	a.listeners = append(a.listeners, l)
+	a.addrs[name] = l.Addr().String()
+	return l, nil
+}
+
+func (a *Appliance) goServe(name string, serve func() error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := serve(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("listener stopped", slog.String("listener", name), slog.Any("err", err))
+		}
+	}()
+}
+
+func (a *Appliance) serveHTTP(name string, l net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	a.https = append(a.https, srv)
+	a.goServe(name, func() error { return srv.Serve(l) })
+}
+
+// Addr returns the bound address of a listener ("ldap", "ldaps", "smtp",
+// "metrics", ...), or "" when it is not listening.
+func (a *Appliance) Addr(name string) string { return a.addrs[name] }
+
+// Identity returns this appliance's machine-local identity.
+func (a *Appliance) Identity() Identity { return a.identity }
+
+// Store returns the appliance's directory store.
+func (a *Appliance) Store() *ldapstore.Store { return a.store }
+
+// Close stops every listener and connection, waits for them, and closes
+// the store. It is safe to call more than once.
+func (a *Appliance) Close() error {
+	var err error
+	a.closeOnce.Do(func() {
+		for _, s := range a.https {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.Shutdown(ctx)
+			cancel()
+		}
+		for _, l := range a.listeners {
+			l.Close()
+		}
+		if a.ldap != nil {
+			a.ldap.Close()
+		}
+		a.wg.Wait()
+		if a.store != nil {
+			err = a.store.Close()
+		}
+		if a.lock != nil {
+			os.Remove(filepath.Join(a.cfg.DataDir, controlSocket))
+			a.lock.Close()
+		}
+	})
+	return err
+}

@@ -1,0 +1,281 @@
+package appliance
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"postern/firmware"
+)
+
+// Main runs the postern command line: args[0] is the program name,
+// args[1] the subcommand. It returns the process exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) < 2 {
+		usage(stderr)
+		return 2
+	}
+	cmd, rest := args[1], args[2:]
+	var err error
+	switch cmd {
+	case "serve":
+		err = cmdServe(ctx, rest, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "postern %s\n", firmware.String())
+	case "status":
+		err = cmdStatus(ctx, rest, stdout)
+	case "system":
+		err = cmdSystem(ctx, rest, stdout)
+	case "ldif":
+		err = cmdLDIF(ctx, rest, stdin, stdout, stderr)
+	case "domain":
+		err = cmdDomain(ctx, rest, stdout)
+	case "relay":
+		err = cmdRelay(ctx, rest, stdout)
+	case "help", "-h", "--help":
+		usage(stdout)
+	default:
+		fmt.Fprintf(stderr, "postern: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 2
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "postern %s: %s\n", cmd, ue.msg)
+			return 2
+		}
+		fmt.Fprintf(stderr, "postern %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: postern COMMAND [options]
+
+  serve [--data DIR] [--ldap ADDR] [--ldaps ADDR] [--smtp ADDR] [--admin ADDR]
+        [--cluster ADDR] [--metrics ADDR] [--hostname NAME] [--ntp-server HOST[:PORT]]
+  version
+  status [--json]
+  system show [--json] | system set [--hostname H] [--comment C] [--location L] [--ntp-server S]
+  ldif export | ldif import FILE   (FILE "-" reads standard input)
+  domain add NAME --deliver-to HOST:PORT [--tls none|may|encrypt] | domain list | domain remove NAME
+  relay show | relay networks CIDR...|none | relay smarthost HOST:PORT|none
+
+Every command but serve and version talks to the running appliance through
+the control socket in its data directory: --data DIR (default $POSTERN_DATA,
+else ./var).
+`)
+}
+
+// flags returns a FlagSet with the options every client command shares.
+func clientFlags(name string) (*flag.FlagSet, *string, *bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	data := fs.String("data", defaultData(), "data directory of the appliance ($POSTERN_DATA)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	return fs, data, asJSON
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data", defaultData(), "data directory ($POSTERN_DATA)")
+	fs.StringVar(&cfg.LDAPAddr, "ldap", DefaultLDAP, `LDAP listen address ("off" disables)`)
+	fs.StringVar(&cfg.LDAPSAddr, "ldaps", DefaultLDAPS, "LDAPS listen address")
+	fs.StringVar(&cfg.SMTPAddr, "smtp", DefaultSMTP, "SMTP listen address")
+	fs.StringVar(&cfg.AdminAddr, "admin", DefaultAdmin, "admin HTTPS listen address")
+	fs.StringVar(&cfg.ClusterAddr, "cluster", DefaultCluster, "cluster SSH listen address")
+	fs.StringVar(&cfg.MetricsAddr, "metrics", DefaultMetrics, "Prometheus metrics listen address")
+	fs.StringVar(&cfg.Hostname, "hostname", "", "set this machine's hostname (machine-local)")
+	fs.StringVar(&cfg.NTPServer, "ntp-server", "", "set this machine's NTP server (machine-local)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usagef("bad --log-level %q", *logLevel)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	cfg.AdminPassword = os.Getenv("POSTERN_ADMIN_PASSWORD")
+	cfg.Out = stdout
+	a, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "stopping")
+	return a.Close()
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, data, asJSON := clientFlags("status")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var st StatusReport
+	if err := newClient(*data).call(ctx, "GET", "/v1/status", nil, &st); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, st)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Device ID\t%s\nUUID\t%s\nHostname\t%s\nFirmware\t%s (build %s)\nUptime\t%s\nData\t%s\nEntries\t%d\n",
+		st.DeviceID, st.UUID, st.Hostname, st.Version, st.Build, st.Uptime, st.DataDir, st.Entries)
+	fmt.Fprintf(tw, "Context CSN\t%s\n", strings.Join(st.ContextCSN, " "))
+	names := make([]string, 0, len(st.Listeners))
+	for n := range st.Listeners {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(tw, "Listener %s\t%s\n", n, st.Listeners[n])
+	}
+	return tw.Flush()
+}
+
+func cmdSystem(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usagef("want show or set")
+	}
+	fs, data, asJSON := clientFlags("system " + args[0])
+	var u SystemUpdate
+	set := func(dst **string) func(string) error {
+		return func(v string) error { *dst = &v; return nil }
+	}
+	switch args[0] {
+	case "show":
+	case "set":
+		fs.Func("hostname", "hostname", set(&u.Hostname))
+		fs.Func("comment", "comment shown in the cluster tables", set(&u.Comment))
+		fs.Func("location", "location shown in the cluster tables", set(&u.Location))
+		fs.Func("ntp-server", "NTP server (host[:port])", set(&u.NTPServer))
+	default:
+		return usagef("unknown subcommand %q (want show or set)", args[0])
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	c := newClient(*data)
+	var s System
+	var err error
+	if args[0] == "set" {
+		if u == (SystemUpdate{}) {
+			return usagef("nothing to set")
+		}
+		err = c.call(ctx, "POST", "/v1/system", u, &s)
+	} else {
+		err = c.call(ctx, "GET", "/v1/system", nil, &s)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, s)
+	}
+	fmt.Fprintf(stdout, "Hostname:   %s\nComment:    %s\nLocation:   %s\nNTP server: %s\n", s.Hostname, s.Comment, s.Location, s.NTPServer)
+	return nil
+}
+
+func cmdLDIF(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usagef("want export or import FILE")
+	}
+	fs, data, _ := clientFlags("ldif " + args[0])
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	c := newClient(*data)
+	switch args[0] {
+	case "export":
+		resp, err := c.do(ctx, "GET", "/v1/ldif/export", nil, "")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, err = io.Copy(stdout, resp.Body)
+		return err
+	case "import":
+		if fs.NArg() != 1 {
+			return usagef("want exactly one FILE (or - for standard input)")
+		}
+		in := stdin
+		if name := fs.Arg(0); name != "-" {
+			f, err := os.Open(name)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			in = f
+		}
+		resp, err := c.do(ctx, "POST", "/v1/ldif/import", in, "text/plain")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var last ImportProgress
+		for sc.Scan() {
+			if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+				return fmt.Errorf("bad progress line from appliance: %q", sc.Text())
+			}
+			if last.Error == "" && !last.Done {
+				fmt.Fprintf(stderr, "imported %d entries (%d added, %d updated, %.0f/s)\n", last.Added+last.Updated, last.Added, last.Updated, last.Rate)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return err
+		}
+		if last.Error != "" {
+			return fmt.Errorf("%s (after %d entries imported)", last.Error, last.Added+last.Updated)
+		}
+		if !last.Done {
+			return errors.New("import ended without a result (appliance stopped?)")
+		}
+		fmt.Fprintf(stdout, "imported %d entries: %d added, %d updated\n", last.Added+last.Updated, last.Added, last.Updated)
+		return nil
+	default:
+		return usagef("unknown subcommand %q (want export or import)", args[0])
+	}
+}
+
+// defaultData is $POSTERN_DATA, else ./var.
+func defaultData() string {
+	if d := os.Getenv("POSTERN_DATA"); d != "" {
+		return d
+	}
+	return DefaultDataDir
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

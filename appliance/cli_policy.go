@@ -1,0 +1,150 @@
+package appliance
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+)
+
+func cmdDomain(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usagef("want add, list or remove")
+	}
+	fs, data, asJSON := clientFlags("domain " + args[0])
+	var d Domain
+	switch args[0] {
+	case "add":
+		fs.StringVar(&d.DeliverTo, "deliver-to", "", "delivery server HOST:PORT (required)")
+		fs.StringVar(&d.TLS, "tls", "may", "TLS to the delivery server: none, may or encrypt")
+	case "list", "remove":
+	default:
+		return usagef("unknown subcommand %q (want add, list or remove)", args[0])
+	}
+	// The domain name comes first: `domain add example.com --deliver-to ...`.
+	rest := args[1:]
+	var name string
+	if args[0] != "list" {
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return usagef("want the domain name first: postern domain %s NAME", args[0])
+		}
+		name, rest = rest[0], rest[1:]
+	}
+	if err := parseAll(fs, rest); err != nil {
+		return err
+	}
+	c := newClient(*data)
+	switch args[0] {
+	case "add":
+		if d.DeliverTo == "" {
+			return usagef("--deliver-to HOST:PORT is required")
+		}
+		d.Name = name
+		var got Domain
+		if err := c.call(ctx, "POST", "/v1/domains", d, &got); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, got)
+		}
+		fmt.Fprintf(stdout, "domain %s delivers to %s (TLS %s)\n", got.Name, got.DeliverTo, got.TLS)
+	case "remove":
+		if err := c.call(ctx, "DELETE", "/v1/domains/"+url.PathEscape(name), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "domain %s removed\n", name)
+	case "list":
+		var ds []Domain
+		if err := c.call(ctx, "GET", "/v1/domains", nil, &ds); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, ds)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DOMAIN\tDELIVER TO\tTLS")
+		for _, d := range ds {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Name, d.DeliverTo, d.TLS)
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+func cmdRelay(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usagef("want show, networks CIDR... or smarthost HOST:PORT|none")
+	}
+	fs, data, asJSON := clientFlags("relay " + args[0])
+	if err := parseAll(fs, args[1:]); err != nil {
+		return err
+	}
+	var u RelayUpdate
+	switch args[0] {
+	case "show":
+	case "networks":
+		nets := fs.Args()
+		if len(nets) == 1 && nets[0] == "none" {
+			nets = []string{}
+		}
+		if len(nets) == 0 {
+			return usagef("want one or more CIDRs, or none")
+		}
+		u.Networks = &nets
+	case "smarthost":
+		if fs.NArg() != 1 {
+			return usagef("want HOST:PORT, or none")
+		}
+		h := fs.Arg(0)
+		if h == "none" {
+			h = ""
+		}
+		u.Smarthost = &h
+	default:
+		return usagef("unknown subcommand %q (want show, networks or smarthost)", args[0])
+	}
+	c := newClient(*data)
+	var rs RelaySettings
+	var err error
+	if args[0] == "show" {
+		err = c.call(ctx, "GET", "/v1/relay", nil, &rs)
+	} else {
+		err = c.call(ctx, "POST", "/v1/relay", u, &rs)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, rs)
+	}
+	nets := strings.Join(rs.Networks, " ")
+	if nets == "" {
+		nets = "(none: no relaying)"
+	}
+	sh := rs.Smarthost
+	if sh == "" {
+		sh = "(none: MX lookup)"
+	}
+	fmt.Fprintf(stdout, "Relay networks: %s\nSmarthost:      %s\n", nets, sh)
+	return nil
+}
+
+// parseAll parses flags that may stand before, between or after the
+// positional arguments, which stay in fs.Args().
+func parseAll(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
+}

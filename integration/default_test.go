@@ -1,0 +1,95 @@
+package integration
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestEmbeddedDefault is the README's first step: `postern serve` with no
+// arguments in an empty directory creates ./var, prints a generated admin
+// password once and the listeners, and ldapsearch with that password lists
+// the tree on 127.0.0.1:3389.
+func TestEmbeddedDefault(t *testing.T) {
+	dir := t.TempDir()
+	run := func() (string, func()) {
+		cmd := exec.Command(binary, "serve")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "POSTERN_ADMIN_PASSWORD=", "POSTERN_DATA=")
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var printed strings.Builder
+		done := make(chan bool, 1)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				printed.WriteString(sc.Text() + "\n")
+				if sc.Text() == "ready" {
+					done <- true
+				}
+			}
+			done <- false
+		}()
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatalf("serve exited before ready:\n%s", printed.String())
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("serve not ready:\n%s", printed.String())
+		}
+		return printed.String(), func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("serve after SIGTERM: %v", err)
+			}
+		}
+	}
+	out, stop := run()
+	for _, want := range []string{"ldap listening on 127.0.0.1:3389", "ldaps listening on 127.0.0.1:3636", "metrics listening on 127.0.0.1:9464"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("start-up report lacks %q:\n%s", want, out)
+		}
+	}
+	m := regexp.MustCompile(`admin password \(shown once\): (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		stop()
+		t.Fatalf("no generated admin password printed:\n%s", out)
+	}
+	res := mustTool(t, nil, "", "ldapsearch", "-x", "-H", "ldap://127.0.0.1:3389", "-D", adminDN, "-w", m[1], "-b", suffix)
+	if !strings.Contains(res, "dn: ou=people,"+suffix) || !strings.Contains(res, "numEntries: 5") {
+		t.Errorf("ldapsearch of the default tree:\n%s", res)
+	}
+	for _, f := range []string{"identity.json", "tls.crt", "tls.key", "admin.hash", "ldap.db", "control.sock"} {
+		if _, err := os.Stat(filepath.Join(dir, "var", f)); err != nil {
+			t.Errorf("./var/%s: %v", f, err)
+		}
+	}
+	// Secrets are readable by the owner only; the password is not stored in plain.
+	for _, f := range []string{"tls.key", "admin.hash", "control.sock"} {
+		if st, err := os.Stat(filepath.Join(dir, "var", f)); err == nil && st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("./var/%s has mode %v", f, st.Mode().Perm())
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "var", "admin.hash")); strings.Contains(string(b), m[1]) || !strings.HasPrefix(string(b), "{ARGON2}") {
+		t.Errorf("admin.hash is not an argon2 hash: %q", b)
+	}
+	stop()
+	// The second start keeps the password and does not print one.
+	out, stop = run()
+	defer stop()
+	if strings.Contains(out, "admin password") {
+		t.Errorf("password printed again on the second start:\n%s", out)
+	}
+	mustTool(t, nil, "", "ldapwhoami", "-x", "-H", "ldap://127.0.0.1:3389", "-D", adminDN, "-w", m[1])
+}
