@@ -32,7 +32,7 @@ type RelaySettings struct {
 }
 
 func (a *Appliance) domainDN(name string) string { return "cn=" + name + ",ou=domains," + a.cfg.Suffix }
-func (a *Appliance) relayDN() string            { return "cn=relay,ou=config," + a.cfg.Suffix }
+func (a *Appliance) relayDN() string             { return "cn=relay,ou=config," + a.cfg.Suffix }
 
 // normalizeDomain lower-cases and checks a domain name.
 func normalizeDomain(name string) (string, error) {

@@ -3,9 +3,12 @@ package ldapstore
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // benchStore loads n people in chunks of 5000 through AddBatch.
@@ -99,4 +102,49 @@ func BenchmarkAddBatch(b *testing.B) {
 		}
 		must(b, s.AddBatch(ctx, es, admin))
 	}
+}
+
+// BenchmarkLoad100k loads 100,000 people in chunks of 5000 (an LDIF
+// import), then searches every one by uid and scans the whole tree; it
+// reports the load rate, the file size and the process's peak RSS (the
+// appliance budget is 150 MB with 100k entries).
+func BenchmarkLoad100k(b *testing.B) {
+	for b.Loop() {
+		start := time.Now()
+		s := benchStore(b, 100000)
+		b.ReportMetric(100000/time.Since(start).Seconds(), "entries/s")
+		ctx := context.Background()
+		for i := 0; i < 100000; i += 7 {
+			f := mustFilter(b, fmt.Sprintf("(uid=user%06d)", i))
+			n := 0
+			must(b, s.Search(ctx, &SearchRequest{BaseDN: "dc=postern,dc=local", Scope: ScopeSub, Filter: f}, func(*Entry) error { n++; return nil }))
+			if n != 1 {
+				b.Fatalf("uid %d found %d times", i, n)
+			}
+		}
+		n := 0
+		must(b, s.Search(ctx, &SearchRequest{BaseDN: "dc=postern,dc=local", Scope: ScopeSub}, func(*Entry) error { n++; return nil }))
+		if n != 100005 {
+			b.Fatalf("scan found %d", n)
+		}
+		if st, err := os.Stat(s.db.Path()); err == nil {
+			b.ReportMetric(float64(st.Size())/(1<<20), "file_MB")
+		}
+		b.ReportMetric(peakRSSMB(), "peak_rss_MB")
+	}
+}
+
+// peakRSSMB reads VmHWM (peak resident set) from /proc/self/status.
+func peakRSSMB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }
