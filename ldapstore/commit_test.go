@@ -358,3 +358,56 @@ func TestApplyReplicated(t *testing.T) {
 		t.Fatalf("add after newer delete: %v", err)
 	}
 }
+
+// TestFailureAfterWrites makes one op of a batch fail after it wrote: the
+// batch is replayed op by op, the failed op leaves nothing, the others
+// commit.
+func TestFailureAfterWrites(t *testing.T) {
+	s := openTest(t, Options{})
+	seed(t, s)
+	ctx := context.Background()
+	release := make(chan struct{})
+	go s.submit(ctx, false, func(w *wtx) error { <-release; return nil })
+	time.Sleep(20 * time.Millisecond)
+	errs := make(chan error, 3)
+	go func() { errs <- s.Add(ctx, person("before"), admin) }()
+	time.Sleep(2 * time.Millisecond)
+	bad := errors.New("boom")
+	go func() {
+		errs <- s.submit(ctx, false, func(w *wtx) error {
+			b := w.buckets()
+			w.put(b.dn, []byte("garbage"), []byte("x"))
+			return bad
+		})
+	}()
+	time.Sleep(2 * time.Millisecond)
+	go func() { errs <- s.Add(ctx, person("after"), admin) }()
+	time.Sleep(2 * time.Millisecond)
+	close(release)
+	var got []error
+	for range 3 {
+		got = append(got, <-errs)
+	}
+	nbad := 0
+	for _, err := range got {
+		if errors.Is(err, bad) {
+			nbad++
+		} else {
+			must(t, err)
+		}
+	}
+	if nbad != 1 {
+		t.Fatalf("results %v", got)
+	}
+	must(t, s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bDN).Get([]byte("garbage")) != nil {
+			return errors.New("failed op's write committed")
+		}
+		return nil
+	}))
+	for _, uid := range []string{"before", "after"} {
+		if _, err := s.Get(ctx, "uid="+uid+",ou=people,dc=postern,dc=local"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

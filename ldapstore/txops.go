@@ -55,8 +55,17 @@ func writeBuckets(tx *bolt.Tx) buckets {
 	b.idx = tx.Bucket(bIdx)
 	b.changelog = tx.Bucket(bChangelog)
 	b.tombstones = tx.Bucket(bTombstones)
+	for _, x := range []*bolt.Bucket{b.entries, b.dn, b.children, b.changelog, b.tombstones} {
+		x.FillPercent = fillPercent
+	}
 	return b
 }
+
+// fillPercent is how full bbolt packs a page when it splits one. Most keys
+// here grow in order (version 7 entryUUIDs, CSNs, children of a parent,
+// the postings of one value), for which bbolt's default of 50% would leave
+// every page half empty.
+const fillPercent = 0.9
 
 // loadKey returns the entry at a dn key, or nil.
 func loadKey(b buckets, key []byte) (uuid.UUID, *record, error) {
@@ -152,6 +161,7 @@ func (w *wtx) updateIndexes(b buckets, id uuid.UUID, old, new *Entry) {
 			continue
 		}
 		sub := b.idx.Bucket([]byte(at.Name()))
+		sub.FillPercent = fillPercent
 		have := make(map[string]bool, len(n))
 		for _, k := range n {
 			have[string(k)] = true

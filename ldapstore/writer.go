@@ -37,6 +37,7 @@ type wtx struct {
 	count   int64 // live entries delta
 	ctx     csn.Vector
 	changes int
+	writes  int // puts and deletes so far
 	b       buckets
 }
 
@@ -44,6 +45,7 @@ type wtx struct {
 var errDirty = errors.New("ldapstore: write failed inside a transaction")
 
 func (w *wtx) put(b *bolt.Bucket, k, v []byte) {
+	w.writes++
 	if w.err == nil {
 		if err := b.Put(k, v); err != nil {
 			w.err = fmt.Errorf("%w: put: %v", errDirty, err)
@@ -52,6 +54,7 @@ func (w *wtx) put(b *bolt.Bucket, k, v []byte) {
 }
 
 func (w *wtx) del(b *bolt.Bucket, k []byte) {
+	w.writes++
 	if w.err == nil {
 		if err := b.Delete(k); err != nil {
 			w.err = fmt.Errorf("%w: delete: %v", errDirty, err)
@@ -173,9 +176,15 @@ func (s *Store) commit(ops []*op) (*wtx, error) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		w = &wtx{s: s, tx: tx, ctx: csn.Vector{}}
 		for _, o := range ops {
+			before := w.writes
 			o.err = o.fn(w)
 			if w.err != nil {
 				return w.err
+			}
+			if o.err != nil && w.writes != before {
+				// refused after it began writing: its writes cannot be
+				// taken back alone, so the whole batch is replayed
+				return fmt.Errorf("%w: op failed after writing: %v", errDirty, o.err)
 			}
 			if o.err != nil && len(ops) == 1 {
 				return o.err
