@@ -22,6 +22,7 @@ import (
 	"postern/firmware"
 	"postern/ldapstore"
 	"postern/ldapstore/server"
+	"postern/smtp"
 )
 
 // Appliance is one running Postern appliance.
@@ -41,6 +42,7 @@ type Appliance struct {
 	registry *prometheus.Registry
 	store    *ldapstore.Store
 	ldap     *server.Server
+	smtp     *smtp.Gateway
 
 	listeners []net.Listener
 	https     []*http.Server
@@ -114,6 +116,18 @@ func New(cfg Config) (a *Appliance, err error) {
 	if err != nil {
 		a.store.Close()
 		return nil, err
+	}
+	a.smtp, err = smtp.New(smtp.Config{
+		Hostname:  a.system.Hostname,
+		TLSConfig: a.tlsConfig,
+		DataDir:   filepath.Join(cfg.DataDir, "queue"),
+		Directory: &ldapDirectory{a: a, hasUsers: map[string]cachedBool{}},
+		Registry:  a.registry,
+		Logger:    a.log.With("component", "smtp"),
+	})
+	if err != nil {
+		a.store.Close()
+		return nil, fmt.Errorf("appliance: open mail queue: %w", err)
 	}
 	a.registerMetrics()
 	return a, nil
@@ -204,6 +218,13 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 		}
 		a.goServe("ldaps", func() error { return a.ldap.ServeTLS(l) })
 	}
+	if enabled(a.cfg.SMTPAddr) {
+		l, err := a.listen("smtp", a.cfg.SMTPAddr)
+		if err != nil {
+			return err
+		}
+		a.goServe("smtp", func() error { return a.smtp.Serve(l) })
+	}
 	if enabled(a.cfg.MetricsAddr) {
 		l, err := a.listen("metrics", a.cfg.MetricsAddr)
 		if err != nil {
@@ -216,7 +237,7 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 	if err := a.startControl(); err != nil {
 		return err
 	}
-	for _, name := range []string{"ldap", "ldaps", "metrics"} {
+	for _, name := range []string{"ldap", "ldaps", "smtp", "metrics"} {
 		if addr, ok := a.addrs[name]; ok {
 			fmt.Fprintf(a.cfg.Out, "%s listening on %s\n", name, addr)
 		}
@@ -278,6 +299,9 @@ func (a *Appliance) Close() error {
 		}
 		if a.ldap != nil {
 			a.ldap.Close()
+		}
+		if a.smtp != nil {
+			a.smtp.Close()
 		}
 		a.wg.Wait()
 		if a.store != nil {

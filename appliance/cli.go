@@ -41,6 +41,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		err = cmdDomain(ctx, rest, stdout)
 	case "relay":
 		err = cmdRelay(ctx, rest, stdout)
+	case "queue":
+		err = cmdQueue(ctx, rest, stdout)
 	case "help", "-h", "--help":
 		usage(stdout)
 	default:
@@ -80,6 +82,7 @@ func usage(w io.Writer) {
   ldif export | ldif import FILE   (FILE "-" reads standard input)
   domain add NAME --deliver-to HOST:PORT [--tls none|may|encrypt] | domain list | domain remove NAME
   relay show | relay networks CIDR...|none | relay smarthost HOST:PORT|none
+  queue list | queue show ID | queue flush | queue delete ID
 
 Every command but serve and version talks to the running appliance through
 the control socket in its data directory: --data DIR (default $POSTERN_DATA,

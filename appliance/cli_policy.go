@@ -87,11 +87,11 @@ func cmdRelay(ctx context.Context, args []string, stdout io.Writer) error {
 	case "show":
 	case "networks":
 		nets := fs.Args()
-		if len(nets) == 1 && nets[0] == "none" {
-			nets = []string{}
-		}
 		if len(nets) == 0 {
 			return usagef("want one or more CIDRs, or none")
+		}
+		if len(nets) == 1 && nets[0] == "none" {
+			nets = []string{}
 		}
 		u.Networks = &nets
 	case "smarthost":
@@ -147,4 +147,95 @@ func parseAll(fs *flag.FlagSet, args []string) error {
 		args = fs.Args()[1:]
 	}
 	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+func cmdQueue(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usagef("want list, show ID, flush or delete ID")
+	}
+	fs, data, asJSON := clientFlags("queue " + args[0])
+	if err := parseAll(fs, args[1:]); err != nil {
+		return err
+	}
+	c := newClient(*data)
+	needID := func() (string, error) {
+		if fs.NArg() != 1 {
+			return "", usagef("want exactly one queue ID")
+		}
+		return url.PathEscape(fs.Arg(0)), nil
+	}
+	switch args[0] {
+	case "list":
+		var qs []QueueEntry
+		if err := c.call(ctx, "GET", "/v1/queue", nil, &qs); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, qs)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tARRIVAL\tSIZE\tFROM\tRECIPIENT\tSTATUS\tATTEMPTS\tDIAGNOSTIC")
+		for _, q := range qs {
+			for i, r := range q.Recipients {
+				id, arr, size, from := q.ID, q.Arrival.Format("2006-01-02 15:04:05"), fmt.Sprint(q.Size), orNull(q.From)
+				if i > 0 {
+					id, arr, size, from = "", "", "", ""
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", id, arr, size, from, r.Address, r.Status, r.Attempts, r.Diagnostic)
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d messages in the queue\n", len(qs))
+	case "show":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		var q QueueEntry
+		if err := c.call(ctx, "GET", "/v1/queue/"+id, nil, &q); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, q)
+		}
+		fmt.Fprintf(stdout, "ID:      %s\nArrival: %s\nFrom:    %s\nSize:    %d\n", q.ID, q.Arrival.Format("2006-01-02 15:04:05 MST"), orNull(q.From), q.Size)
+		for _, r := range q.Recipients {
+			fmt.Fprintf(stdout, "To:      %s  %s, %d attempts", r.Address, r.Status, r.Attempts)
+			if !r.NextAttempt.IsZero() {
+				fmt.Fprintf(stdout, ", next %s", r.NextAttempt.Format("15:04:05"))
+			}
+			if r.Diagnostic != "" {
+				fmt.Fprintf(stdout, ", last: %s", r.Diagnostic)
+			}
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintf(stdout, "\n%s", q.Header)
+	case "flush":
+		var res map[string]int
+		if err := c.call(ctx, "POST", "/v1/queue/flush", nil, &res); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d messages scheduled for delivery now\n", res["scheduled"])
+	case "delete":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		if err := c.call(ctx, "DELETE", "/v1/queue/"+id, nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "message %s deleted\n", fs.Arg(0))
+	default:
+		return usagef("unknown subcommand %q (want list, show, flush or delete)", args[0])
+	}
+	return nil
+}
+
+func orNull(from string) string {
+	if from == "" {
+		return "<>"
+	}
+	return from
 }

@@ -64,6 +64,7 @@ func (a *Appliance) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/ldif/export", a.handleExport)
 	mux.HandleFunc("POST /v1/ldif/import", a.handleImport)
 	a.policyRoutes(mux)
+	a.queueRoutes(mux)
 }
 
 func decodeJSON(r *http.Request, v any) error {
