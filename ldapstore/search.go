@@ -52,7 +52,12 @@ func (s *Store) Search(ctx context.Context, req *SearchRequest, fn func(*Entry) 
 		if err := ctx.Err(); err != nil {
 			return ctxError(ctx)
 		}
-		batch, done, err := cur.next(ctx, searchChunk)
+		n := searchChunk
+		if req.SizeLimit > 0 {
+			// one more than the limit tells whether it was exceeded
+			n = min(n, req.SizeLimit-sent+1)
+		}
+		batch, done, err := cur.next(ctx, n)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -132,4 +133,45 @@ func TestSearchLimitsAndErrors(t *testing.T) {
 	if len(seen) != 300 {
 		t.Fatalf("one-level saw %d", len(seen))
 	}
+}
+
+// TestLongIndexedValues indexes values longer than maxIndexValue by hash;
+// lookups still find exactly the right entries.
+func TestLongIndexedValues(t *testing.T) {
+	s := openTest(t, Options{})
+	seed(t, s)
+	ctx := context.Background()
+	long := func(c byte) string { return strings.Repeat(string(c), 300) }
+	a := person("longa")
+	a.Set("cn", "User longa", long('a'))
+	b := person("longb")
+	b.Set("cn", "User longb", long('a')+"b")
+	must(t, s.Add(ctx, a, admin))
+	must(t, s.Add(ctx, b, admin))
+	if got := search(t, s, "dc=postern,dc=local", ScopeSub, "(cn="+strings.ToUpper(long('a'))+")"); len(got) != 1 || got[0] != a.DN {
+		t.Fatalf("got %v", got)
+	}
+	must(t, s.Modify(ctx, a.DN, []Modification{{Op: ModDelete, Attr: Attribute{Type: "cn", Vals: []string{long('a')}}}}, admin))
+	if got := search(t, s, "dc=postern,dc=local", ScopeSub, "(cn="+long('a')+")"); len(got) != 0 {
+		t.Fatalf("stale index: %v", got)
+	}
+}
+
+// TestWriteContext: a write whose context ends while it waits in the queue
+// is not applied.
+func TestWriteContext(t *testing.T) {
+	s := openTest(t, Options{})
+	seed(t, s)
+	release := make(chan struct{})
+	go s.submit(context.Background(), false, func(w *wtx) error { <-release; return nil })
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	err := s.Add(ctx, person("late"), admin)
+	wantCode(t, err, TimeLimitExceeded)
+	close(release)
+	// a later write is committed after the canceled one would have been
+	must(t, s.Add(context.Background(), person("later"), admin))
+	_, err = s.Get(context.Background(), "uid=late,ou=people,dc=postern,dc=local")
+	wantCode(t, err, NoSuchObject)
 }

@@ -158,11 +158,23 @@ func Open(path string, opts Options) (*Store, error) {
 	s.pwAttr = s.sch.Attr("userPassword")
 	s.extensOC = s.sch.Class("extensibleObject")
 
+	// bbolt options:
+	//   - NoSync false: every commit is fsynced, so an acknowledged write
+	//     survives kill -9 and power loss; group commit amortises the fsync.
+	//   - InitialMmapSize 1 GiB: address space only (resident pages are what
+	//     is read), and the file can grow that far without a remap, which
+	//     would wait for every open read transaction.
+	//   - FreelistMapType: O(1) page allocation in large files.
+	//   - NoFreelistSync stays false: it would save a page write per commit
+	//     but makes Open scan every page to rebuild the freelist, which
+	//     faults the whole file into memory (the RSS budget) and is slow.
+	//   - Timeout: a second process opening the same file fails instead of
+	//     hanging on the file lock.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:         2 * time.Second,
-		InitialMmapSize: 1 << 30, // address space only; avoids remaps that wait for readers
+		InitialMmapSize: 1 << 30,
 		FreelistType:    bolt.FreelistMapType,
-		NoSync:          false, // every commit is fsynced: acknowledged writes survive kill -9
+		NoSync:          false,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ldapstore: open %s: %w", path, err)
