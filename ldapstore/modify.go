@@ -10,21 +10,20 @@ import (
 
 // modReq is a Modify with its modifications checked and canonicalised.
 type modReq struct {
-	t        *target
-	mods     []Modification
-	internal bool
+	t    *target
+	mods []Modification
 }
 
 // Modify applies mods to dn atomically (RFC 4511 §4.6, RFC 4525 increment).
 func (s *Store) Modify(ctx context.Context, dn string, mods []Modification, by string) error {
-	r, err := s.prepareModify(dn, mods, false)
+	r, err := s.prepareModify(dn, mods)
 	if err != nil {
 		return err
 	}
 	return s.submit(ctx, false, func(w *wtx) error { return w.modify(r, by, csn.CSN{}) })
 }
 
-func (s *Store) prepareModify(dn string, mods []Modification, internal bool) (*modReq, error) {
+func (s *Store) prepareModify(dn string, mods []Modification) (*modReq, error) {
 	t, err := s.resolve(dn, true)
 	if err != nil {
 		return nil, err
@@ -38,7 +37,7 @@ func (s *Store) prepareModify(dn string, mods []Modification, internal bool) (*m
 		if at == nil {
 			return nil, Errorf(UndefinedAttributeType, "%s: attribute type undefined", m.Attr.Type)
 		}
-		if (at.NoUserMod || computedAttrs[at.Name()]) && !internal {
+		if at.NoUserMod || computedAttrs[at.Name()] {
 			return nil, Errorf(ConstraintViolation, "%s: no user modification allowed", m.Attr.Type)
 		}
 		vals := m.Attr.Vals
@@ -65,7 +64,7 @@ func (s *Store) prepareModify(dn string, mods []Modification, internal bool) (*m
 		}
 		out = append(out, Modification{Op: m.Op, Attr: Attribute{Type: at.Name(), Vals: vals}})
 	}
-	return &modReq{t: t, mods: out, internal: internal}, nil
+	return &modReq{t: t, mods: out}, nil
 }
 
 // modify applies a Modify inside the batch transaction. A zero c means a
@@ -99,11 +98,9 @@ func (w *wtx) modify(r *modReq, by string, c csn.CSN) error {
 	} else {
 		s.gen.Observe(c)
 	}
-	if !r.internal || e.First("entryCSN") == old.First("entryCSN") {
-		e.Set("entryCSN", c.String())
-		e.Set("modifiersName", by)
-		e.Set("modifyTimestamp", genTime(c))
-	}
+	e.Set("entryCSN", c.String())
+	e.Set("modifiersName", by)
+	e.Set("modifyTimestamp", genTime(c))
 	w.put(b.entries, id[:], encodeRecord(rec.parent, []byte(rec.key), e))
 	w.updateIndexes(b, id, old, e)
 	w.logChange(b, c, ChangeModify, id, e.DN)

@@ -1,8 +1,6 @@
 package ldapstore
 
 import (
-	"strings"
-
 	"postern/ldapstore/dn"
 	"postern/ldapstore/schema"
 )
@@ -278,12 +276,4 @@ func (s *Store) missingRDN(e *Entry, rdn dn.RDN) string {
 		}
 	}
 	return ""
-}
-
-func isOperationalName(name string) bool {
-	switch strings.ToLower(name) {
-	case "entryuuid", "entrycsn", "createtimestamp", "modifytimestamp", "creatorsname", "modifiersname", "structuralobjectclass":
-		return true
-	}
-	return false
 }
