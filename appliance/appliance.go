@@ -163,7 +163,7 @@ func listenIPs(cfg Config) []net.IP {
 	var ips []net.IP
 	for _, addr := range []string{cfg.LDAPAddr, cfg.LDAPSAddr, cfg.SMTPAddr, cfg.AdminAddr, cfg.ClusterAddr} {
 		if host, _, err := net.SplitHostPort(addr); err == nil {
-			if ip := net.ParseIP(host); ip != nil && !ip.IsLoopback() && !ip.IsUnspecified() {
+			if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
 				ips = append(ips, ip)
 			}
 		}

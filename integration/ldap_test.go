@@ -160,7 +160,7 @@ description: renamed soon
 			t.Fatalf("root DSE lacks %q:\n%s", want, out)
 		}
 	}
-	out = mustTool(t, nil, "", "ldapsearch", "-x", "-H", a.ldapURL(), "-LLL", "-b", "cn=Subschema", "-s", "base", "objectClasses")
+	out = mustTool(t, nil, "", "ldapsearch", "-x", "-o", "ldif-wrap=no", "-H", a.ldapURL(), "-LLL", "-b", "cn=Subschema", "-s", "base", "objectClasses")
 	if !strings.Contains(out, "NAME 'inetOrgPerson'") || !strings.Contains(out, "NAME 'posternDomain'") {
 		t.Fatalf("subschema lacks classes:\n%.2000s", out)
 	}
