@@ -139,8 +139,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	fs, data, asJSON := clientFlags("status")
-	if err := fs.Parse(args); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	var st StatusReport
 	if err := newClient(*data).call(ctx, "GET", "/v1/status", nil, &st); err != nil {
@@ -183,7 +186,7 @@ func cmdSystem(ctx context.Context, args []string, stdout io.Writer) error {
 	default:
 		return usagef("unknown subcommand %q (want show or set)", args[0])
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseAll(fs, args[1:]); err != nil {
 		return err
 	}
 	c := newClient(*data)
@@ -212,7 +215,7 @@ func cmdLDIF(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return usagef("want export or import FILE")
 	}
 	fs, data, _ := clientFlags("ldif " + args[0])
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseAll(fs, args[1:]); err != nil {
 		return err
 	}
 	c := newClient(*data)
