@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,11 +37,10 @@ func BenchmarkSearchEqualityUID(b *testing.B) {
 	for _, clients := range []int{1, 8, 32} {
 		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
 			var seq atomic.Int64
-			b.SetParallelism(max(1, clients/2)) // GOMAXPROCS is 2 here
 			b.ReportAllocs()
 			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
+			runClients(b, clients, func() {
+				{
 					i := seq.Add(7919) % n
 					f := mustFilter(b, "(uid=user"+fmt.Sprintf("%06d", i)+")")
 					found := 0
@@ -67,11 +67,10 @@ func BenchmarkModifyParallel(b *testing.B) {
 		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
 			var seq atomic.Int64
 			before := s.Stats()
-			b.SetParallelism(max(1, clients/2))
 			b.ReportAllocs()
 			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
+			runClients(b, clients, func() {
+				{
 					i := seq.Add(1)
 					dn := fmt.Sprintf("uid=user%06d,ou=people,dc=postern,dc=local", i%n)
 					err := s.Modify(ctx, dn, []Modification{{Op: ModReplace, Attr: Attribute{Type: "description", Vals: []string{strconv.FormatInt(i, 10)}}}}, admin)
@@ -86,6 +85,24 @@ func BenchmarkModifyParallel(b *testing.B) {
 			}
 		})
 	}
+}
+
+// runClients runs fn b.N times in total from exactly clients goroutines
+// (RunParallel would run a multiple of GOMAXPROCS).
+func runClients(b *testing.B, clients int, fn func()) {
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for left.Add(-1) >= 0 {
+				fn()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // BenchmarkAddBatch measures bulk loading (LDIF import) in chunks of 1000.
