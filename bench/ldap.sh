@@ -124,6 +124,13 @@ wait_port() {
 # rss_kb PID FIELD: VmRSS or VmHWM of PID in kB.
 rss_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+# rss_line PID: "VmRSS X MB (anonymous A MB, file-backed F MB), peak VmHWM H MB". File-backed
+# pages are mapped database pages (bbolt and back_mdb both read through mmap).
+rss_line() {
+	echo "VmRSS $(mb "$(rss_kb "$1" VmRSS)") MB (anonymous $(mb "$(rss_kb "$1" RssAnon)") MB, file-backed $(mb "$(rss_kb "$1" RssFile)") MB), peak VmHWM $(mb "$(rss_kb "$1" VmHWM)") MB"
+}
+# sizes DIR: the largest files below DIR with their allocated size.
+sizes() { (cd "$1" && du -am . | sort -rn | awk 'NR > 1 && NR <= 5 {printf "%s%s %s MB", sep, $2, $1; sep = ", "}'); }
 
 # field LINE KEY: the value of key=value in an ldapload output line, units stripped.
 field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {sub(/(ms|s|us\/op)$/, "", $2); print $2}'; }
@@ -244,8 +251,8 @@ done
 
 # ---- table ----
 table() {
-	printf '%-12s %7s | %10s %8s %8s %7s | %10s %8s %8s %7s | %7s\n' workload clients \
-		"slapd op/s" "p50 ms" "p99 ms" "cpu µs" "postern" "p50 ms" "p99 ms" "cpu µs" "P/slapd"
+	printf '%-12s %7s | %10s %8s %8s %7s | %11s %8s %8s %7s | %7s\n' workload clients \
+		"slapd op/s" "p50 ms" "p99 ms" "cpu µs" "postrn op/s" "p50 ms" "p99 ms" "cpu µs" "P/slapd"
 	printf -- '-%.0s' {1..120}
 	echo
 	row() {
@@ -253,7 +260,7 @@ table() {
 		if [ -n "${R[postern,$w,$c,ops/s]:-}" ] && [ -n "${R[slapd,$w,$c,ops/s]:-}" ]; then
 			ratio=$(awk -v p="${R[postern,$w,$c,ops/s]}" -v s="${R[slapd,$w,$c,ops/s]}" 'BEGIN { if (s > 0) printf "%.2f", p / s; else print "-" }')
 		fi
-		printf '%-12s %7s | %10s %8s %8s %7s | %10s %8s %8s %7s | %7s\n' "$w" "$c" \
+		printf '%-12s %7s | %10s %8s %8s %7s | %11s %8s %8s %7s | %7s\n' "$w" "$c" \
 			"${R[slapd,$w,$c,ops/s]:--}" "${R[slapd,$w,$c,p50]:--}" "${R[slapd,$w,$c,p99]:--}" "${R[slapd,$w,$c,cpu]:--}" \
 			"${R[postern,$w,$c,ops/s]:--}" "${R[postern,$w,$c,p50]:--}" "${R[postern,$w,$c,p99]:--}" "${R[postern,$w,$c,cpu]:--}" "$ratio"
 	}
@@ -297,33 +304,32 @@ memory() {
 		say "postern: adding $extra more users over LDAP (8 connections) for the memory measurement"
 		line=$(ldapload load -url "$POSTERN_URL" -start "$USERS" -n "$extra" -clients 8) || die "postern: load failed: $line"
 		echo "server=postern phase=rss-load $line" >>"$RAW"
-		local after_load_rss after_load_hwm
-		after_load_rss=$(rss_kb "$POSTERN_PID" VmRSS)
+		local after_load warm restarted
+		after_load=$(rss_line "$POSTERN_PID")
 		line=$(ldapload run -url "$POSTERN_URL" -workload search-uid -clients 8 -users "$RSS_USERS" -duration 3s) || ERRORS=1
 		echo "server=postern phase=rss-search $line" >>"$RAW"
-		local warm_rss warm_hwm
-		warm_rss=$(rss_kb "$POSTERN_PID" VmRSS)
-		warm_hwm=$(rss_kb "$POSTERN_PID" VmHWM)
+		local warm_kb re_kb
+		warm_kb=$(rss_kb "$POSTERN_PID" VmRSS)
+		warm=$(rss_line "$POSTERN_PID")
 		say "postern: restarting on the same data"
 		stop "$POSTERN_PID"
 		POSTERN_PID=
 		start_postern
 		line=$(ldapload run -url "$POSTERN_URL" -workload search-uid -clients 8 -users "$RSS_USERS" -duration 3s) || ERRORS=1
 		echo "server=postern phase=rss-restart-search $line" >>"$RAW"
-		local re_rss re_hwm
-		re_rss=$(rss_kb "$POSTERN_PID" VmRSS)
-		re_hwm=$(rss_kb "$POSTERN_PID" VmHWM)
+		re_kb=$(rss_kb "$POSTERN_PID" VmRSS)
+		restarted=$(rss_line "$POSTERN_PID")
 		local verdict
-		verdict=$(awk -v k="$(( warm_rss > re_rss ? warm_rss : re_rss ))" -v t="$RSS_TARGET_MB" 'BEGIN { print (k / 1024 <= t) ? "met" : "MISSED" }')
-		MEM+="Postern resident memory with $RSS_USERS users (target <= $RSS_TARGET_MB MB: $verdict):"$'\n'
-		MEM+="  after adding them over LDAP:        VmRSS $(mb "$after_load_rss") MB"$'\n'
-		MEM+="  then after 3 s of uid searches:     VmRSS $(mb "$warm_rss") MB (peak VmHWM $(mb "$warm_hwm") MB)"$'\n'
-		MEM+="  restarted, after 3 s of uid searches: VmRSS $(mb "$re_rss") MB (peak VmHWM $(mb "$re_hwm") MB)"$'\n'
-		MEM+="  data directory: $(du -sm "$TMP/postern" | cut -f1) MB on disk"$'\n'
+		verdict=$(awk -v k="$((warm_kb > re_kb ? warm_kb : re_kb))" -v t="$RSS_TARGET_MB" 'BEGIN { print (k / 1024 <= t) ? "met" : "MISSED" }')
+		MEM+="Postern resident memory with $RSS_USERS users (target <= $RSS_TARGET_MB MB VmRSS: $verdict):"$'\n'
+		MEM+="  after adding them over LDAP:           $after_load"$'\n'
+		MEM+="  then after 3 s of uid searches:        $warm"$'\n'
+		MEM+="  restarted, after 3 s of uid searches:  $restarted"$'\n'
+		MEM+="  data directory: $(du -sm "$TMP/postern" | cut -f1) MB on disk ($(sizes "$TMP/postern"))"$'\n'
 	fi
 	say "slapd: adding $extra more users offline (slapadd) for the memory reference"
-	local before_rss
-	before_rss=$(rss_kb "$SLAPD_PID" VmRSS)
+	local before
+	before=$(rss_line "$SLAPD_PID")
 	stop "$SLAPD_PID"
 	SLAPD_PID=
 	"$LOADER" ldif -base "$SUFFIX" -start "$USERS" -n "$extra" -with-base=false -o "$TMP/extra.ldif"
@@ -333,9 +339,9 @@ memory() {
 	start_slapd
 	line=$(ldapload run -url "$SLAPD_URL" -workload search-uid -clients 8 -users "$RSS_USERS" -duration 3s) || ERRORS=1
 	echo "server=slapd phase=rss-restart-search $line" >>"$RAW"
-	MEM+="slapd for reference (back_mdb; RSS counts the mapped database pages it touched):"$'\n'
-	MEM+="  $USERS users, after the benchmark:        VmRSS $(mb "$before_rss") MB"$'\n'
-	MEM+="  $RSS_USERS users, restarted, after 3 s of uid searches: VmRSS $(mb "$(rss_kb "$SLAPD_PID" VmRSS)") MB (peak VmHWM $(mb "$(rss_kb "$SLAPD_PID" VmHWM)") MB)"$'\n'
+	MEM+="slapd for reference (back_mdb):"$'\n'
+	MEM+="  $USERS users, after the benchmark:         $before"$'\n'
+	MEM+="  $RSS_USERS users, restarted, after 3 s of uid searches: $(rss_line "$SLAPD_PID")"$'\n'
 	MEM+="  database: $(du -sm "$TMP/slapd/db" | cut -f1) MB on disk"$'\n'
 }
 memory
