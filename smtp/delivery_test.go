@@ -16,7 +16,6 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"postern/smtp/queue"
 )
@@ -67,7 +66,6 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-var _ = dto.MetricType_COUNTER
 
 func TestDeferredThenDelivered(t *testing.T) {
 	addr := freeAddr(t)
