@@ -65,6 +65,12 @@ func TestSearchPlans(t *testing.T) {
 		{"base", "uid=user00007,ou=people," + suffix, ScopeBase, "(uid=user00007)", 1, 1, false},
 		{"base mismatch", "uid=user00007,ou=people," + suffix, ScopeBase, "(uid=other)", 0, 1, false},
 		{"undefined attr", suffix, ScopeSub, "(shoeSize=9)", 0, 0, false},
+		// An inetOrgPerson is a person and an organizationalPerson too, in
+		// the index and in the matcher (RFC 4512 §2.4.1).
+		{"superclass from index", suffix, ScopeSub, "(objectClass=person)", 500, 500, false},
+		{"superclass and uid", suffix, ScopeSub, "(&(objectClass=organizationalPerson)(uid=user00042))", 1, 1, false},
+		{"superclass in matcher", suffix, ScopeSub, "(&(!(uid=user00001))(objectClass=person))", 499, 500, false},
+		{"superclass or scan", suffix, ScopeSub, "(|(objectClass=person)(description=nothing))", 500, 600, true},
 		{"empty base means suffix", "", ScopeSub, "(uid=user00042)", 1, 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package ldapstore
 import (
 	"bytes"
 	"crypto/sha256"
+	"strings"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
@@ -138,11 +139,38 @@ func (s *Store) indexKeys(e *Entry, id uuid.UUID) map[*schema.AttributeType][][]
 		if at == nil || !s.indexed[at] {
 			continue
 		}
-		for _, v := range a.Vals {
+		vals := a.Vals
+		if at == s.ocAttr {
+			vals = s.withSuperclasses(vals)
+		}
+		for _, v := range vals {
 			m[at] = append(m[at], append(indexPrefix(s.norm(at, v)), id[:]...))
 		}
 	}
 	return m
+}
+
+// withSuperclasses returns the object classes vals name plus all their
+// superclasses, each once, so the objectClass index answers
+// (objectClass=person) for an inetOrgPerson as the filter matcher does.
+func (s *Store) withSuperclasses(vals []string) []string {
+	seen := make(map[string]bool, len(vals)+4)
+	out := make([]string, 0, len(vals)+4)
+	add := func(n string) {
+		if k := strings.ToLower(n); !seen[k] {
+			seen[k] = true
+			out = append(out, n)
+		}
+	}
+	for _, v := range vals {
+		oc := s.sch.Class(v)
+		if oc == nil {
+			add(v)
+			continue
+		}
+		oc.Walk(func(c *schema.ObjectClass) { add(c.Name()) })
+	}
+	return out
 }
 
 // updateIndexes writes the difference between the index keys of old and

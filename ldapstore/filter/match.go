@@ -85,6 +85,9 @@ func (f *Filter) Match(s *schema.Schema, e Entry) Result {
 		if at == nil || at.Equality == nil {
 			return Undefined
 		}
+		if at.Name() == "objectClass" {
+			return matchObjectClass(s, f.Value, e)
+		}
 		return matchEquality(at, at.Equality, f.Value, e)
 	case GreaterEq, LessEq:
 		at := s.Attr(f.Attr)
@@ -157,6 +160,26 @@ func matchEquality(at *schema.AttributeType, rule *schema.MatchingRule, value st
 		return true
 	})
 	return r
+}
+
+// matchObjectClass matches (objectClass=X) against an entry that belongs
+// to X or to any subclass of X: an inetOrgPerson is a person too (RFC 4512
+// §2.4.1, objectClass values imply their superclasses; slapd matches so).
+// A class unknown to the schema matches its own name only.
+func matchObjectClass(s *schema.Schema, value string, e Entry) Result {
+	want := s.Class(value)
+	for _, v := range e.Get("objectClass") {
+		if want == nil {
+			if strings.EqualFold(v, value) {
+				return True
+			}
+			continue
+		}
+		if oc := s.Class(v); oc != nil && oc.IsSubclassOf(want) {
+			return True
+		}
+	}
+	return False
 }
 
 func matchOrdering(at *schema.AttributeType, k Kind, value string, e Entry) Result {
