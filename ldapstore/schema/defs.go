@@ -137,6 +137,8 @@ var attributeTypeDefs = []string{
 	"( " + P + ".1.21 NAME 'posternProtect' EQUALITY booleanMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.7 SINGLE-VALUE )",
 	"( " + P + ".1.22 NAME 'posternAllowedIP' " + ci + " )",
 	"( " + P + ".1.23 NAME 'posternJoinLock' " + ci + " SINGLE-VALUE )",
+	// replication (issue 4): marks a conflict or lost+found entry with the DN it was meant to have
+	"( " + P + ".1.24 NAME 'posternReplConflict' DESC 'DN a replication conflict or lost+found entry was meant to have' " + dnS + " SINGLE-VALUE USAGE directoryOperation )",
 }
 
 const orgMay = "userPassword $ searchGuide $ seeAlso $ businessCategory $ x121Address $ registeredAddress $ destinationIndicator $ preferredDeliveryMethod $ telexNumber $ teletexTerminalIdentifier $ telephoneNumber $ internationaliSDNNumber $ facsimileTelephoneNumber $ street $ postOfficeBox $ postalCode $ postalAddress $ physicalDeliveryOfficeName $ st $ l $ description"
