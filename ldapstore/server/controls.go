@@ -1,10 +1,6 @@
 package server
 
-import (
-	ber "github.com/go-asn1-ber/asn1-ber"
-
-	"postern/ldapstore"
-)
+import "postern/ldapstore"
 
 // OIDs of the controls and extended operations the server implements.
 const (
@@ -83,19 +79,24 @@ func decodePaged(v []byte) (pagedControl, error) {
 	if v == nil {
 		return pc, ldapstore.Errorf(ldapstore.ProtocolError, "paged results control without value")
 	}
-	p, err := ber.DecodePacketErr(v)
-	if err != nil || !is(p, ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence) || len(p.Children) != 2 {
+	top := reader{b: v}
+	r, err := top.sequence(tagSequence, "realSearchControlValue")
+	if err == nil {
+		err = top.end("realSearchControlValue")
+	}
+	if err == nil {
+		pc.size, err = r.integer(tagInteger, "size")
+	}
+	if err == nil {
+		pc.cookie, err = r.octets(tagOctetString, "cookie")
+	}
+	if err == nil {
+		err = r.end("realSearchControlValue")
+	}
+	if err != nil || pc.size < 0 {
 		return pc, ldapstore.Errorf(ldapstore.ProtocolError, "malformed paged results control")
 	}
-	size, err := integer(p.Children[0], ber.ClassUniversal, ber.TagInteger)
-	if err != nil || size < 0 {
-		return pc, ldapstore.Errorf(ldapstore.ProtocolError, "malformed paged results size")
-	}
-	cookie, err := octets(p.Children[1], ber.ClassUniversal, ber.TagOctetString)
-	if err != nil {
-		return pc, ldapstore.Errorf(ldapstore.ProtocolError, "malformed paged results cookie")
-	}
-	return pagedControl{size: size, cookie: cookie}, nil
+	return pc, nil
 }
 
 // pagedResponse encodes the control returned with each page's

@@ -6,8 +6,6 @@ import (
 	"crypto/tls"
 	"log/slog"
 
-	ber "github.com/go-asn1-ber/asn1-ber"
-
 	"postern/ldapstore"
 	"postern/ldapstore/dn"
 )
@@ -62,23 +60,27 @@ func (c *conn) passwordModify(ctx context.Context, r *extendedRequest, id identi
 	var user, oldPW, newPW string
 	var hasUser, hasOld, hasNew bool
 	if r.hasValue {
-		p, err := ber.DecodePacketErr(r.value)
-		if err != nil || !is(p, ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence) {
-			return nil, ldapstore.Errorf(ldapstore.ProtocolError, "malformed PasswdModifyRequestValue")
+		bad := ldapstore.Errorf(ldapstore.ProtocolError, "malformed PasswdModifyRequestValue")
+		top := reader{b: r.value}
+		vr, err := top.sequence(tagSequence, "PasswdModifyRequestValue")
+		if err != nil || top.end("PasswdModifyRequestValue") != nil {
+			return nil, bad
 		}
-		for _, f := range p.Children {
-			if f.ClassType != ber.ClassContext || f.TagType != ber.TypePrimitive {
-				return nil, ldapstore.Errorf(ldapstore.ProtocolError, "malformed PasswdModifyRequestValue")
+		last := -1
+		for vr.more() {
+			f, err := vr.next()
+			tag := int(f.id & 0x1f)
+			if err != nil || f.id&^0x1f != classContext || tag > 2 || tag <= last {
+				return nil, bad
 			}
-			switch f.Tag {
+			last = tag
+			switch tag {
 			case 0:
-				user, hasUser = f.Data.String(), true
+				user, hasUser = string(f.content), true
 			case 1:
-				oldPW, hasOld = f.Data.String(), true
+				oldPW, hasOld = string(f.content), true
 			case 2:
-				newPW, hasNew = f.Data.String(), true
-			default:
-				return nil, ldapstore.Errorf(ldapstore.ProtocolError, "malformed PasswdModifyRequestValue")
+				newPW, hasNew = string(f.content), true
 			}
 		}
 	}

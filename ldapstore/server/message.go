@@ -3,8 +3,6 @@ package server
 import (
 	"math"
 
-	ber "github.com/go-asn1-ber/asn1-ber"
-
 	"postern/ldapstore"
 	"postern/ldapstore/filter"
 )
@@ -96,21 +94,35 @@ type extendedRequest struct {
 	hasValue bool
 }
 
+// Identifier octets of the requests (RFC 4511 Appendix B).
+const (
+	idBindRequest     = classApplication | constructed | appBindRequest
+	idUnbindRequest   = classApplication | appUnbindRequest
+	idSearchRequest   = classApplication | constructed | appSearchRequest
+	idModifyRequest   = classApplication | constructed | appModifyRequest
+	idAddRequest      = classApplication | constructed | appAddRequest
+	idDelRequest      = classApplication | appDelRequest
+	idModDNRequest    = classApplication | constructed | appModDNRequest
+	idCompareRequest  = classApplication | constructed | appCompareRequest
+	idAbandonRequest  = classApplication | appAbandonRequest
+	idExtendedRequest = classApplication | constructed | appExtendedRequest
+	idControls        = classContext | constructed | 0
+)
+
 // decodeMessage decodes one LDAPMessage as framed by readFrame. Every
 // structural error is a *MalformedError: RFC 4511 §4.1.1 asks the server to
-// answer those with a Notice of Disconnection.
+// answer those with a Notice of Disconnection. Nothing returned refers to
+// b, which the caller reuses.
 func decodeMessage(b []byte) (*message, error) {
-	p, err := ber.DecodePacketErr(b)
+	top := reader{b: b}
+	r, err := top.sequence(tagSequence, "LDAPMessage")
 	if err != nil {
-		return nil, malformed("%v", err)
+		return nil, err
 	}
-	if !is(p, ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence) {
-		return nil, malformed("LDAPMessage is not a SEQUENCE")
+	if err := top.end("LDAPMessage"); err != nil {
+		return nil, err
 	}
-	if len(p.Children) < 2 || len(p.Children) > 3 {
-		return nil, malformed("LDAPMessage has %d elements", len(p.Children))
-	}
-	id, err := integer(p.Children[0], ber.ClassUniversal, ber.TagInteger)
+	id, err := r.integer(tagInteger, "messageID")
 	if err != nil {
 		return nil, err
 	}
@@ -120,47 +132,55 @@ func decodeMessage(b []byte) (*message, error) {
 		return nil, malformed("messageID %d out of range", id)
 	}
 	m := &message{id: id}
-	if len(p.Children) == 3 {
-		if m.controls, err = decodeControls(p.Children[2]); err != nil {
+	op, err := r.next()
+	if err != nil {
+		return nil, err
+	}
+	if r.more() {
+		cr, err := r.sequence(idControls, "controls")
+		if err != nil {
+			return nil, err
+		}
+		if m.controls, err = decodeControls(cr); err != nil {
+			return nil, err
+		}
+		if err := r.end("LDAPMessage"); err != nil {
 			return nil, err
 		}
 	}
-	op := p.Children[1]
-	if op.ClassType != ber.ClassApplication {
-		return nil, malformed("protocolOp is not an application tag")
-	}
-	switch op.Tag {
-	case appBindRequest:
-		m.op, err = decodeBind(op)
-	case appUnbindRequest:
-		if op.TagType != ber.TypePrimitive || op.Data.Len() != 0 {
+	or := reader{b: op.content}
+	switch op.id {
+	case idBindRequest:
+		m.op, err = decodeBind(or)
+	case idUnbindRequest:
+		// RFC 4511 §4.3: UnbindRequest ::= [APPLICATION 2] NULL
+		if len(op.content) != 0 {
 			return nil, malformed("UnbindRequest is not NULL")
 		}
 		m.op = &unbindRequest{}
-	case appSearchRequest:
-		m.op, err = decodeSearch(op)
-	case appModifyRequest:
-		m.op, err = decodeModify(op)
-	case appAddRequest:
-		m.op, err = decodeAdd(op)
-	case appDelRequest:
-		if op.TagType != ber.TypePrimitive {
-			return nil, malformed("DelRequest is not primitive")
-		}
-		m.op = &delRequest{dn: op.Data.String()}
-	case appModDNRequest:
-		m.op, err = decodeModDN(op)
-	case appCompareRequest:
-		m.op, err = decodeCompare(op)
-	case appAbandonRequest:
+	case idSearchRequest:
+		m.op, err = decodeSearch(or)
+	case idModifyRequest:
+		m.op, err = decodeModify(or)
+	case idAddRequest:
+		m.op, err = decodeAdd(or)
+	case idDelRequest:
+		// RFC 4511 §4.8: DelRequest ::= [APPLICATION 10] LDAPDN
+		m.op = &delRequest{dn: string(op.content)}
+	case idModDNRequest:
+		m.op, err = decodeModDN(or)
+	case idCompareRequest:
+		m.op, err = decodeCompare(or)
+	case idAbandonRequest:
+		// RFC 4511 §4.11: AbandonRequest ::= [APPLICATION 16] MessageID
 		var id int64
-		if id, err = integer(op, ber.ClassApplication, appAbandonRequest); err == nil {
+		if id, err = parseInt(op.content, "AbandonRequest"); err == nil {
 			m.op = &abandonRequest{id: id}
 		}
-	case appExtendedRequest:
-		m.op, err = decodeExtended(op)
+	case idExtendedRequest:
+		m.op, err = decodeExtended(or)
 	default:
-		return nil, malformed("protocolOp tag %d is not a request", op.Tag)
+		return nil, malformed("protocolOp 0x%02x is not a request", op.id)
 	}
 	if err != nil {
 		return nil, err
@@ -170,54 +190,45 @@ func decodeMessage(b []byte) (*message, error) {
 
 // RFC 4511 §4.2: BindRequest ::= [APPLICATION 0] SEQUENCE { version
 // INTEGER (1..127), name LDAPDN, authentication AuthenticationChoice }.
-func decodeBind(op *ber.Packet) (*bindRequest, error) {
-	if err := fields(op, "BindRequest", 3, 3); err != nil {
-		return nil, err
-	}
-	c := op.Children
-	v, err := integer(c[0], ber.ClassUniversal, ber.TagInteger)
+func decodeBind(r reader) (*bindRequest, error) {
+	v, err := r.integer(tagInteger, "version")
 	if err != nil {
 		return nil, err
 	}
-	name, err := octets(c[1], ber.ClassUniversal, ber.TagOctetString)
+	name, err := r.octets(tagOctetString, "name")
 	if err != nil {
 		return nil, err
 	}
-	r := &bindRequest{version: v, name: name}
-	auth := c[2]
-	if auth.ClassType != ber.ClassContext {
+	req := &bindRequest{version: v, name: name}
+	auth, err := r.next()
+	if err != nil {
+		return nil, err
+	}
+	if auth.id&0xc0 != classContext {
 		return nil, malformed("AuthenticationChoice is not context-tagged")
 	}
-	r.method = int(auth.Tag)
-	switch auth.Tag {
-	case 0: // simple [0] OCTET STRING
-		if r.password, err = octets(auth, ber.ClassContext, 0); err != nil {
-			return nil, err
-		}
-	case 3: // sasl [3] SaslCredentials
-		if err := fields(auth, "SaslCredentials", 1, 2); err != nil {
-			return nil, err
-		}
-		if r.mech, err = octets(auth.Children[0], ber.ClassUniversal, ber.TagOctetString); err != nil {
+	req.method = int(auth.id & 0x1f)
+	switch auth.id {
+	case classContext | 0: // simple [0] OCTET STRING
+		req.password = string(auth.content)
+	case classContext | constructed | 3: // sasl [3] SaslCredentials
+		sr := reader{b: auth.content}
+		if req.mech, err = sr.octets(tagOctetString, "mechanism"); err != nil {
 			return nil, err
 		}
 	}
-	return r, nil
+	return req, r.end("BindRequest")
 }
 
 // RFC 4511 §4.5.1: SearchRequest ::= [APPLICATION 3] SEQUENCE { baseObject,
 // scope, derefAliases, sizeLimit, timeLimit, typesOnly, filter, attributes }.
-func decodeSearch(op *ber.Packet) (*searchRequest, error) {
-	if err := fields(op, "SearchRequest", 8, 8); err != nil {
-		return nil, err
-	}
-	c := op.Children
-	r := &searchRequest{}
+func decodeSearch(r reader) (*searchRequest, error) {
+	req := &searchRequest{}
 	var err error
-	if r.base, err = octets(c[0], ber.ClassUniversal, ber.TagOctetString); err != nil {
+	if req.base, err = r.octets(tagOctetString, "baseObject"); err != nil {
 		return nil, err
 	}
-	scope, err := integer(c[1], ber.ClassUniversal, ber.TagEnumerated)
+	scope, err := r.integer(tagEnumerated, "scope")
 	if err != nil {
 		return nil, err
 	}
@@ -225,287 +236,234 @@ func decodeSearch(op *ber.Packet) (*searchRequest, error) {
 	if scope < 0 || scope > 2 {
 		return nil, malformed("scope %d", scope)
 	}
-	r.scope = ldapstore.Scope(scope)
-	if r.deref, err = integer(c[2], ber.ClassUniversal, ber.TagEnumerated); err != nil {
+	req.scope = ldapstore.Scope(scope)
+	if req.deref, err = r.integer(tagEnumerated, "derefAliases"); err != nil {
 		return nil, err
 	}
-	if r.deref < 0 || r.deref > 3 {
-		return nil, malformed("derefAliases %d", r.deref)
+	if req.deref < 0 || req.deref > 3 {
+		return nil, malformed("derefAliases %d", req.deref)
 	}
-	if r.sizeLimit, err = integer(c[3], ber.ClassUniversal, ber.TagInteger); err != nil {
+	if req.sizeLimit, err = r.integer(tagInteger, "sizeLimit"); err != nil {
 		return nil, err
 	}
-	if r.timeLimit, err = integer(c[4], ber.ClassUniversal, ber.TagInteger); err != nil {
+	if req.timeLimit, err = r.integer(tagInteger, "timeLimit"); err != nil {
 		return nil, err
 	}
 	// RFC 4511 §4.5.1.4/5: INTEGER (0..maxInt).
-	if r.sizeLimit < 0 || r.sizeLimit > math.MaxInt32 || r.timeLimit < 0 || r.timeLimit > math.MaxInt32 {
+	if req.sizeLimit < 0 || req.sizeLimit > math.MaxInt32 || req.timeLimit < 0 || req.timeLimit > math.MaxInt32 {
 		return nil, malformed("negative or oversized limit")
 	}
-	if r.typesOnly, err = boolean(c[5]); err != nil {
+	if req.typesOnly, err = r.boolean("typesOnly"); err != nil {
 		return nil, err
 	}
 	// RFC 4511 §4.5.1.7: the Filter CHOICE is decoded by package filter.
-	if r.filter, err = filter.Decode(c[6]); err != nil {
+	fe, err := r.next()
+	if err != nil {
+		return nil, err
+	}
+	fp, err := packet(fe, 0)
+	if err != nil {
+		return nil, err
+	}
+	if req.filter, err = filter.Decode(fp); err != nil {
 		return nil, malformed("filter: %v", err)
 	}
-	if !is(c[7], ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence) {
-		return nil, malformed("attributes is not a SEQUENCE")
+	ar, err := r.sequence(tagSequence, "attributes")
+	if err != nil {
+		return nil, err
 	}
-	if n := len(c[7].Children); n > 0 {
-		r.attrs = make([]string, n)
-		for i, a := range c[7].Children {
-			if r.attrs[i], err = octets(a, ber.ClassUniversal, ber.TagOctetString); err != nil {
-				return nil, err
-			}
+	for ar.more() {
+		a, err := ar.octets(tagOctetString, "attribute selector")
+		if err != nil {
+			return nil, err
 		}
+		req.attrs = append(req.attrs, a)
 	}
-	return r, nil
+	return req, r.end("SearchRequest")
 }
 
 // RFC 4511 §4.6: ModifyRequest ::= [APPLICATION 6] SEQUENCE { object LDAPDN,
 // changes SEQUENCE OF change SEQUENCE { operation ENUMERATED, modification
 // PartialAttribute } }; RFC 4525 adds increment (3).
-func decodeModify(op *ber.Packet) (*modifyRequest, error) {
-	if err := fields(op, "ModifyRequest", 2, 2); err != nil {
-		return nil, err
-	}
-	dn, err := octets(op.Children[0], ber.ClassUniversal, ber.TagOctetString)
+func decodeModify(r reader) (*modifyRequest, error) {
+	dn, err := r.octets(tagOctetString, "object")
 	if err != nil {
 		return nil, err
 	}
-	changes := op.Children[1]
-	if !is(changes, ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence) {
-		return nil, malformed("changes is not a SEQUENCE")
+	cr, err := r.sequence(tagSequence, "changes")
+	if err != nil {
+		return nil, err
 	}
-	r := &modifyRequest{dn: dn, mods: make([]ldapstore.Modification, 0, len(changes.Children))}
-	for _, ch := range changes.Children {
-		if !is(ch, ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence) || len(ch.Children) != 2 {
-			return nil, malformed("change is not a SEQUENCE of two")
+	req := &modifyRequest{dn: dn}
+	for cr.more() {
+		ch, err := cr.sequence(tagSequence, "change")
+		if err != nil {
+			return nil, err
 		}
-		opn, err := integer(ch.Children[0], ber.ClassUniversal, ber.TagEnumerated)
+		opn, err := ch.integer(tagEnumerated, "operation")
 		if err != nil {
 			return nil, err
 		}
 		if opn < 0 || opn > 3 {
 			return nil, malformed("modify operation %d", opn)
 		}
-		a, err := partialAttribute(ch.Children[1])
+		a, err := partialAttribute(&ch)
 		if err != nil {
 			return nil, err
 		}
-		r.mods = append(r.mods, ldapstore.Modification{Op: ldapstore.ModOp(opn), Attr: a})
+		if err := ch.end("change"); err != nil {
+			return nil, err
+		}
+		req.mods = append(req.mods, ldapstore.Modification{Op: ldapstore.ModOp(opn), Attr: a})
 	}
-	return r, nil
+	return req, r.end("ModifyRequest")
 }
 
 // RFC 4511 §4.7: AddRequest ::= [APPLICATION 8] SEQUENCE { entry LDAPDN,
 // attributes AttributeList }.
-func decodeAdd(op *ber.Packet) (*addRequest, error) {
-	if err := fields(op, "AddRequest", 2, 2); err != nil {
-		return nil, err
-	}
-	dn, err := octets(op.Children[0], ber.ClassUniversal, ber.TagOctetString)
+func decodeAdd(r reader) (*addRequest, error) {
+	dn, err := r.octets(tagOctetString, "entry")
 	if err != nil {
 		return nil, err
 	}
-	list := op.Children[1]
-	if !is(list, ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence) {
-		return nil, malformed("AttributeList is not a SEQUENCE")
+	lr, err := r.sequence(tagSequence, "AttributeList")
+	if err != nil {
+		return nil, err
 	}
-	e := &ldapstore.Entry{DN: dn, Attributes: make([]ldapstore.Attribute, 0, len(list.Children))}
-	for _, ap := range list.Children {
-		a, err := partialAttribute(ap)
+	e := &ldapstore.Entry{DN: dn}
+	for lr.more() {
+		a, err := partialAttribute(&lr)
 		if err != nil {
 			return nil, err
 		}
 		e.Attributes = append(e.Attributes, a)
 	}
-	return &addRequest{entry: e}, nil
+	return &addRequest{entry: e}, r.end("AddRequest")
 }
 
 // RFC 4511 §4.9: ModifyDNRequest ::= [APPLICATION 12] SEQUENCE { entry,
 // newrdn, deleteoldrdn BOOLEAN, newSuperior [0] LDAPDN OPTIONAL }.
-func decodeModDN(op *ber.Packet) (*modDNRequest, error) {
-	if err := fields(op, "ModifyDNRequest", 3, 4); err != nil {
-		return nil, err
-	}
-	c := op.Children
-	r := &modDNRequest{}
+func decodeModDN(r reader) (*modDNRequest, error) {
+	req := &modDNRequest{}
 	var err error
-	if r.dn, err = octets(c[0], ber.ClassUniversal, ber.TagOctetString); err != nil {
+	if req.dn, err = r.octets(tagOctetString, "entry"); err != nil {
 		return nil, err
 	}
-	if r.newRDN, err = octets(c[1], ber.ClassUniversal, ber.TagOctetString); err != nil {
+	if req.newRDN, err = r.octets(tagOctetString, "newrdn"); err != nil {
 		return nil, err
 	}
-	if r.deleteOldRDN, err = boolean(c[2]); err != nil {
+	if req.deleteOldRDN, err = r.boolean("deleteoldrdn"); err != nil {
 		return nil, err
 	}
-	if len(c) == 4 {
-		if r.newSuperior, err = octets(c[3], ber.ClassContext, 0); err != nil {
+	if r.more() {
+		if req.newSuperior, err = r.octets(classContext|0, "newSuperior"); err != nil {
 			return nil, err
 		}
-		r.hasSuperior = true
+		req.hasSuperior = true
 	}
-	return r, nil
+	return req, r.end("ModifyDNRequest")
 }
 
 // RFC 4511 §4.10: CompareRequest ::= [APPLICATION 14] SEQUENCE { entry
 // LDAPDN, ava AttributeValueAssertion }.
-func decodeCompare(op *ber.Packet) (*compareRequest, error) {
-	if err := fields(op, "CompareRequest", 2, 2); err != nil {
-		return nil, err
-	}
-	r := &compareRequest{}
+func decodeCompare(r reader) (*compareRequest, error) {
+	req := &compareRequest{}
 	var err error
-	if r.dn, err = octets(op.Children[0], ber.ClassUniversal, ber.TagOctetString); err != nil {
+	if req.dn, err = r.octets(tagOctetString, "entry"); err != nil {
 		return nil, err
 	}
-	ava := op.Children[1]
-	if !is(ava, ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence) || len(ava.Children) != 2 {
-		return nil, malformed("AttributeValueAssertion is not a SEQUENCE of two")
-	}
-	if r.attr, err = octets(ava.Children[0], ber.ClassUniversal, ber.TagOctetString); err != nil {
+	ava, err := r.sequence(tagSequence, "ava")
+	if err != nil {
 		return nil, err
 	}
-	if r.value, err = octets(ava.Children[1], ber.ClassUniversal, ber.TagOctetString); err != nil {
+	if req.attr, err = ava.octets(tagOctetString, "attributeDesc"); err != nil {
 		return nil, err
 	}
-	return r, nil
+	if req.value, err = ava.octets(tagOctetString, "assertionValue"); err != nil {
+		return nil, err
+	}
+	if err := ava.end("ava"); err != nil {
+		return nil, err
+	}
+	return req, r.end("CompareRequest")
 }
 
 // RFC 4511 §4.12: ExtendedRequest ::= [APPLICATION 23] SEQUENCE {
 // requestName [0] LDAPOID, requestValue [1] OCTET STRING OPTIONAL }.
-func decodeExtended(op *ber.Packet) (*extendedRequest, error) {
-	if err := fields(op, "ExtendedRequest", 1, 2); err != nil {
+func decodeExtended(r reader) (*extendedRequest, error) {
+	req := &extendedRequest{}
+	var err error
+	if req.name, err = r.octets(classContext|0, "requestName"); err != nil {
 		return nil, err
 	}
-	r := &extendedRequest{}
-	var err error
-	if r.name, err = octets(op.Children[0], ber.ClassContext, 0); err != nil {
-		return nil, err
-	}
-	if len(op.Children) == 2 {
-		v := op.Children[1]
-		if v.ClassType != ber.ClassContext || v.Tag != 1 || v.TagType != ber.TypePrimitive {
-			return nil, malformed("requestValue is not [1] primitive")
-		}
-		r.value = append([]byte{}, v.Data.Bytes()...)
-		r.hasValue = true
-	}
-	return r, nil
-}
-
-// RFC 4511 §4.1.7: PartialAttribute ::= SEQUENCE { type AttributeDescription,
-// vals SET OF value AttributeValue }.
-func partialAttribute(p *ber.Packet) (ldapstore.Attribute, error) {
-	var a ldapstore.Attribute
-	if !is(p, ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence) || len(p.Children) != 2 {
-		return a, malformed("PartialAttribute is not a SEQUENCE of two")
-	}
-	var err error
-	if a.Type, err = octets(p.Children[0], ber.ClassUniversal, ber.TagOctetString); err != nil {
-		return a, err
-	}
-	set := p.Children[1]
-	if !is(set, ber.ClassUniversal, ber.TypeConstructed, ber.TagSet) {
-		return a, malformed("attribute values are not a SET")
-	}
-	if n := len(set.Children); n > 0 {
-		a.Vals = make([]string, n)
-		for i, v := range set.Children {
-			if a.Vals[i], err = octets(v, ber.ClassUniversal, ber.TagOctetString); err != nil {
-				return a, err
-			}
-		}
-	}
-	return a, nil
-}
-
-// decodeControls decodes Controls ::= [0] SEQUENCE OF control Control
-// (RFC 4511 §4.1.11).
-func decodeControls(p *ber.Packet) ([]Control, error) {
-	if p.ClassType != ber.ClassContext || p.TagType != ber.TypeConstructed || p.Tag != 0 {
-		return nil, malformed("controls are not [0] SEQUENCE OF")
-	}
-	out := make([]Control, 0, len(p.Children))
-	for _, cp := range p.Children {
-		if !is(cp, ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence) || len(cp.Children) < 1 || len(cp.Children) > 3 {
-			return nil, malformed("Control is not a SEQUENCE")
-		}
-		oid, err := octets(cp.Children[0], ber.ClassUniversal, ber.TagOctetString)
+	if r.more() {
+		v, err := r.expect(classContext|1, "requestValue")
 		if err != nil {
 			return nil, err
 		}
-		c := Control{OID: oid}
-		rest := cp.Children[1:]
-		if len(rest) > 0 && rest[0].ClassType == ber.ClassUniversal && rest[0].Tag == ber.TagBoolean {
-			if c.Criticality, err = boolean(rest[0]); err != nil {
+		req.value = append([]byte{}, v.content...)
+		req.hasValue = true
+	}
+	return req, r.end("ExtendedRequest")
+}
+
+// partialAttribute reads PartialAttribute ::= SEQUENCE { type
+// AttributeDescription, vals SET OF value AttributeValue } (RFC 4511
+// §4.1.7).
+func partialAttribute(r *reader) (ldapstore.Attribute, error) {
+	var a ldapstore.Attribute
+	pr, err := r.sequence(tagSequence, "PartialAttribute")
+	if err != nil {
+		return a, err
+	}
+	if a.Type, err = pr.octets(tagOctetString, "type"); err != nil {
+		return a, err
+	}
+	vr, err := pr.sequence(tagSet, "vals")
+	if err != nil {
+		return a, err
+	}
+	for vr.more() {
+		v, err := vr.octets(tagOctetString, "value")
+		if err != nil {
+			return a, err
+		}
+		a.Vals = append(a.Vals, v)
+	}
+	return a, pr.end("PartialAttribute")
+}
+
+// decodeControls decodes the contents of Controls ::= [0] SEQUENCE OF
+// control Control (RFC 4511 §4.1.11): Control ::= SEQUENCE { controlType
+// LDAPOID, criticality BOOLEAN DEFAULT FALSE, controlValue OCTET STRING
+// OPTIONAL }.
+func decodeControls(r reader) ([]Control, error) {
+	var out []Control
+	for r.more() {
+		cr, err := r.sequence(tagSequence, "Control")
+		if err != nil {
+			return nil, err
+		}
+		var c Control
+		if c.OID, err = cr.octets(tagOctetString, "controlType"); err != nil {
+			return nil, err
+		}
+		if cr.more() && cr.b[0] == tagBoolean {
+			if c.Criticality, err = cr.boolean("criticality"); err != nil {
 				return nil, err
 			}
-			rest = rest[1:]
 		}
-		if len(rest) > 1 {
-			return nil, malformed("Control has extra elements")
-		}
-		if len(rest) == 1 {
-			v := rest[0]
-			if !is(v, ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString) {
-				return nil, malformed("controlValue is not an OCTET STRING")
+		if cr.more() {
+			v, err := cr.expect(tagOctetString, "controlValue")
+			if err != nil {
+				return nil, err
 			}
-			c.Value = append([]byte{}, v.Data.Bytes()...)
+			c.Value = append([]byte{}, v.content...)
+		}
+		if err := cr.end("Control"); err != nil {
+			return nil, err
 		}
 		out = append(out, c)
 	}
 	return out, nil
-}
-
-func is(p *ber.Packet, class ber.Class, typ ber.Type, tag ber.Tag) bool {
-	return p.ClassType == class && p.TagType == typ && p.Tag == tag
-}
-
-// fields checks that op is constructed with between min and max elements.
-func fields(op *ber.Packet, what string, min, max int) error {
-	if op.TagType != ber.TypeConstructed {
-		return malformed("%s is not constructed", what)
-	}
-	if n := len(op.Children); n < min || n > max {
-		return malformed("%s has %d elements", what, n)
-	}
-	return nil
-}
-
-// octets returns the contents of a primitive string value. RFC 4511 §5.1:
-// OCTET STRING values are encoded in the primitive form only.
-func octets(p *ber.Packet, class ber.Class, tag ber.Tag) (string, error) {
-	if !is(p, class, ber.TypePrimitive, tag) {
-		return "", malformed("expected primitive tag %d of class %d, got tag %d class %d", tag, class>>6, p.Tag, p.ClassType>>6)
-	}
-	return p.Data.String(), nil
-}
-
-// integer decodes an INTEGER or ENUMERATED strictly (asn1-ber ignores
-// overflow when it fills Packet.Value).
-func integer(p *ber.Packet, class ber.Class, tag ber.Tag) (int64, error) {
-	if !is(p, class, ber.TypePrimitive, tag) {
-		return 0, malformed("expected integer tag %d, got tag %d", tag, p.Tag)
-	}
-	b := p.Data.Bytes()
-	if len(b) == 0 || len(b) > 8 {
-		return 0, malformed("integer of %d octets", len(b))
-	}
-	v, err := ber.ParseInt64(b)
-	if err != nil {
-		return 0, malformed("integer: %v", err)
-	}
-	return v, nil
-}
-
-// boolean decodes a BOOLEAN (X.690 §8.2: one octet, non-zero is TRUE).
-func boolean(p *ber.Packet) (bool, error) {
-	if !is(p, ber.ClassUniversal, ber.TypePrimitive, ber.TagBoolean) || p.Data.Len() != 1 {
-		return false, malformed("expected BOOLEAN")
-	}
-	return p.Data.Bytes()[0] != 0, nil
 }

@@ -61,6 +61,7 @@ type Server struct {
 	started   time.Time
 	subschema *ldapstore.Entry
 	timeUnit  time.Duration // of a search's timeLimit: a second (tests shorten it)
+	workers   *workers
 
 	mu        sync.Mutex
 	closed    bool
@@ -105,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 		suffix:    cfg.Store.Suffix(),
 		started:   time.Now().UTC(),
 		timeUnit:  time.Second,
+		workers:   newWorkers(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
@@ -279,6 +281,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.workers.stop()
 	return nil
 }
 
