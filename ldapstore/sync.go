@@ -1,0 +1,348 @@
+package ldapstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"postern/ldapstore/csn"
+)
+
+// ReplChange is one change received from a replication provider (package
+// replication, RFC 4533): the complete state of an entry, or its delete.
+type ReplChange struct {
+	// Entry is the entry's complete state, carrying its entryUUID and
+	// entryCSN (an add, modify or modDN at the provider). Nil for a delete.
+	Entry *Entry
+	// EntryUUID and CSN name a delete when Entry is nil.
+	EntryUUID string
+	CSN       csn.CSN
+	// NotPresent marks a delete found by a present phase (RFC 4533
+	// §3.3.1): the provider no longer holds the entry. It applies only
+	// while the local entry still carries CSN, which its tombstone keeps.
+	NotPresent bool
+}
+
+// ApplyResult counts what ApplyBatch did with a batch.
+type ApplyResult struct {
+	Applied   int // changes written
+	Stale     int // changes older than the stored state, or of deleted entries
+	Conflicts int // same-DN collisions resolved (one entry moved aside)
+	LostFound int // entries placed below ou=lost+found (parent deleted)
+	Rejected  int // changes refused (schema, DN outside the suffix)
+	Errors    []error
+}
+
+// maxApplyErrors bounds ApplyResult.Errors.
+const maxApplyErrors = 16
+
+func (r *ApplyResult) reject(err error) {
+	r.Rejected++
+	if len(r.Errors) < maxApplyErrors {
+		r.Errors = append(r.Errors, err)
+	}
+}
+
+var bReplCookies = []byte("replcookies")
+
+// replReq is a ReplChange checked outside the transaction.
+type replReq struct {
+	ch  *ReplChange
+	add *addReq // nil for deletes
+	id  uuid.UUID
+	c   csn.CSN
+	err error
+}
+
+// ApplyBatch applies changes received from a provider, in order, and
+// stores cookie under cookieKey, all in one transaction: after a crash the
+// consumer resumes exactly from the cookie of the last batch that
+// committed. Every change keeps its own CSN and server ID (so a change
+// crosses a mesh once: members that already hold it find it stale). The
+// multi-master rules (DESIGN.md, Replication):
+//
+//   - last writer wins per entry by entryCSN;
+//   - a delete beats every other change of the entry, older or newer: a
+//     tombstone refuses every later state, so no delete is resurrected;
+//   - the same DN taken by two entries keeps the entry with the smaller
+//     entryUUID there (UUIDs are time-ordered: the first add wins, as in
+//     389-ds) and moves the other aside to "entryUUID=<uuid>+<rdn>,<parent>"
+//     with posternReplConflict holding the DN it wanted and a new CSN of
+//     this server, so the move replicates and every member converges on it;
+//   - an entry whose parent does not exist (deleted meanwhile) goes to
+//     "entryUUID=<uuid>+<rdn>,ou=lost+found,<suffix>" marked the same way,
+//     and a deleted entry's subordinates move there too, flat, keeping
+//     their CSNs (every member makes the same moves);
+//   - a rename (modDN) is a state with another DN: the entry moves with its
+//     subtree.
+//
+// Changes refused by the schema are counted in the result, not fatal. An
+// empty changes slice only stores the cookie.
+func (s *Store) ApplyBatch(ctx context.Context, changes []ReplChange, cookieKey, cookie string) (ApplyResult, error) {
+	var res ApplyResult
+	if s.closed.Load() {
+		return res, ErrClosed
+	}
+	reqs := s.prepareRepl(changes)
+	err := s.submit(ctx, true, func(w *wtx) error {
+		res = ApplyResult{}
+		for i := range reqs {
+			r := &reqs[i]
+			if r.err != nil {
+				res.reject(r.err)
+				continue
+			}
+			if err := w.replApply(r, &res); err != nil {
+				var le *Error
+				if errors.As(err, &le) && w.err == nil {
+					res.reject(fmt.Errorf("ldapstore: apply %s: %w", r.id, err))
+					continue
+				}
+				return err
+			}
+		}
+		if cookieKey != "" {
+			bk, err := w.tx.CreateBucketIfNotExists(bReplCookies)
+			if err != nil {
+				return fmt.Errorf("%w: %v", errDirty, err)
+			}
+			w.put(bk, []byte(cookieKey), []byte(cookie))
+		}
+		return w.err
+	})
+	return res, err
+}
+
+// prepareRepl parses and schema-checks the changes, on all cores for big
+// batches.
+func (s *Store) prepareRepl(changes []ReplChange) []replReq {
+	reqs := make([]replReq, len(changes))
+	one := func(i int) {
+		ch := &changes[i]
+		r := &reqs[i]
+		r.ch = ch
+		if ch.Entry == nil {
+			id, err := uuid.Parse(ch.EntryUUID)
+			if err != nil {
+				r.err = Errorf(InvalidAttributeSyntax, "entryUUID %q: invalid", ch.EntryUUID)
+			}
+			r.id, r.c = id, ch.CSN
+			return
+		}
+		id, err := uuid.Parse(ch.Entry.First("entryUUID"))
+		if err != nil {
+			r.err = Errorf(InvalidAttributeSyntax, "%s: entryUUID invalid", ch.Entry.DN)
+			return
+		}
+		c, err := csn.Parse(ch.Entry.First("entryCSN"))
+		if err != nil {
+			r.err = Errorf(InvalidAttributeSyntax, "%s: entryCSN invalid", ch.Entry.DN)
+			return
+		}
+		r.id, r.c = id, c
+		if r.add, err = s.prepareAdd(ch.Entry, true); err != nil {
+			r.err = fmt.Errorf("ldapstore: replicated entry %s: %w", ch.Entry.DN, err)
+		}
+	}
+	if len(changes) < 64 {
+		for i := range changes {
+			one(i)
+		}
+		return reqs
+	}
+	var wg sync.WaitGroup
+	n := max(1, runtime.GOMAXPROCS(0))
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := k; i < len(changes); i += n {
+				one(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return reqs
+}
+
+// Cookie returns the cookie ApplyBatch stored under key ("" if none).
+func (s *Store) Cookie(key string) (string, error) {
+	if s.closed.Load() {
+		return "", ErrClosed
+	}
+	var v string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bReplCookies); b != nil {
+			v = string(b.Get([]byte(key)))
+		}
+		return nil
+	})
+	return v, err
+}
+
+// Pruned returns, per server ID, the newest CSN pruned from the changelog
+// (and tombstones): a replication cookie that does not reach these cannot
+// be served from the changelog and needs a present phase (RFC 4533 §3.3.1).
+func (s *Store) Pruned() csn.Vector {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pruned.Clone()
+}
+
+func (w *wtx) replApply(r *replReq, res *ApplyResult) error {
+	b := w.buckets()
+	if r.add == nil {
+		return w.replDelete(b, r, res)
+	}
+	if b.tombstones.Get(r.id[:]) != nil {
+		res.Stale++ // a delete beats every change of the entry
+		return nil
+	}
+	var old *record
+	if buf := b.entries.Get(r.id[:]); buf != nil {
+		var err error
+		if old, err = decodeRecord(buf, 0); err != nil {
+			return err
+		}
+		if oc, err := csn.Parse(old.entry.First("entryCSN")); err == nil && oc.Compare(r.c) >= 0 {
+			res.Stale++
+			return nil
+		}
+	}
+	w.s.gen.Observe(r.c)
+	return w.replPlace(b, r.id, old, r.add, r.c, res)
+}
+
+// replPlace writes the state req of entry id (old is its current record,
+// or nil) at CSN c, applying the lost+found and conflict rules.
+func (w *wtx) replPlace(b buckets, id uuid.UUID, old *record, req *addReq, c csn.CSN, res *ApplyResult) error {
+	s := w.s
+	t := req.t
+	e := req.e.Clone()
+	e.Set("structuralObjectClass", req.structural)
+	var parent uuid.UUID
+	if !t.isSuffix(s) {
+		pv := b.dn.Get(t.parentKey())
+		inOwnSubtree := old != nil && len(t.key) > len(old.key) && string(t.key[:len(old.key)+1]) == old.key+"\x00"
+		if pv == nil || inOwnSubtree {
+			lf, lfDN, err := w.lostFound(b)
+			if err != nil {
+				return err
+			}
+			if t, err = s.asideTarget(id, e.DN, lfDN); err != nil {
+				return err
+			}
+			e.Set("posternReplConflict", e.DN)
+			e.DN = t.dn
+			parent = lf
+			res.LostFound++
+		} else {
+			copy(parent[:], pv)
+		}
+	}
+	if occ := b.dn.Get(t.key); occ != nil && string(occ) != string(id[:]) {
+		res.Conflicts++
+		var other uuid.UUID
+		copy(other[:], occ)
+		incomingWins := string(id[:]) < string(other[:])
+		switch {
+		case t.isSuffix(s) && incomingWins:
+			if err := w.suffixTakeover(b, other, id); err != nil {
+				return err
+			}
+		case t.isSuffix(s):
+			return nil // the local suffix entry keeps the name
+		case incomingWins:
+			if err := w.moveAside(b, other); err != nil {
+				return err
+			}
+		default:
+			nt, err := s.asideTarget(id, e.DN, "")
+			if err != nil {
+				return err
+			}
+			if b.dn.Get(nt.key) != nil {
+				return Errorf(EntryAlreadyExists, "conflict entry %s already exists", nt.dn)
+			}
+			e.Set("posternReplConflict", e.DN)
+			e.DN = nt.dn
+			t = nt
+			c = s.gen.Next()
+			e.Set("entryCSN", c.String())
+			e.Set("modifyTimestamp", genTime(c))
+		}
+	}
+	kind := ChangeAdd
+	if old == nil {
+		w.put(b.dn, t.key, id[:])
+		if !t.isSuffix(s) {
+			w.put(b.children, childKey(parent, id), nil)
+		}
+		w.updateIndexes(b, id, nil, e)
+		w.count++
+	} else {
+		kind = ChangeModify
+		if string(t.key) != old.key {
+			kind = ChangeModDN
+			if err := w.moveSubtree(b, id, old, t.key, e.DN, parent); err != nil {
+				return err
+			}
+		}
+		w.updateIndexes(b, id, old.entry, e)
+	}
+	w.put(b.entries, id[:], encodeRecord(parent, t.key, e))
+	w.logChange(b, c, kind, id, e.DN)
+	res.Applied++
+	return w.err
+}
+
+// replDelete applies a replicated delete: it beats every state of the
+// entry; the entry's subordinates go to lost+found.
+func (w *wtx) replDelete(b buckets, r *replReq, res *ApplyResult) error {
+	id, c := r.id, r.c
+	if b.tombstones.Get(id[:]) != nil {
+		res.Stale++
+		return nil
+	}
+	buf := b.entries.Get(id[:])
+	if buf == nil {
+		if r.ch.NotPresent {
+			res.Stale++
+			return nil
+		}
+		// never seen here (added and deleted elsewhere): keep the
+		// tombstone so that a late state of it stays refused
+		w.s.gen.Observe(c)
+		w.put(b.tombstones, id[:], encodeTombstone(c, w.s.now().Unix(), ""))
+		w.logChange(b, c, ChangeDelete, id, "")
+		res.Applied++
+		return w.err
+	}
+	rec, err := decodeRecord(buf, 0)
+	if err != nil {
+		return err
+	}
+	if r.ch.NotPresent && rec.entry.First("entryCSN") != c.String() {
+		res.Stale++ // changed here since the provider's state: keep it
+		return nil
+	}
+	if hasChildren(b, id[:]) {
+		if id == lostFoundUUID(w.s) {
+			return Errorf(NotAllowedOnNonLeaf, "lost+found is not empty")
+		}
+		n, err := w.orphanSubtree(b, rec)
+		if err != nil {
+			return err
+		}
+		res.LostFound += n
+	}
+	w.s.gen.Observe(c)
+	w.removeEntry(b, id, rec, c)
+	res.Applied++
+	return w.err
+}
