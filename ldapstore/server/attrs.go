@@ -55,16 +55,17 @@ func baseName(a string) string {
 	return a
 }
 
-// include reports whether an attribute of the given type is selected.
-// special entries (Root DSE, cn=Subschema) have no schema of their own:
-// their attributes are operational except objectClass and cn.
-func (s *selector) include(typ string, special bool) bool {
-	if s.allUser && s.allOp && !s.explicit {
-		return true
-	}
+// include reports whether an attribute of the given type is selected, and
+// returns its schema type (nil when unknown). special entries (Root DSE,
+// cn=Subschema) have no schema of their own: their attributes are
+// operational except objectClass and cn.
+func (s *selector) include(typ string, special bool) (bool, *schema.AttributeType) {
 	var t *schema.AttributeType
 	if s.sch != nil {
 		t = s.sch.Attr(typ)
+	}
+	if s.allUser && s.allOp && !s.explicit {
+		return true, t
 	}
 	var op bool
 	if special {
@@ -73,26 +74,39 @@ func (s *selector) include(typ string, special bool) bool {
 		op = t != nil && t.Operational()
 	}
 	if op && s.allOp || !op && s.allUser {
-		return true
+		return true, t
 	}
 	if !s.explicit {
-		return false
+		return false, t
 	}
 	if t != nil {
 		for _, w := range s.types {
 			if t.IsSubtypeOf(w) {
-				return true
+				return true, t
 			}
 		}
-		return false
+		return false, t
 	}
 	b := baseName(typ)
 	for _, u := range s.unknown {
 		if strings.EqualFold(u, b) {
-			return true
+			return true, t
 		}
 	}
-	return false
+	return false, t
+}
+
+// isPassword reports whether an attribute description names userPassword
+// (by any name or its OID).
+func isPassword(sch *schema.Schema, typ string) bool {
+	if strings.EqualFold(baseName(typ), "userPassword") {
+		return true
+	}
+	if sch == nil {
+		return false
+	}
+	t := sch.Attr(typ)
+	return t != nil && t.HasName("userPassword")
 }
 
 // entryView says how to present one entry to one client.
@@ -112,10 +126,11 @@ func (e *encoder) searchEntry(id int64, ent *ldapstore.Entry, v *entryView, ctrl
 	e.begin(tagSequence)
 	for i := range ent.Attributes {
 		a := &ent.Attributes[i]
-		if !v.sel.include(a.Type, v.special) {
+		ok, t := v.sel.include(a.Type, v.special)
+		if !ok {
 			continue
 		}
-		if v.hidePW && strings.EqualFold(a.Type, "userPassword") {
+		if v.hidePW && (t != nil && t.HasName("userPassword") || t == nil && strings.EqualFold(baseName(a.Type), "userPassword")) {
 			continue
 		}
 		e.begin(tagSequence)

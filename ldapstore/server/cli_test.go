@@ -76,6 +76,15 @@ func TestOpenLDAPClients(t *testing.T) {
 	if n := strings.Count(out, "dn: "); n != 5 {
 		t.Errorf("paged search returned %d entries:\n%s", n, out)
 	}
+	// RFC 4526 absolute true and false filters.
+	out = run(0, "", "ldapsearch", withArgs(root, "-LLL", "-b", testSuffix, "-s", "base", "(&)", "1.1")...)
+	if strings.TrimSpace(out) != "dn: "+testSuffix {
+		t.Errorf("(&) search:\n%s", out)
+	}
+	out = run(0, "", "ldapsearch", withArgs(root, "-LLL", "-b", testSuffix, "-s", "base", "(|)", "1.1")...)
+	if strings.TrimSpace(out) != "" {
+		t.Errorf("(|) search:\n%s", out)
+	}
 	// Size limit: exit code 4 with the entries.
 	out = run(4, "", "ldapsearch", withArgs(root, "-LLL", "-z", "2", "-b", testSuffix, "(objectClass=*)", "1.1")...)
 	if n := strings.Count(out, "dn: "); n != 2 {

@@ -140,10 +140,9 @@ func generatePassword() string { return rand.Text() }
 // startTLS serves the StartTLS extended operation (RFC 4511 §4.14) in the
 // reading goroutine. It returns false when the connection must close.
 func (c *conn) startTLS(m *message) bool {
-	var err error
+	err := c.srv.checkControls(m)
 	switch {
-	case c.srv.checkControls(m) != nil:
-		err = c.srv.checkControls(m)
+	case err != nil:
 	case c.srv.tls == nil:
 		err = ldapstore.Errorf(ldapstore.Unavailable, "TLS is not configured")
 	case c.isTLS:

@@ -7,6 +7,7 @@ import (
 
 	"postern/ldapstore"
 	"postern/ldapstore/dn"
+	"postern/ldapstore/filter"
 )
 
 // subschemaDN is the DN of the subschema subentry (RFC 4512 §4.2), as slapd
@@ -29,6 +30,12 @@ func (c *conn) search(op *operation, m *message, r *searchRequest, id identity) 
 	}
 	if err := canRead(id); err != nil {
 		c.sendResult(m.id, appSearchDone, err, nil)
+		return
+	}
+	if !id.root && c.filtersPassword(r.filter) {
+		// Filters on userPassword would let users probe other users'
+		// password hashes one character at a time.
+		c.sendResult(m.id, appSearchDone, ldapstore.Errorf(ldapstore.InsufficientAccessRights, "userPassword cannot be used in search filters"), nil)
 		return
 	}
 	if pc := findControl(m.controls, OIDPagedResults); pc != nil {
@@ -133,4 +140,20 @@ func (c *conn) sendSpecial(op *operation, m *message, r *searchRequest, ent *lda
 		putEncoder(e)
 	}
 	c.finish(op, m, appSearchDone, nil)
+}
+
+// filtersPassword reports whether f asserts anything about userPassword.
+func (c *conn) filtersPassword(f *filter.Filter) bool {
+	if f == nil {
+		return false
+	}
+	if f.Attr != "" && isPassword(c.srv.store.Schema(), f.Attr) {
+		return true
+	}
+	for _, ch := range f.Children {
+		if c.filtersPassword(ch) {
+			return true
+		}
+	}
+	return false
 }

@@ -189,6 +189,10 @@ func TestSearchAccess(t *testing.T) {
 	}
 	_, err = user.Compare(testOtherDN, "userPassword", testOtherPW)
 	wantCode(t, err, ldap.LDAPResultInsufficientAccessRights)
+	_, err = user.Compare(testOtherDN, "2.5.4.35", testOtherPW)
+	wantCode(t, err, ldap.LDAPResultInsufficientAccessRights)
+	_, err = user.Search(ldap.NewSearchRequest(testSuffix, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(&(uid=bob)(userPassword={ARGON2}*))", nil, nil))
+	wantCode(t, err, ldap.LDAPResultInsufficientAccessRights)
 
 	// The root DN sees every userPassword.
 	root := ts.root()

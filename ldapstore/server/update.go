@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"strings"
 
 	"postern/ldapstore"
 )
@@ -65,7 +64,7 @@ func (c *conn) compare(ctx context.Context, r *compareRequest, id identity) erro
 	if err := canRead(id); err != nil {
 		return err
 	}
-	if !id.root && strings.EqualFold(r.attr, "userPassword") {
+	if !id.root && isPassword(c.srv.store.Schema(), r.attr) {
 		return ldapstore.Errorf(ldapstore.InsufficientAccessRights, "userPassword cannot be compared")
 	}
 	ok, err := c.srv.store.Compare(ctx, r.dn, r.attr, r.value)
