@@ -262,7 +262,7 @@ func (s *Store) Suffix() string { return s.suffix }
 func (s *Store) Schema() *schema.Schema { return s.sch }
 
 // ServerID returns the server ID of the CSNs this store makes.
-func (s *Store) ServerID() int { return s.opts.ServerID }
+func (s *Store) ServerID() int { return int(s.gen.SID()) }
 
 // ContextCSN returns a copy of the newest CSN per server ID.
 func (s *Store) ContextCSN() csn.Vector {
