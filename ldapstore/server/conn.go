@@ -67,9 +67,13 @@ type conn struct {
 
 func newConn(s *Server, nc, raw net.Conn, isTLS bool) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
+	peer := "unknown"
+	if a := raw.RemoteAddr(); a != nil {
+		peer = a.String()
+	}
 	return &conn{
 		srv:    s,
-		log:    s.log.With(slog.String("peer", raw.RemoteAddr().String())),
+		log:    s.log.With(slog.String("peer", peer)),
 		raw:    raw,
 		nc:     nc,
 		br:     bufio.NewReaderSize(nc, 16<<10),
