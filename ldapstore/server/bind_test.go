@@ -99,3 +99,15 @@ func TestWhoAmI(t *testing.T) {
 		})
 	}
 }
+
+func TestUnbind(t *testing.T) {
+	ts := newTestServer(t)
+	c := ts.raw()
+	c.Write(msg(1, bindOp(testRootDN, testRootPW)))
+	readMessage(t, c)
+	// RFC 4511 §4.3: the server ends the session without a response.
+	c.Write(msg(2, ber.Encode(ber.ClassApplication, ber.TypePrimitive, appUnbindRequest, nil, "unbind")))
+	if p, err := ber.ReadPacket(c); err == nil {
+		t.Fatalf("response to unbind: %v", p)
+	}
+}

@@ -123,8 +123,13 @@ func TestAbandon(t *testing.T) {
 	if id, op := readMessage(t, c); id != 2 || op.Tag != appSearchEntry {
 		t.Fatalf("got id %d tag %d, want the first entry", id, op.Tag)
 	}
+	// The running search does not hold the connection's other operations.
+	c.Write(msg(3, extendedOp(OIDWhoAmI)))
+	if id, op := readMessage(t, c); id != 3 || op.Tag != appExtendedResponse || resultCode(t, op) != 0 {
+		t.Fatalf("while a search runs: got id %d tag %d, want the WhoAmI response", id, op.Tag)
+	}
 	// RFC 4511 §4.11: AbandonRequest ::= [APPLICATION 16] MessageID.
-	c.Write(msg(3, ber.NewInteger(ber.ClassApplication, ber.TypePrimitive, appAbandonRequest, 2, "abandon")))
+	c.Write(msg(4, ber.NewInteger(ber.ClassApplication, ber.TypePrimitive, appAbandonRequest, 2, "abandon")))
 	select {
 	case err := <-stopped:
 		if err == nil {
@@ -133,9 +138,9 @@ func TestAbandon(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("handler not cancelled by abandon")
 	}
-	c.Write(msg(4, extendedOp(OIDWhoAmI)))
+	c.Write(msg(5, extendedOp(OIDWhoAmI)))
 	id, op := readMessage(t, c)
-	if id != 4 || op.Tag != appExtendedResponse {
+	if id != 5 || op.Tag != appExtendedResponse {
 		t.Fatalf("after abandon got id %d tag %d, want the WhoAmI response", id, op.Tag)
 	}
 }
