@@ -15,6 +15,7 @@
 #   BENCH_CLIENTS="1 8 32"  client counts
 #   BENCH_USERS=10000       users in the compared directories
 #   BENCH_RSS_USERS=100000  users for the memory measurement (0 skips it)
+#   BENCH_REPEAT=1         runs of each configuration; the median (by ops/s) is reported
 #   BENCH_ONLY=slapd        measure slapd alone (checks the harness without Postern)
 #   BENCH_SLAPD_LOAD=ldap   how slapd gets the compared users: ldap (default, timed
 #                           like Postern's) or slapadd (offline)
@@ -31,6 +32,7 @@ CLIENTS=${BENCH_CLIENTS:-1 8 32}
 USERS=${BENCH_USERS:-10000}
 RSS_USERS=${BENCH_RSS_USERS:-100000}
 ONLY=${BENCH_ONLY:-}
+REPEAT=${BENCH_REPEAT:-1}
 SLAPD_LOAD=${BENCH_SLAPD_LOAD:-ldap}
 WARMUP=1s
 SLAPD=/usr/sbin/slapd
@@ -44,6 +46,7 @@ ROOTDN=cn=admin,$SUFFIX
 PASSWORD=bench-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 RSS_TARGET_MB=150
 
+case "$REPEAT" in [1-9]) ;; *) echo "ldap.sh: BENCH_REPEAT must be 1..9" >&2; exit 2 ;; esac
 case "$ONLY" in "" | slapd) ;; *) echo "ldap.sh: BENCH_ONLY must be empty or slapd" >&2; exit 2 ;; esac
 case "$SLAPD_LOAD" in ldap | slapadd) ;; *) echo "ldap.sh: BENCH_SLAPD_LOAD must be ldap or slapadd" >&2; exit 2 ;; esac
 [ -x "$SLAPD" ] || { echo "ldap.sh: $SLAPD not found (apt-get install slapd)" >&2; exit 1; }
@@ -129,8 +132,8 @@ mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 rss_line() {
 	echo "VmRSS $(mb "$(rss_kb "$1" VmRSS)") MB (anonymous $(mb "$(rss_kb "$1" RssAnon)") MB, file-backed $(mb "$(rss_kb "$1" RssFile)") MB), peak VmHWM $(mb "$(rss_kb "$1" VmHWM)") MB"
 }
-# sizes DIR: the largest files below DIR with their allocated size.
-sizes() { (cd "$1" && du -am . | sort -rn | awk 'NR > 1 && NR <= 5 {printf "%s%s %s MB", sep, $2, $1; sep = ", "}'); }
+# sizes DIR: the largest files (1 MB or more) below DIR with their allocated size.
+sizes() { (cd "$1" && find . -type f -exec du -k {} + | sort -rn | awk '$1 >= 1024 && n < 4 {printf "%s%s %.0f MB", sep, substr($2, 3), $1 / 1024; sep = ", "; n++}'); }
 
 # field LINE KEY: the value of key=value in an ldapload output line, units stripped.
 field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {sub(/(ms|s|us\/op)$/, "", $2); print $2}'; }
@@ -142,6 +145,8 @@ ldapload() { "$LOADER" "$@" -D "$ROOTDN" -w "$PASSWORD" -base "$SUFFIX"; }
 say "building bench/ldapload and bin/postern"
 go build -o "$LOADER" ./bench/ldapload
 if [ -z "$ONLY" ]; then
+	BUILT_FROM="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || BUILT_FROM+=" plus uncommitted changes"
 	ldflags="-X postern/firmware.Version=$(cat VERSION 2>/dev/null || echo 0.0.0-dev) -X postern/firmware.Build=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	go build -ldflags "$ldflags" -o bin/postern .
 fi
@@ -222,31 +227,54 @@ pid_of() { if [ "$1" = slapd ]; then echo "$SLAPD_PID"; else echo "$POSTERN_PID"
 # ---- load the compared users ----
 declare -A R # R[server,workload,clients,field]
 ERRORS=0
+LOAD_ERRS=0
 for s in $SERVERS; do
 	if [ "$s" = slapd ] && [ "$SLAPD_LOAD" = slapadd ]; then continue; fi
 	say "$s: adding $USERS users over LDAP, 8 connections"
 	line=$(ldapload load -url "$(url_of "$s")" -n "$USERS" -clients 8 -server-pid "$(pid_of "$s")") || die "$s: load failed: $line"
 	echo "server=$s $line" >>"$RAW"
-	for f in ops/s p50 p99 errors; do R[$s,add,8,$f]=$(field "$line" "$f"); done
+	R[$s,add,8,ops/s]=$(field "$line" ops/s)
+	for f in p50 p99 errors; do R[$s,add,8,$f]=$(field "$line" "$f"); done
 	R[$s,add,8,cpu]=$(field "$line" server_cpu | awk '{printf "%.0f", $1}')
+	LOAD_ERRS=$((LOAD_ERRS + $(field "$line" errors)))
 done
 
 # ---- the compared workloads: each configuration on both servers back to back, so
-# that the other load on this machine weighs on both alike ----
-for w in search-uid search-mail modify; do
-	for c in $CLIENTS; do
-		for s in $SERVERS; do
-			rc=0
-			line=$(ldapload run -url "$(url_of "$s")" -workload "$w" -clients "$c" -server-pid "$(pid_of "$s")" \
-				-users "$USERS" -duration "$DURATION" -warmup "$WARMUP") || rc=$?
-			[ -n "$line" ] || die "$s $w $c clients: ldapload failed (exit $rc)"
-			[ "$rc" = 0 ] || ERRORS=1
-			echo "server=$s $line" >>"$RAW"
-			for f in ops/s p50 p99 errors; do R[$s,$w,$c,$f]=$(field "$line" "$f"); done
-			R[$s,$w,$c,cpu]=$(field "$line" server_cpu | awk '{printf "%.0f", $1}')
-			say "$s $(printf '%-11s %2s' "$w" "$c") clients: ${R[$s,$w,$c,ops/s]} ops/s, p50 ${R[$s,$w,$c,p50]} ms, p99 ${R[$s,$w,$c,p99]} ms, errors ${R[$s,$w,$c,errors]}"
+# that the other load on this machine weighs on both alike; with BENCH_REPEAT=N every
+# configuration runs N times (the server order alternating) and the run with the
+# median ops/s is reported ----
+set_result() { # set_result SERVER WORKLOAD CLIENTS LINE
+	local f
+	for f in ops/s p50 p99 errors; do R[$1,$2,$3,$f]=$(field "$4" "$f"); done
+	R[$1,$2,$3,cpu]=$(field "$4" server_cpu | awk '{printf "%.0f", $1}')
+}
+declare -A RUNS # RUNS[server,workload,clients] = newline-separated ldapload lines
+ERRS=0
+for ((rep = 1; rep <= REPEAT; rep++)); do
+	order=$SERVERS
+	((rep % 2 == 0)) && order=$(tr ' ' '\n' <<<"$SERVERS" | tac | tr '\n' ' ')
+	for w in search-uid search-mail modify; do
+		for c in $CLIENTS; do
+			for s in $order; do
+				rc=0
+				line=$(ldapload run -url "$(url_of "$s")" -workload "$w" -clients "$c" -server-pid "$(pid_of "$s")" \
+					-users "$USERS" -duration "$DURATION" -warmup "$WARMUP" -seed "$rep") || rc=$?
+				[ -n "$line" ] || die "$s $w $c clients: ldapload failed (exit $rc)"
+				[ "$rc" = 0 ] || ERRORS=1
+				ERRS=$((ERRS + $(field "$line" errors)))
+				echo "server=$s rep=$rep $line" >>"$RAW"
+				RUNS[$s,$w,$c]+="$line"$'\n'
+				say "$s $(printf '%-11s %2s' "$w" "$c") clients (run $rep/$REPEAT): $(field "$line" ops/s) ops/s, p50 $(field "$line" p50) ms, p99 $(field "$line" p99) ms, errors $(field "$line" errors)"
+			done
 		done
 	done
+done
+for k in "${!RUNS[@]}"; do
+	IFS=, read -r s w c <<<"$k"
+	# The median run by ops/s (the lower middle one for an even count).
+	line=$(printf '%s' "${RUNS[$k]}" | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^ops\/s=/) {split($i, a, "="); print a[2] "\t" $0}}' |
+		sort -n | awk -v n="$REPEAT" 'NR == int((n + 1) / 2) {sub(/^[^\t]*\t/, ""); print}')
+	set_result "$s" "$w" "$c" "$line"
 done
 
 # ---- table ----
@@ -269,14 +297,10 @@ table() {
 	done
 	if [ -n "${R[postern,add,8,ops/s]:-}" ] || [ -n "${R[slapd,add,8,ops/s]:-}" ]; then row add 8; fi
 	echo
-	echo "ops/s: successful operations per second over ${DURATION} after a ${WARMUP} warm-up; p50/p99:"
+	echo "ops/s: successful operations per second over ${DURATION} after a ${WARMUP} warm-up (median of $REPEAT runs); p50/p99:"
 	echo "latency seen by the client; cpu µs: server CPU time per operation; P/slapd: Postern ops/s"
 	echo "divided by slapd's. add = loading the $USERS users over 8 connections (slapd: ${SLAPD_LOAD})."
-	local e=0
-	for k in "${!R[@]}"; do
-		case "$k" in *,errors) e=$((e + ${R[$k]:-0})) ;; esac
-	done
-	echo "errors in all runs: $e"
+	echo "errors: $((ERRS + LOAD_ERRS)) in all $((REPEAT * 3 * $(wc -w <<<"$CLIENTS") * $(wc -w <<<"$SERVERS"))) runs and the loads"
 }
 
 verdicts() {
@@ -351,7 +375,7 @@ memory
 	echo "host: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f MB", $2/1024}' /proc/meminfo), load average before the table: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "slapd: $("$SLAPD" -VV 2>&1 | head -n 1 | sed 's/^@(#) \$OpenLDAP: //; s/ \$$//'), back_mdb, 16 threads (default)"
 	if [ -z "$ONLY" ]; then
-		echo "postern: $(bin/postern version 2>/dev/null | head -n 1 || echo unknown), commit $(git rev-parse --short HEAD 2>/dev/null || echo none)"
+		echo "postern: $(bin/postern version 2>/dev/null | head -n 1 || echo unknown), built from $BUILT_FROM"
 	fi
 	echo "client: bench/ldapload, one connection per client, bound as $ROOTDN; users picked at random"
 	echo
