@@ -1,7 +1,13 @@
-// Package server is Postern's LDAP v3 server (RFC 4511): it decodes requests
-// from the wire with github.com/go-asn1-ber/asn1-ber, authenticates simple
-// binds, enforces Postern's access rules and per-connection limits, and runs
-// every operation against an *ldapstore.Store.
+// Package server is Postern's LDAP v3 server (RFC 4511): it frames and
+// decodes requests with a small in-place BER reader (search filters go to
+// package filter as github.com/go-asn1-ber/asn1-ber packets), encodes
+// responses with an appending BER encoder, authenticates simple binds,
+// enforces Postern's access rules and per-connection limits, and runs every
+// operation against an *ldapstore.Store.
+//
+// Each connection has one reading goroutine; binds, abandons and StartTLS
+// run there, every other operation runs concurrently on a reused goroutine
+// and responses go out whole, in any order, through one buffered writer.
 //
 // It serves plain LDAP (with StartTLS, RFC 4511 §4.14) and LDAPS, the Root DSE
 // (RFC 4512 §5.1) and the cn=Subschema subentry (RFC 4512 §4.2), the WhoAmI

@@ -34,7 +34,7 @@ const (
 // testServer is a Store in a temporary directory with Postern's base DIT and
 // two users, served on 127.0.0.1.
 type testServer struct {
-	t     *testing.T
+	t     testing.TB
 	store *ldapstore.Store
 	srv   *Server
 	addr  string
@@ -51,6 +51,12 @@ type serverHook func(*Server)
 
 // newTestServer starts a server; opts are testOption or serverHook.
 func newTestServer(t *testing.T, opts ...any) *testServer {
+	t.Helper()
+	return newTestServerTB(t, opts...)
+}
+
+// newTestServerTB is newTestServer for tests and benchmarks.
+func newTestServerTB(t testing.TB, opts ...any) *testServer {
 	t.Helper()
 	st, err := ldapstore.Open(filepath.Join(t.TempDir(), "ldap.db"), ldapstore.Options{Suffix: testSuffix, ServerID: 1})
 	if err != nil {
@@ -86,6 +92,9 @@ func newTestServer(t *testing.T, opts ...any) *testServer {
 		VendorVersion: testVersion,
 		Registry:      reg,
 	}
+	if _, ok := t.(*testing.B); ok {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	for _, o := range opts {
 		if o, ok := o.(testOption); ok {
 			o(&cfg)
@@ -116,7 +125,7 @@ func newTestServer(t *testing.T, opts ...any) *testServer {
 }
 
 // testWriter sends the server's log to the test log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(b), "\n"))

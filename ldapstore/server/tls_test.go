@@ -20,7 +20,7 @@ import (
 // testCertificates makes a self-signed certificate for 127.0.0.1 and
 // returns the server's TLS configuration, a client's that trusts it and the
 // certificate in PEM.
-func testCertificates(t *testing.T) (*tls.Config, *tls.Config, []byte) {
+func testCertificates(t testing.TB) (*tls.Config, *tls.Config, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
