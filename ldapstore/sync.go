@@ -19,7 +19,8 @@ type ReplChange struct {
 	// Entry is the entry's complete state, carrying its entryUUID and
 	// entryCSN (an add, modify or modDN at the provider). Nil for a delete.
 	Entry *Entry
-	// EntryUUID and CSN name a delete when Entry is nil.
+	// EntryUUID and CSN name a delete when Entry is nil. A zero CSN (RFC
+	// 4533 deletes carry none) means the deleted entry's last entryCSN.
 	EntryUUID string
 	CSN       csn.CSN
 	// NotPresent marks a delete found by a present phase (RFC 4533
@@ -234,11 +235,16 @@ func (w *wtx) replPlace(b buckets, id uuid.UUID, old *record, req *addReq, c csn
 			if err != nil {
 				return err
 			}
-			if t, err = s.asideTarget(id, e.DN, lfDN); err != nil {
+			nt, err := s.asideTarget(id, e.DN, lfDN)
+			if err != nil {
 				return err
 			}
-			e.Set("posternReplConflict", e.DN)
-			e.DN = t.dn
+			if string(nt.key) != string(t.key) {
+				// not yet placed in lost+found by the sender
+				e.Set("posternReplConflict", e.DN)
+				e.DN = nt.dn
+				t = nt
+			}
 			parent = lf
 			res.LostFound++
 		} else {
@@ -311,7 +317,7 @@ func (w *wtx) replDelete(b buckets, r *replReq, res *ApplyResult) error {
 	}
 	buf := b.entries.Get(id[:])
 	if buf == nil {
-		if r.ch.NotPresent {
+		if r.ch.NotPresent || c.IsZero() {
 			res.Stale++
 			return nil
 		}
@@ -326,6 +332,13 @@ func (w *wtx) replDelete(b buckets, r *replReq, res *ApplyResult) error {
 	rec, err := decodeRecord(buf, 0)
 	if err != nil {
 		return err
+	}
+	if c.IsZero() {
+		// RFC 4533 carries no CSN with a delete: keep the entry's last
+		// one in the tombstone
+		if c, err = csn.Parse(rec.entry.First("entryCSN")); err != nil {
+			return errCorrupt
+		}
 	}
 	if r.ch.NotPresent && rec.entry.First("entryCSN") != c.String() {
 		res.Stale++ // changed here since the provider's state: keep it

@@ -2,7 +2,6 @@ package ldapstore
 
 import (
 	"bytes"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -16,12 +15,6 @@ import (
 // LostFoundRDN is the RDN, below the suffix, of the entry that holds the
 // entries whose parent was deleted on another member.
 const LostFoundRDN = `ou=lost\+found`
-
-// lostFoundCSN is the CSN of every member's lost+found entry: a fixed,
-// old CSN (server ID 0), so that all members create the very same entry
-// (same entryUUID, same CSN, same attributes) and it never wins over
-// anything real.
-var lostFoundCSN = csn.CSN{Time: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)}
 
 // lostFoundUUID is the lost+found entry's entryUUID: a name-based (v5)
 // UUID of the suffix, the same on every member.
@@ -43,14 +36,18 @@ func (w *wtx) lostFound(b buckets) (uuid.UUID, string, error) {
 		copy(id[:], v)
 		return id, d, nil
 	}
+	// Every member makes the same entry (same entryUUID, same attributes)
+	// with a CSN of its own; where two made it, the newer state wins
+	// everywhere like any other.
 	id := lostFoundUUID(s)
-	ts := genTime(lostFoundCSN)
+	c := s.gen.Next()
+	ts := genTime(c)
 	e := &Entry{DN: d, Attributes: []Attribute{
 		{Type: "objectClass", Vals: []string{"top", "organizationalUnit"}},
 		{Type: "ou", Vals: []string{"lost+found"}},
 		{Type: "description", Vals: []string{"entries whose parent was deleted on another cluster member"}},
 		{Type: "entryUUID", Vals: []string{id.String()}},
-		{Type: "entryCSN", Vals: []string{lostFoundCSN.String()}},
+		{Type: "entryCSN", Vals: []string{c.String()}},
 		{Type: "creatorsName", Vals: []string{s.suffix}},
 		{Type: "modifiersName", Vals: []string{s.suffix}},
 		{Type: "createTimestamp", Vals: []string{ts}},
