@@ -82,7 +82,9 @@ func TestSearchFilters(t *testing.T) {
 func TestSearchAttributeSelection(t *testing.T) {
 	ts := newTestServer(t)
 	l := ts.root()
-	has := func(e *ldap.Entry, name string) bool { return len(e.GetAttributeValues(name)) > 0 || slices.ContainsFunc(attrNames(e), func(n string) bool { return strings.EqualFold(n, name) }) }
+	has := func(e *ldap.Entry, name string) bool {
+		return len(e.GetAttributeValues(name)) > 0 || slices.ContainsFunc(attrNames(e), func(n string) bool { return strings.EqualFold(n, name) })
+	}
 	tests := []struct {
 		name      string
 		attrs     []string

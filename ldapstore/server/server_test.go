@@ -21,14 +21,14 @@ import (
 )
 
 const (
-	testSuffix   = "dc=postern,dc=local"
-	testRootDN   = "cn=admin,dc=postern,dc=local"
-	testRootPW   = "root secret"
-	testUserDN   = "uid=alice,ou=people,dc=postern,dc=local"
-	testUserPW   = "alice secret"
-	testOtherDN  = "uid=bob,ou=people,dc=postern,dc=local"
-	testOtherPW  = "bob secret"
-	testVersion  = "9.9.9-test"
+	testSuffix  = "dc=postern,dc=local"
+	testRootDN  = "cn=admin,dc=postern,dc=local"
+	testRootPW  = "root secret"
+	testUserDN  = "uid=alice,ou=people,dc=postern,dc=local"
+	testUserPW  = "alice secret"
+	testOtherDN = "uid=bob,ou=people,dc=postern,dc=local"
+	testOtherPW = "bob secret"
+	testVersion = "9.9.9-test"
 )
 
 // testServer is a Store in a temporary directory with Postern's base DIT and
