@@ -253,6 +253,18 @@ func TestRootDSE(t *testing.T) {
 	if got := attrNames(e); !slices.Equal(got, []string{"namingContexts"}) {
 		t.Fatalf("explicit namingContexts gave %v", got)
 	}
+	// Compare works on the Root DSE, for anonymous clients too.
+	// supportedLDAPVersion has no equality rule (RFC 4512 §5.1.7).
+	_, err := l.Compare("", "supportedLDAPVersion", "3")
+	wantCode(t, err, ldap.LDAPResultInappropriateMatching)
+	if ok, err := l.Compare("", "subschemaSubentry", "CN=SUBSCHEMA"); err != nil || !ok {
+		t.Fatalf("compare subschemaSubentry: %v %v", ok, err)
+	}
+	if ok, err := l.Compare("", "objectClass", "person"); err != nil || ok {
+		t.Fatalf("compare objectClass: %v %v", ok, err)
+	}
+	_, err = l.Compare("", "description", "x")
+	wantCode(t, err, ldap.LDAPResultNoSuchAttribute)
 	// A filter that does not match returns nothing.
 	if es := search(t, l, "", ldap.ScopeBaseObject, "(objectClass=person)"); len(es) != 0 {
 		t.Fatalf("non-matching filter returned the root DSE")
@@ -265,7 +277,7 @@ func TestRootDSE(t *testing.T) {
 	if es := search(t, root, "", ldap.ScopeSingleLevel, "(objectClass=*)"); len(es) != 1 || es[0].DN != testSuffix {
 		t.Fatalf("one-level search of \"\": %v", dns(es))
 	}
-	_, err := l.Search(ldap.NewSearchRequest("", ldap.ScopeWholeSubtree, 0, 0, 0, false, "(uid=alice)", nil, nil))
+	_, err = l.Search(ldap.NewSearchRequest("", ldap.ScopeWholeSubtree, 0, 0, 0, false, "(uid=alice)", nil, nil))
 	wantCode(t, err, ldap.LDAPResultInsufficientAccessRights)
 }
 

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 
+	"postern/ldapstore/filter"
+
 	"postern/ldapstore"
 )
 
@@ -61,6 +63,12 @@ func (c *conn) modDN(ctx context.Context, r *modDNRequest, id identity) error {
 // compare serves a CompareRequest (RFC 4511 §4.10): compareTrue or
 // compareFalse are results, not failures.
 func (c *conn) compare(ctx context.Context, r *compareRequest, id identity) error {
+	switch {
+	case r.dn == "":
+		return c.srv.compareSpecial(c.srv.rootDSE(), r)
+	case isSubschemaDN(r.dn):
+		return c.srv.compareSpecial(c.srv.subschema, r)
+	}
 	if err := canRead(id); err != nil {
 		return err
 	}
@@ -75,5 +83,24 @@ func (c *conn) compare(ctx context.Context, r *compareRequest, id identity) erro
 		return &ldapstore.Error{Code: ldapstore.CompareTrue}
 	default:
 		return &ldapstore.Error{Code: ldapstore.CompareFalse}
+	}
+}
+
+// compareSpecial compares against the Root DSE or the subschema subentry,
+// which everyone may read, with the attribute's equality rule.
+func (s *Server) compareSpecial(e *ldapstore.Entry, r *compareRequest) error {
+	if e.Get(r.attr) == nil {
+		if t := s.store.Schema().Attr(r.attr); t == nil || e.Get(t.Name()) == nil {
+			return ldapstore.Errorf(ldapstore.NoSuchAttribute, "no such attribute")
+		}
+	}
+	f := &filter.Filter{Kind: filter.Equality, Attr: r.attr, Value: r.value}
+	switch f.Match(s.store.Schema(), e) {
+	case filter.True:
+		return &ldapstore.Error{Code: ldapstore.CompareTrue}
+	case filter.False:
+		return &ldapstore.Error{Code: ldapstore.CompareFalse}
+	default:
+		return ldapstore.Errorf(ldapstore.InappropriateMatching, "%s cannot be compared", r.attr)
 	}
 }
