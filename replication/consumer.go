@@ -1,0 +1,311 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/ldapstore"
+)
+
+// ConsumerConfig configures a Consumer: one provider link.
+type ConsumerConfig struct {
+	RID      int              // 1..999, unique per provider link (the cookie's rid)
+	Provider string           // the provider's name in status, logs and the cookie key (e.g. its address)
+	Store    *ldapstore.Store // the local store
+	// Dial connects to the provider: TCP, or an SSH tunnel channel.
+	Dial func(ctx context.Context) (net.Conn, error)
+	// BindDN and Password: simple bind; empty BindDN = no bind (the
+	// transport already authenticated the connection).
+	BindDN, Password string
+	BaseDN           string // default the store's suffix
+	// Paused, when it reports true, stops syncing (cluster parity); the
+	// reason is shown in the status.
+	Paused func() (bool, string)
+
+	MinBackoff    time.Duration // first reconnect delay, default 100ms
+	MaxBackoff    time.Duration // reconnect delay cap, default 30s
+	BatchSize     int           // changes per transaction at most, default 512
+	Timeout       time.Duration // bind and count requests, default 30s
+	CountInterval time.Duration // how often the remote entry count is refreshed, default 1 min
+
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // optional
+}
+
+// Consumer replicates from one provider into the local store (RFC 4533
+// §3, refreshAndPersist) until its Run's ctx ends.
+type Consumer struct {
+	cfg     ConsumerConfig
+	log     *slog.Logger
+	key     string // the cookie's key in the store
+	metrics *linkMetrics
+
+	mu     sync.Mutex
+	status LinkStatus
+}
+
+// ErrConfig is returned by Run for an unusable ConsumerConfig.
+var ErrConfig = errors.New("replication: invalid consumer configuration")
+
+// NewConsumer returns a consumer; Run starts it.
+func NewConsumer(cfg ConsumerConfig) *Consumer {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 512
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.CountInterval <= 0 {
+		cfg.CountInterval = time.Minute
+	}
+	if cfg.BaseDN == "" && cfg.Store != nil {
+		cfg.BaseDN = cfg.Store.Suffix()
+	}
+	c := &Consumer{
+		cfg: cfg,
+		log: cfg.Logger.With("rid", cfg.RID, "provider", cfg.Provider),
+		key: fmt.Sprintf("rid=%03d,provider=%s", cfg.RID, cfg.Provider),
+	}
+	c.status = LinkStatus{RID: cfg.RID, Provider: cfg.Provider, Phase: PhaseConnecting}
+	c.metrics = newLinkMetrics(cfg.Registry, cfg.RID, cfg.Provider, c.log)
+	return c
+}
+
+// CookieKey is the key under which the consumer's cookie is stored
+// (ldapstore.Store.Cookie).
+func (c *Consumer) CookieKey() string { return c.key }
+
+// Run syncs, reconnecting with capped exponential backoff, until ctx ends;
+// it then returns nil after the session's goroutines are done.
+func (c *Consumer) Run(ctx context.Context) error {
+	cfg := c.cfg
+	if cfg.Store == nil || cfg.Dial == nil || cfg.RID < 1 || cfg.RID > maxRID {
+		return fmt.Errorf("%w: need Store, Dial and RID 1..%d", ErrConfig, maxRID)
+	}
+	backoff := cfg.MinBackoff
+	for ctx.Err() == nil {
+		if cfg.Paused != nil {
+			if p, why := cfg.Paused(); p {
+				c.update(func(s *LinkStatus) { s.Connected, s.Phase, s.Err = false, PhasePaused, "paused: "+why })
+				if !sleep(ctx, time.Second) {
+					break
+				}
+				continue
+			}
+		}
+		c.update(func(s *LinkStatus) { s.Phase = PhaseConnecting })
+		persisted, err := c.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if persisted {
+			backoff = cfg.MinBackoff
+		}
+		msg := "provider ended the sync session"
+		if err != nil {
+			msg = err.Error()
+		}
+		c.log.Info("replication: session ended", "err", msg, "retry", backoff)
+		c.update(func(s *LinkStatus) { s.Connected, s.Err = false, msg })
+		c.metrics.connected.Set(0)
+		// ±20% jitter so that members do not reconnect in lockstep
+		d := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
+		if !sleep(ctx, d) {
+			break
+		}
+		backoff = min(2*backoff, cfg.MaxBackoff)
+	}
+	c.update(func(s *LinkStatus) { s.Connected, s.Phase = false, PhaseStopped })
+	c.metrics.connected.Set(0)
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// result is one response of the sync search, read by go-ldap.
+type result struct {
+	entry *ldap.Entry
+	ctrls []ldap.Control
+	err   error
+}
+
+// session runs one sync session on one connection. go-ldap's Syncrepl
+// gives us decoded entries, Sync State controls and Sync Info messages but
+// has no Abandon, so the session ends by closing the connection. It
+// reports whether the session reached the persist stage.
+func (c *Consumer) session(ctx context.Context) (bool, error) {
+	cfg := c.cfg
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	nc, err := cfg.Dial(sctx)
+	if err != nil {
+		return false, fmt.Errorf("replication: dial %s: %w", cfg.Provider, err)
+	}
+	l := ldap.NewConn(nc, false)
+	l.SetTimeout(cfg.Timeout)
+	l.Start()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-sctx.Done()
+		l.Close()
+	}()
+	if cfg.BindDN != "" {
+		if err := l.Bind(cfg.BindDN, cfg.Password); err != nil {
+			return false, fmt.Errorf("replication: bind to %s as %s: %w", cfg.Provider, cfg.BindDN, err)
+		}
+	}
+	stored, err := cfg.Store.Cookie(c.key)
+	if err != nil {
+		return false, err
+	}
+	prev, err := ParseCookie(stored)
+	if err != nil {
+		c.log.Warn("replication: stored cookie unreadable, full refresh", "err", err)
+		prev, _ = ParseCookie("")
+	}
+	// OpenLDAP's consumer form: our rid and sid with the provider's CSNs.
+	sent := Cookie{RID: cfg.RID, SID: cfg.Store.ServerID(), CSNs: prev.CSNs}
+	var ck []byte
+	if len(sent.CSNs) > 0 {
+		ck = []byte(sent.String())
+	}
+	req := ldap.NewSearchRequest(cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"*", "+"}, nil)
+	resp := l.Syncrepl(sctx, req, 256, ldap.SyncRequestModeRefreshAndPersist, ck, false)
+	c.update(func(s *LinkStatus) { s.Connected, s.Err, s.Phase = true, "", PhaseRefresh })
+	c.metrics.connected.Set(1)
+	c.log.Debug("replication: sync search started", "cookie", string(ck))
+
+	msgs := make(chan result, 1024)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(msgs)
+		for resp.Next() {
+			select {
+			case msgs <- result{entry: resp.Entry(), ctrls: resp.Controls()}:
+			case <-sctx.Done():
+				return
+			}
+		}
+		if err := resp.Err(); err != nil {
+			select {
+			case msgs <- result{err: err}:
+			case <-sctx.Done():
+			}
+		}
+	}()
+	refreshed := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.countRemote(sctx, l, refreshed)
+	}()
+
+	a := newApplier(c, prev.String())
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		var r result
+		var ok bool
+		select {
+		case <-sctx.Done():
+			return a.persisted, nil
+		case <-tick.C:
+			if cfg.Paused != nil {
+				if p, _ := cfg.Paused(); p {
+					return a.persisted, errors.New("replication: paused")
+				}
+			}
+			continue
+		case r, ok = <-msgs:
+		}
+		// group commit: take what has already arrived, up to a batch
+		for ok {
+			if err := a.handle(sctx, r); err != nil {
+				return a.persisted, err
+			}
+			if len(a.batch) >= cfg.BatchSize || a.mustFlush {
+				break
+			}
+			more := false
+			select {
+			case r, ok = <-msgs:
+				more = ok
+			default:
+			}
+			if !more {
+				break
+			}
+		}
+		if err := a.flush(sctx); err != nil {
+			return a.persisted, err
+		}
+		if a.persisted && refreshed != nil {
+			close(refreshed)
+			refreshed = nil
+		}
+		if !ok {
+			if a.refreshOnlyDone {
+				return a.persisted, nil
+			}
+			return a.persisted, errors.New("replication: provider ended the sync search")
+		}
+	}
+}
+
+// countRemote refreshes the remote entry count after the refresh and then
+// every CountInterval, with a search on the same connection (go-ldap
+// multiplexes it beside the sync search).
+func (c *Consumer) countRemote(ctx context.Context, l *ldap.Conn, refreshed <-chan struct{}) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-refreshed:
+	}
+	for {
+		req := ldap.NewSearchRequest(c.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+			"(objectClass=*)", []string{"1.1"}, nil)
+		res, err := l.Search(req)
+		if err == nil {
+			n := len(res.Entries)
+			c.update(func(s *LinkStatus) { s.RemoteEntries = n })
+		} else if ctx.Err() == nil {
+			c.log.Debug("replication: remote count", "err", err)
+		}
+		if !sleep(ctx, c.cfg.CountInterval) {
+			return
+		}
+	}
+}

@@ -1,0 +1,281 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
+
+	"postern/ldapstore"
+	"postern/ldapstore/csn"
+)
+
+// applier turns a sync search's responses into ldapstore.ApplyBatch calls.
+type applier struct {
+	c      *Consumer
+	batch  []ldapstore.ReplChange
+	cookie string // the provider's latest cookie, stored with the next batch
+	dirty  bool   // cookie changed since the last flush
+
+	// present holds the entryUUIDs named during the refresh (RFC 4533
+	// §3.3.1): after a present phase, what is not in it is deleted.
+	present         map[uuid.UUID]struct{}
+	persisted       bool // the refresh stage is over
+	refreshOnlyDone bool // a Sync Done control ended the search
+	mustFlush       bool
+	unknown         map[string]bool // attribute types not in our schema, logged once
+}
+
+func newApplier(c *Consumer, cookie string) *applier {
+	return &applier{c: c, cookie: cookie, present: map[uuid.UUID]struct{}{}, unknown: map[string]bool{}}
+}
+
+func (a *applier) setCookie(b []byte) {
+	if b != nil && string(b) != a.cookie {
+		a.cookie, a.dirty = string(b), true
+	}
+}
+
+func (a *applier) handle(ctx context.Context, r result) error {
+	if r.err != nil {
+		return fmt.Errorf("replication: sync search: %w", r.err)
+	}
+	if r.entry != nil {
+		return a.entry(r.entry, r.ctrls)
+	}
+	for _, ctl := range r.ctrls {
+		switch v := ctl.(type) {
+		case *ldap.ControlSyncInfo:
+			if err := a.info(ctx, v); err != nil {
+				return err
+			}
+		case *ldap.ControlSyncDone:
+			// RFC 4533 §3.3.2: the end of a refreshOnly search;
+			// refreshDeletes FALSE means a present phase.
+			a.setCookie(v.Cookie)
+			if !v.RefreshDeletes {
+				if err := a.presentDone(ctx); err != nil {
+					return err
+				}
+			}
+			a.endRefresh()
+			a.refreshOnlyDone = true
+		}
+	}
+	return nil
+}
+
+func (a *applier) endRefresh() {
+	if !a.persisted {
+		a.c.log.Info("replication: refresh done, persisting", "cookie", a.cookie)
+	}
+	a.persisted, a.mustFlush = true, true
+	a.present = map[uuid.UUID]struct{}{}
+	a.c.update(func(s *LinkStatus) { s.Phase = PhasePersist })
+}
+
+// info handles a Sync Info message (RFC 4533 §2.5).
+func (a *applier) info(ctx context.Context, v *ldap.ControlSyncInfo) error {
+	switch v.Value {
+	case ldap.SyncInfoNewcookie:
+		a.setCookie(v.NewCookie.Cookie)
+	case ldap.SyncInfoRefreshDelete:
+		// §3.3.2: the delete phase is over (deletes came as syncIdSets).
+		a.setCookie(v.RefreshDelete.Cookie)
+		if v.RefreshDelete.RefreshDone {
+			a.endRefresh()
+		}
+	case ldap.SyncInfoRefreshPresent:
+		// §3.3.1: the present phase is over: delete what was not named.
+		a.setCookie(v.RefreshPresent.Cookie)
+		if err := a.presentDone(ctx); err != nil {
+			return err
+		}
+		if v.RefreshPresent.RefreshDone {
+			a.endRefresh()
+		}
+	case ldap.SyncInfoSyncIdSet:
+		set := v.SyncIdSet
+		for _, u := range set.SyncUUIDs {
+			if set.RefreshDeletes {
+				a.batch = append(a.batch, ldapstore.ReplChange{EntryUUID: u.String()})
+			} else {
+				a.present[u] = struct{}{}
+			}
+		}
+		a.setCookie(set.Cookie)
+	}
+	return nil
+}
+
+// entry handles a SearchResultEntry with its Sync State control (§2.3).
+func (a *applier) entry(e *ldap.Entry, ctrls []ldap.Control) error {
+	var st *ldap.ControlSyncState
+	for _, c := range ctrls {
+		if s, ok := c.(*ldap.ControlSyncState); ok {
+			st = s
+		}
+	}
+	if st == nil {
+		a.c.log.Warn("replication: entry without sync state control, ignored", "dn", e.DN)
+		return nil
+	}
+	switch st.State {
+	case ldap.SyncStatePresent:
+		a.present[st.EntryUUID] = struct{}{}
+	case ldap.SyncStateAdd, ldap.SyncStateModify:
+		a.present[st.EntryUUID] = struct{}{}
+		a.batch = append(a.batch, ldapstore.ReplChange{Entry: a.convert(e, st.EntryUUID)})
+	case ldap.SyncStateDelete:
+		ch := ldapstore.ReplChange{EntryUUID: st.EntryUUID.String()}
+		if c, err := csn.Parse(e.GetAttributeValue("entryCSN")); err == nil {
+			ch.CSN = c // Postern providers name the delete's CSN
+		}
+		a.batch = append(a.batch, ch)
+	}
+	a.setCookie(st.Cookie)
+	return nil
+}
+
+// computed are operational attributes a provider computes on read; the
+// local store computes its own.
+var computed = map[string]bool{
+	"hassubordinates": true, "subschemasubentry": true, "entrydn": true, "contextcsn": true,
+	"numsubordinates": true,
+}
+
+// convert makes a store entry of a replicated one, dropping computed
+// attributes and types our schema does not know (logged once each).
+func (a *applier) convert(e *ldap.Entry, id uuid.UUID) *ldapstore.Entry {
+	sch := a.c.cfg.Store.Schema()
+	out := &ldapstore.Entry{DN: e.DN, Attributes: make([]ldapstore.Attribute, 0, len(e.Attributes))}
+	hasUUID := false
+	for _, at := range e.Attributes {
+		name := strings.ToLower(at.Name)
+		if computed[name] {
+			continue
+		}
+		if sch.Attr(at.Name) == nil {
+			if !a.unknown[name] {
+				a.unknown[name] = true
+				a.c.log.Warn("replication: attribute type unknown here, not replicated", "type", at.Name)
+			}
+			continue
+		}
+		if name == "entryuuid" {
+			hasUUID = true
+		}
+		vals := make([]string, len(at.ByteValues))
+		for i, b := range at.ByteValues {
+			vals[i] = string(b)
+		}
+		out.Attributes = append(out.Attributes, ldapstore.Attribute{Type: at.Name, Vals: vals})
+	}
+	if !hasUUID {
+		out.Attributes = append(out.Attributes, ldapstore.Attribute{Type: "entryUUID", Vals: []string{id.String()}})
+	}
+	return out
+}
+
+// presentDone deletes, after a present phase, the local entries the
+// provider did not name, among those its cookie covers: an entry newer than
+// the provider's state was made here or on another member and is kept
+// (RFC 4533 §3.3.1 with multi-master care, as OpenLDAP's syncrepl does).
+func (a *applier) presentDone(ctx context.Context) error {
+	if err := a.flush(ctx); err != nil {
+		return err
+	}
+	ck, err := ParseCookie(a.cookie)
+	if err != nil {
+		return fmt.Errorf("replication: present phase: %w", err)
+	}
+	items, _, err := a.c.cfg.Store.Snapshot(ctx, a.c.cfg.BaseDN)
+	if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
+		items, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	for i := len(items) - 1; i >= 0; i-- { // subordinates first
+		it := items[i]
+		if _, ok := a.present[it.EntryUUID]; ok || !ck.CSNs.Covers(it.CSN) {
+			continue
+		}
+		a.batch = append(a.batch, ldapstore.ReplChange{EntryUUID: it.EntryUUID.String(), CSN: it.CSN, NotPresent: true})
+	}
+	if n := len(a.batch); n > 0 {
+		a.c.log.Info("replication: present phase deletes entries the provider no longer holds", "entries", n)
+	}
+	a.present = map[uuid.UUID]struct{}{}
+	return a.flush(ctx)
+}
+
+// flush applies the gathered changes and the latest cookie in one
+// transaction (chunks of BatchSize; the cookie goes with the last).
+func (a *applier) flush(ctx context.Context) error {
+	a.mustFlush = false
+	if len(a.batch) == 0 && !a.dirty {
+		return nil
+	}
+	st := a.c.cfg.Store
+	for len(a.batch) > 0 || a.dirty {
+		n := min(len(a.batch), a.c.cfg.BatchSize)
+		chunk := a.batch[:n]
+		key, ck := "", ""
+		if n == len(a.batch) {
+			key, ck = a.c.key, a.cookie
+		}
+		res, err := st.ApplyBatch(ctx, chunk, key, ck)
+		if err != nil {
+			return fmt.Errorf("replication: apply: %w", err)
+		}
+		for _, e := range res.Errors {
+			a.c.log.Warn("replication: change refused", "err", e)
+		}
+		a.c.record(chunk, res)
+		a.batch = a.batch[n:]
+		if key != "" {
+			a.dirty = false
+		}
+	}
+	a.batch = a.batch[:0]
+	a.c.update(func(s *LinkStatus) {
+		s.Cookie = a.cookie
+		if n, err := st.Count(ctx); err == nil {
+			s.LocalEntries = n
+		}
+	})
+	return nil
+}
+
+// record updates the status and metrics after a batch.
+func (c *Consumer) record(chunk []ldapstore.ReplChange, res ldapstore.ApplyResult) {
+	var newest csn.CSN
+	for _, ch := range chunk {
+		x := ch.CSN
+		if ch.Entry != nil {
+			x, _ = csn.Parse(ch.Entry.First("entryCSN"))
+		}
+		if x.Compare(newest) > 0 {
+			newest = x
+		}
+	}
+	now := time.Now()
+	c.metrics.applied.Add(float64(res.Applied))
+	c.metrics.conflicts.Add(float64(res.Conflicts + res.LostFound))
+	c.update(func(s *LinkStatus) {
+		s.Applied += int64(res.Applied)
+		s.Stale += int64(res.Stale)
+		s.Conflicts += int64(res.Conflicts)
+		s.LostFound += int64(res.LostFound)
+		s.Rejected += int64(res.Rejected)
+		if res.Applied > 0 && !newest.IsZero() {
+			s.Lag = max(0, now.Sub(newest.Time))
+			s.LastApplied = now
+			c.metrics.lag.Set(s.Lag.Seconds())
+		}
+	})
+}

@@ -1,0 +1,264 @@
+package replication
+
+import (
+	"context"
+	"errors"
+
+	"postern/ldapstore"
+	"postern/ldapstore/csn"
+	"postern/ldapstore/server"
+)
+
+// maxIDSet bounds the UUIDs of one syncIdSet message (16 octets each).
+const maxIDSet = 1024
+
+// refresh runs the refresh stage (RFC 4533 §3.3) and sends its end: a Sync
+// Done control for refreshOnly (§3.3.2), a refreshDelete or refreshPresent
+// Sync Info for refreshAndPersist (§3.4).
+func (s *session) refresh(ctx context.Context) error {
+	present := len(s.since) == 0 || !covers(s.since, s.p.st.Pruned())
+	if !present {
+		err := s.deltaRefresh(ctx)
+		switch {
+		case errors.Is(err, ldapstore.ErrChangelogTrimmed):
+			// pruned between the check and the read; nothing was sent
+			present = true
+		case err != nil:
+			return err
+		}
+	}
+	if present {
+		if err := s.presentRefresh(ctx); err != nil {
+			return err
+		}
+	}
+	ck := s.cookie()
+	s.log.Debug("replication: refresh done", "present", present, "cookie", string(ck))
+	if s.mode == ModeRefreshOnly {
+		// RFC 4533 §3.3.2: refreshDeletes TRUE says the refresh was a
+		// delete phase (deleted entries were named), FALSE a present phase.
+		done := SyncDone{Cookie: ck, RefreshDeletes: !present}
+		return s.w.Done(ldapstore.Success, "", server.Control{OID: OIDSyncDone, Value: done.Encode()})
+	}
+	kind := InfoRefreshDelete
+	if present {
+		kind = InfoRefreshPresent
+	}
+	return s.sendInfo(SyncInfo{Kind: kind, Cookie: ck, RefreshDone: true})
+}
+
+// covers reports whether since reaches, for every server ID the changelog
+// was pruned for, past the pruned records.
+func covers(since, pruned csn.Vector) bool {
+	for _, p := range pruned {
+		if !since.Covers(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// deltaRefresh is the delete phase of a refresh from a cookie (RFC 4533
+// §3.3.2): from the changelog, the current state of every entry changed
+// after the cookie (state add or modify) and the entries deleted since
+// (syncIdSet, refreshDeletes TRUE), in CSN order, with a cookie every
+// Checkpoint records so that an interrupted refresh resumes near where it
+// stopped.
+func (s *session) deltaRefresh(ctx context.Context) error {
+	snap := s.p.st.ContextCSN() // before reading: everything up to it is read below
+	st := &stream{s: s}
+	n := 0
+	err := s.p.st.ChangesSince(ctx, s.since, func(ch ldapstore.Change) error {
+		if err := st.change(ctx, ch); err != nil {
+			return err
+		}
+		if n++; n%s.p.opts.Checkpoint == 0 {
+			return st.checkpoint()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := st.flushDeletes(nil); err != nil {
+		return err
+	}
+	for _, c := range snap {
+		s.cursor.Update(c)
+	}
+	return nil
+}
+
+// stream sends changelog records in CSN order, in the refresh stage
+// (persist false: deletes gathered in syncIdSets) or the persist stage
+// (persist true: every message carries the cookie, RFC 4533 §3.4).
+type stream struct {
+	s       *session
+	persist bool
+	dels    [][16]byte
+}
+
+func (st *stream) change(ctx context.Context, ch ldapstore.Change) error {
+	s := st.s
+	defer s.cursor.Update(ch.CSN)
+	if s.peer >= 0 && int(ch.CSN.SID) == s.peer {
+		// the consumer made this change: never send it back (as syncprov
+		// does for multi-provider); it converges by the consumer's own rules
+		return nil
+	}
+	if ch.Kind == ldapstore.ChangeDelete {
+		return st.delete(ch)
+	}
+	e, err := s.p.st.GetByUUID(ctx, ch.EntryUUID)
+	if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
+		return nil // deleted later: its delete record follows
+	}
+	if err != nil {
+		return err
+	}
+	if ec, err := csn.Parse(e.First("entryCSN")); err == nil && ec.Compare(ch.CSN) > 0 {
+		return nil // changed later: sent with its newest record
+	}
+	if !s.inScope(e) {
+		return st.delete(ldapstore.Change{CSN: ch.CSN, Kind: ldapstore.ChangeDelete, EntryUUID: ch.EntryUUID, DN: e.DN})
+	}
+	if err := st.flushDeletes(nil); err != nil {
+		return err
+	}
+	state := StateModify
+	if ch.Kind == ldapstore.ChangeAdd {
+		state = StateAdd
+	}
+	var ck []byte
+	if st.persist {
+		s.cursor.Update(ch.CSN)
+		ck = s.cookie()
+	}
+	return s.sendState(wire(e), state, ck)
+}
+
+func (st *stream) delete(ch ldapstore.Change) error {
+	s := st.s
+	if !st.persist {
+		u, err := uuidBytes(ch.EntryUUID)
+		if err != nil {
+			return err
+		}
+		st.dels = append(st.dels, u)
+		if len(st.dels) >= maxIDSet {
+			return st.flushDeletes(nil)
+		}
+		return nil
+	}
+	// RFC 4533 §3.4: a deleted entry is a SearchResultEntry with its DN
+	// and state delete. Postern adds the delete's entryCSN (consumers that
+	// do not know it ignore attributes of deleted entries).
+	s.cursor.Update(ch.CSN)
+	e := &ldapstore.Entry{DN: ch.DN, Attributes: []ldapstore.Attribute{
+		{Type: "entryUUID", Vals: []string{ch.EntryUUID}},
+		{Type: "entryCSN", Vals: []string{ch.CSN.String()}},
+	}}
+	return s.sendState(e, StateDelete, s.cookie())
+}
+
+// flushDeletes sends the gathered deletes as one syncIdSet with
+// refreshDeletes TRUE (RFC 4533 §2.5, §3.3.2).
+func (st *stream) flushDeletes(cookie []byte) error {
+	if len(st.dels) == 0 {
+		return nil
+	}
+	err := st.s.sendInfo(SyncInfo{Kind: InfoSyncIDSet, RefreshDeletes: true, UUIDs: st.dels, Cookie: cookie})
+	st.dels = st.dels[:0]
+	return err
+}
+
+// checkpoint hands the consumer the cookie of what was sent so far: on the
+// pending syncIdSet, else as a newcookie Sync Info (RFC 4533 §2.5).
+func (st *stream) checkpoint() error {
+	ck := st.s.cookie()
+	if len(st.dels) > 0 {
+		return st.flushDeletes(ck)
+	}
+	return st.s.sendInfo(SyncInfo{Kind: InfoNewCookie, Cookie: ck})
+}
+
+// presentRefresh is the present phase (RFC 4533 §3.3.1), for an empty
+// cookie or one older than the changelog: from one consistent snapshot,
+// entries unchanged since the cookie are named present (syncIdSet,
+// refreshDeletes FALSE), the others sent whole with state add; the
+// consumer deletes what was not named. Parents come before subordinates.
+func (s *session) presentRefresh(ctx context.Context) error {
+	items, vec, err := s.p.st.Snapshot(ctx, s.base)
+	if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
+		items, vec, err = nil, s.p.st.ContextCSN(), nil
+	}
+	if err != nil {
+		return err
+	}
+	var present [][16]byte
+	flush := func() error {
+		if len(present) == 0 {
+			return nil
+		}
+		err := s.sendInfo(SyncInfo{Kind: InfoSyncIDSet, UUIDs: present})
+		present = present[:0]
+		return err
+	}
+	for _, it := range items {
+		e, err := s.p.st.GetByUUID(ctx, it.EntryUUID.String())
+		if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
+			continue // deleted since the snapshot: persist or the next refresh says so
+		}
+		if err != nil {
+			return err
+		}
+		if !s.inScope(e) {
+			continue
+		}
+		if len(s.since) > 0 && s.since.Covers(it.CSN) && e.First("entryCSN") == it.CSN.String() {
+			if present = append(present, it.EntryUUID); len(present) >= maxIDSet {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := s.sendState(wire(e), StateAdd, nil); err != nil {
+			return err
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	for _, c := range vec {
+		s.cursor.Update(c)
+	}
+	return nil
+}
+
+// persist is the persist stage (RFC 4533 §3.4): after each commit, every
+// new changelog record, each message with its cookie. Sends block on this
+// connection only, so a slow consumer slows its own stream: the store's
+// changelog is the buffer, read a chunk at a time.
+func (s *session) persist(ctx context.Context, notify <-chan struct{}) error {
+	st := &stream{s: s, persist: true}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-notify:
+			if !ok {
+				return ldapstore.Errorf(ldapstore.Unavailable, "directory is shutting down")
+			}
+		}
+		err := s.p.st.ChangesSince(ctx, s.cursor, func(ch ldapstore.Change) error { return st.change(ctx, ch) })
+		if errors.Is(err, ldapstore.ErrChangelogTrimmed) {
+			// fell behind the retention: end the search; the consumer
+			// reconnects and gets a present phase
+			return ldapstore.Errorf(ldapstore.Busy, "consumer fell behind the changelog")
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

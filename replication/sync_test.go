@@ -1,0 +1,106 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"postern/ldapstore"
+)
+
+// TestRefreshAndPersist: a consumer gets the provider's tree (present
+// phase), then every add, modify, rename, move and delete (persist), then,
+// after a restart, only what changed while it was away (delta refresh with
+// deletes as a syncIdSet); its status says OK with both counts.
+func TestRefreshAndPersist(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, 1, "")
+	b := startNode(t, 2, "")
+	seedTree(t, a.store)
+	for i := range 50 {
+		must(t, a.store.Add(ctx, person(fmt.Sprintf("u%02d", i)), rootDN))
+	}
+	c, stop := consume(t, b, 1, "a", a.addr)
+	waitEqual(t, 10*time.Second, a.store, b.store)
+
+	must(t, a.store.Add(ctx, person("new"), rootDN))
+	must(t, a.store.Modify(ctx, person("u01").DN, []ldapstore.Modification{{Op: ldapstore.ModReplace, Attr: ldapstore.Attribute{Type: "sn", Vals: []string{"changed"}}}}, rootDN))
+	must(t, a.store.ModifyDN(ctx, person("u02").DN, "uid=u02b", false, "", rootDN))
+	must(t, a.store.ModifyDN(ctx, person("u03").DN, "uid=u03", true, "ou=domains,"+suffix, rootDN))
+	must(t, a.store.Delete(ctx, person("u04").DN, rootDN))
+	must(t, a.store.ModifyDN(ctx, "ou=people,"+suffix, "ou=staff", true, "", rootDN))
+	waitEqual(t, 10*time.Second, a.store, b.store)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.HasPrefix(c.Status().Text, "OK (") || c.Status().RemoteEntries != c.Status().LocalEntries {
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v", c.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := c.Status(); s.Text != fmt.Sprintf("OK (%d entries in remote database, %d entries in local database)", 53, 53) {
+		t.Fatalf("status text %q", s.Text)
+	}
+
+	stop()
+	for i := range 5 {
+		must(t, a.store.Delete(ctx, fmt.Sprintf("uid=u%02d,ou=staff,%s", 10+i, suffix), rootDN))
+	}
+	must(t, a.store.Add(ctx, entry("uid=late,ou=staff,"+suffix, "objectClass", "inetOrgPerson", "uid", "late", "cn", "Late", "sn", "L"), rootDN))
+	c2, _ := consume(t, b, 1, "a", a.addr)
+	waitEqual(t, 10*time.Second, a.store, b.store)
+	if s := c2.Status(); s.Applied > 10 {
+		t.Fatalf("restart applied %d changes, want only the 6 made meanwhile (a delta refresh)", s.Applied)
+	}
+	if got := ContextStatus(b.store); len(got) != 1 || got[0].SID != 1 || got[0].CSN != a.store.ContextCSN()[1].String() {
+		t.Fatalf("context status %+v", got)
+	}
+}
+
+// TestProviderAccess: only the root DN or a configured replicator may run
+// a sync search; a refreshOnly search ends with a Sync Done control.
+func TestProviderAccess(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, 1, "")
+	seedTree(t, a.store)
+	must(t, a.store.Add(ctx, person("alice", "userPassword", "alice pw"), rootDN))
+	must(t, a.store.Add(ctx, entry("cn=replicator,"+suffix, "objectClass", "person", "cn", "replicator", "sn", "r", "userPassword", "repl pw"), rootDN))
+	sync := func(dn, pw string) (*ldap.SearchResult, error) {
+		l, err := ldap.DialURL("ldap://" + a.addr)
+		must(t, err)
+		defer l.Close()
+		must(t, l.Bind(dn, pw))
+		req := ldap.NewSearchRequest(suffix, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", nil,
+			[]ldap.Control{ldap.NewControlSyncRequest(ldap.SyncRequestModeRefreshOnly, nil, false)})
+		return l.Search(req)
+	}
+	_, err := sync(person("alice").DN, "alice pw")
+	if !ldap.IsErrorWithCode(err, ldap.LDAPResultInsufficientAccessRights) {
+		t.Fatalf("user sync search: %v, want insufficientAccessRights", err)
+	}
+	for _, who := range [][2]string{{rootDN, rootPW}, {"cn=replicator," + suffix, "repl pw"}} {
+		res, err := sync(who[0], who[1])
+		if err != nil {
+			t.Fatalf("%s: %v", who[0], err)
+		}
+		if len(res.Entries) != 5 {
+			t.Fatalf("%s: %d entries", who[0], len(res.Entries))
+		}
+		var done *ldap.ControlSyncDone
+		for _, c := range res.Controls {
+			if d, ok := c.(*ldap.ControlSyncDone); ok {
+				done = d
+			}
+		}
+		if done == nil || done.RefreshDeletes {
+			t.Fatalf("%s: sync done %+v, want a present-phase Sync Done", who[0], done)
+		}
+		ck, err := ParseCookie(string(done.Cookie))
+		if err != nil || ck.SID != 1 || ck.CSNs[1] != a.store.ContextCSN()[1] {
+			t.Fatalf("cookie %q: %+v %v", done.Cookie, ck, err)
+		}
+	}
+}
