@@ -107,7 +107,8 @@ free_port() {
 	die "no free loopback port found"
 }
 
-# wait_port PORT PID LOG SECONDS: until PORT accepts connections; fails if PID died.
+# wait_port PORT PID LOG SECONDS: until PORT accepts connections. Returns 1 if PID
+# exited first (its log tail on stderr), dies if nothing listens after SECONDS.
 wait_port() {
 	local port=$1 pid=$2 log=$3 secs=$4 i
 	for ((i = 0; i < secs * 10; i++)); do
@@ -115,8 +116,10 @@ wait_port() {
 			return 0
 		fi
 		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 30 "$log" >&2 || true
-			die "process $pid exited before listening on 127.0.0.1:$port"
+			wait "$pid" 2>/dev/null || true
+			tail -n 5 "$log" >&2 || true
+			say "process $pid exited before listening on 127.0.0.1:$port"
+			return 1
 		fi
 		sleep 0.1
 	done
@@ -176,10 +179,18 @@ index objectClass,cn,uid,mail,entryUUID,entryCSN eq
 EOF
 "$SLAPD" -Tt -u -f "$TMP/slapd/slapd.conf" >"$TMP/slapd.log" 2>&1 || { cat "$TMP/slapd.log" >&2; die "slapd.conf rejected"; }
 
+# start_slapd: starts slapd on SLAPD_PORT; if the port was taken in the meantime (other
+# tests on this machine pick ports too), tries twice more on new ports.
 start_slapd() {
-	"$SLAPD" -f "$TMP/slapd/slapd.conf" -h "ldap://127.0.0.1:$SLAPD_PORT/" -d 0 >>"$TMP/slapd.log" 2>&1 &
-	SLAPD_PID=$!
-	wait_port "$SLAPD_PORT" "$SLAPD_PID" "$TMP/slapd.log" 30
+	local try
+	for try in 1 2 3; do
+		"$SLAPD" -f "$TMP/slapd/slapd.conf" -h "ldap://127.0.0.1:$SLAPD_PORT/" -d 0 >>"$TMP/slapd.log" 2>&1 &
+		SLAPD_PID=$!
+		wait_port "$SLAPD_PORT" "$SLAPD_PID" "$TMP/slapd.log" 30 && return 0
+		SLAPD_PID=
+		SLAPD_PORT=$(free_port)
+	done
+	die "slapd did not start (log: $TMP/slapd.log, kept in bench/out)"
 }
 
 if [ "$SLAPD_LOAD" = slapadd ]; then
@@ -191,37 +202,42 @@ if [ "$SLAPD_LOAD" = slapadd ]; then
 fi
 start_slapd
 say "slapd pid $SLAPD_PID on ldap://127.0.0.1:$SLAPD_PORT/"
-SLAPD_URL=ldap://127.0.0.1:$SLAPD_PORT
 
 # ---- Postern ----
-POSTERN_URL=
 start_postern() {
-	POSTERN_ADMIN_PASSWORD=$PASSWORD bin/postern serve --data "$TMP/postern" \
-		--ldap "127.0.0.1:$POSTERN_PORT" --ldaps "127.0.0.1:$POSTERN_TLS_PORT" \
-		--smtp 127.0.0.1:0 --admin 127.0.0.1:0 --cluster 127.0.0.1:0 --metrics 127.0.0.1:0 \
-		>>"$TMP/postern.log" 2>&1 &
-	POSTERN_PID=$!
-	wait_port "$POSTERN_PORT" "$POSTERN_PID" "$TMP/postern.log" 60
-	# The appliance creates the suffix and ou=people before it says "ready".
-	local i
-	for ((i = 0; i < 300; i++)); do
-		grep -q '^ready' "$TMP/postern.log" && return 0
-		kill -0 "$POSTERN_PID" 2>/dev/null || die "postern exited during start-up"
-		sleep 0.1
+	local try i
+	for try in 1 2 3; do
+		POSTERN_ADMIN_PASSWORD=$PASSWORD bin/postern serve --data "$TMP/postern" \
+			--ldap "127.0.0.1:$POSTERN_PORT" --ldaps "127.0.0.1:$POSTERN_TLS_PORT" \
+			--smtp 127.0.0.1:0 --admin 127.0.0.1:0 --cluster 127.0.0.1:0 --metrics 127.0.0.1:0 \
+			>>"$TMP/postern.log" 2>&1 &
+		POSTERN_PID=$!
+		if wait_port "$POSTERN_PORT" "$POSTERN_PID" "$TMP/postern.log" 60; then
+			# The appliance creates the suffix and ou=people before it says "ready".
+			for ((i = 0; i < 300; i++)); do
+				grep -q '^ready' "$TMP/postern.log" && return 0
+				kill -0 "$POSTERN_PID" 2>/dev/null || die "postern exited during start-up"
+				sleep 0.1
+			done
+			say "postern never printed ready; going on since its LDAP port answers"
+			return 0
+		fi
+		POSTERN_PID=
+		POSTERN_PORT=$(free_port)
+		POSTERN_TLS_PORT=$(free_port)
 	done
-	say "postern never printed ready; going on since its LDAP port answers"
+	die "postern did not start (log kept in bench/out)"
 }
 if [ -z "$ONLY" ]; then
 	POSTERN_PORT=$(free_port)
 	POSTERN_TLS_PORT=$(free_port)
 	start_postern
 	say "postern pid $POSTERN_PID on ldap://127.0.0.1:$POSTERN_PORT/"
-	POSTERN_URL=ldap://127.0.0.1:$POSTERN_PORT
 fi
 
 SERVERS="slapd"
 [ -z "$ONLY" ] && SERVERS="slapd postern"
-url_of() { if [ "$1" = slapd ]; then echo "$SLAPD_URL"; else echo "$POSTERN_URL"; fi; }
+url_of() { if [ "$1" = slapd ]; then echo "ldap://127.0.0.1:$SLAPD_PORT"; else echo "ldap://127.0.0.1:$POSTERN_PORT"; fi; }
 pid_of() { if [ "$1" = slapd ]; then echo "$SLAPD_PID"; else echo "$POSTERN_PID"; fi; }
 
 # ---- load the compared users ----
@@ -326,11 +342,11 @@ memory() {
 	local extra=$((RSS_USERS - USERS)) line
 	if [ -z "$ONLY" ]; then
 		say "postern: adding $extra more users over LDAP (8 connections) for the memory measurement"
-		line=$(ldapload load -url "$POSTERN_URL" -start "$USERS" -n "$extra" -clients 8) || die "postern: load failed: $line"
+		line=$(ldapload load -url "$(url_of postern)" -start "$USERS" -n "$extra" -clients 8) || die "postern: load failed: $line"
 		echo "server=postern phase=rss-load $line" >>"$RAW"
 		local after_load warm restarted
 		after_load=$(rss_line "$POSTERN_PID")
-		line=$(ldapload run -url "$POSTERN_URL" -workload search-uid -clients 8 -users "$RSS_USERS" -duration 3s) || ERRORS=1
+		line=$(ldapload run -url "$(url_of postern)" -workload search-uid -clients 8 -users "$RSS_USERS" -duration 3s) || ERRORS=1
 		echo "server=postern phase=rss-search $line" >>"$RAW"
 		local warm_kb re_kb
 		warm_kb=$(rss_kb "$POSTERN_PID" VmRSS)
@@ -339,7 +355,7 @@ memory() {
 		stop "$POSTERN_PID"
 		POSTERN_PID=
 		start_postern
-		line=$(ldapload run -url "$POSTERN_URL" -workload search-uid -clients 8 -users "$RSS_USERS" -duration 3s) || ERRORS=1
+		line=$(ldapload run -url "$(url_of postern)" -workload search-uid -clients 8 -users "$RSS_USERS" -duration 3s) || ERRORS=1
 		echo "server=postern phase=rss-restart-search $line" >>"$RAW"
 		re_kb=$(rss_kb "$POSTERN_PID" VmRSS)
 		restarted=$(rss_line "$POSTERN_PID")
@@ -361,7 +377,7 @@ memory() {
 		{ tail -n 20 "$TMP/slapd.log" >&2; die "slapadd failed"; }
 	rm -f "$TMP/extra.ldif"
 	start_slapd
-	line=$(ldapload run -url "$SLAPD_URL" -workload search-uid -clients 8 -users "$RSS_USERS" -duration 3s) || ERRORS=1
+	line=$(ldapload run -url "$(url_of slapd)" -workload search-uid -clients 8 -users "$RSS_USERS" -duration 3s) || ERRORS=1
 	echo "server=slapd phase=rss-restart-search $line" >>"$RAW"
 	MEM+="slapd for reference (back_mdb):"$'\n'
 	MEM+="  $USERS users, after the benchmark:         $before"$'\n'
