@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"postern/cluster"
 	"postern/firmware"
 	"postern/ldapstore"
 	"postern/ldapstore/server"
@@ -43,6 +44,9 @@ type Appliance struct {
 	store    *ldapstore.Store
 	ldap     *server.Server
 	smtp     *smtp.Gateway
+
+	clusterMu sync.Mutex // guards cluster (made in Start, read by SMTP and control)
+	cluster   *cluster.Agent
 
 	listeners []net.Listener
 	https     []*http.Server
@@ -118,12 +122,13 @@ func New(cfg Config) (a *Appliance, err error) {
 		return nil, err
 	}
 	a.smtp, err = smtp.New(smtp.Config{
-		Hostname:  a.system.Hostname,
-		TLSConfig: a.tlsConfig,
-		DataDir:   filepath.Join(cfg.DataDir, "queue"),
-		Directory: &ldapDirectory{a: a, hasUsers: map[string]cachedBool{}},
-		Registry:  a.registry,
-		Logger:    a.log.With("component", "smtp"),
+		Hostname:      a.system.Hostname,
+		TLSConfig:     a.tlsConfig,
+		DataDir:       filepath.Join(cfg.DataDir, "queue"),
+		Directory:     &ldapDirectory{a: a, hasUsers: map[string]cachedBool{}},
+		InjectAllowed: a.injectAllowed,
+		Registry:      a.registry,
+		Logger:        a.log.With("component", "smtp"),
 	})
 	if err != nil {
 		a.store.Close()
@@ -234,10 +239,13 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 		mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
 		a.serveHTTP("metrics", l, mux)
 	}
+	if err := a.startCluster(); err != nil {
+		return err
+	}
 	if err := a.startControl(); err != nil {
 		return err
 	}
-	for _, name := range []string{"ldap", "ldaps", "smtp", "metrics"} {
+	for _, name := range []string{"ldap", "ldaps", "smtp", "cluster", "metrics"} {
 		if addr, ok := a.addrs[name]; ok {
 			fmt.Fprintf(a.cfg.Out, "%s listening on %s\n", name, addr)
 		}
@@ -296,6 +304,9 @@ func (a *Appliance) Close() error {
 		}
 		for _, l := range a.listeners {
 			l.Close()
+		}
+		if a.cluster != nil {
+			a.cluster.Close() // before LDAP and SMTP: its tunnels are their connections
 		}
 		if a.ldap != nil {
 			a.ldap.Close()

@@ -43,6 +43,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		err = cmdRelay(ctx, rest, stdout)
 	case "queue":
 		err = cmdQueue(ctx, rest, stdout)
+	case "cluster":
+		err = cmdCluster(ctx, rest, stdout)
 	case "help", "-h", "--help":
 		usage(stdout)
 	default:
@@ -76,6 +78,7 @@ func usage(w io.Writer) {
 
   serve [--data DIR] [--ldap ADDR] [--ldaps ADDR] [--smtp ADDR] [--admin ADDR]
         [--cluster ADDR] [--metrics ADDR] [--hostname NAME] [--ntp-server HOST[:PORT]]
+        [--heartbeat DURATION]
   version
   status [--json]
   system show [--json] | system set [--hostname H] [--comment C] [--location L] [--ntp-server S]
@@ -83,6 +86,13 @@ func usage(w io.Writer) {
   domain add NAME --deliver-to HOST:PORT [--tls none|may|encrypt] | domain list | domain remove NAME
   relay show | relay networks CIDR...|none | relay smarthost HOST:PORT|none
   queue list | queue show ID | queue flush | queue delete ID
+  cluster prepare --password-file F [--out clusterid.txt] [--self IP:PORT] [--allow IP,...]
+  cluster join --id clusterid.txt --password-file F --member IP:PORT --self IP:PORT
+  cluster check --id clusterid.txt --password-file F --member IP:PORT --self IP:PORT
+  cluster status [--json]
+  cluster leave | cluster remove DEVICE-ID | cluster forget DEVICE-ID
+  cluster protect --ips IP,... | --add IP,... | --off | (no option: show)
+  cluster inject --backends ID,... --frontends ID,...
 
 Every command but serve and version talks to the running appliance through
 the control socket in its data directory: --data DIR (default $POSTERN_DATA,
@@ -111,6 +121,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.MetricsAddr, "metrics", DefaultMetrics, "Prometheus metrics listen address")
 	fs.StringVar(&cfg.Hostname, "hostname", "", "set this machine's hostname (machine-local)")
 	fs.StringVar(&cfg.NTPServer, "ntp-server", "", "set this machine's NTP server (machine-local)")
+	fs.DurationVar(&cfg.ClusterHeartbeat, "heartbeat", 0, "cluster heartbeat interval (default 15s)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -3,6 +3,7 @@ package appliance
 import (
 	"io"
 	"log/slog"
+	"time"
 )
 
 // Default listen addresses of the embedded default. Everything is on
@@ -36,6 +37,10 @@ type Config struct {
 	Hostname string
 	// NTPServer, when set, replaces the machine-local NTP server setting.
 	NTPServer string
+
+	// ClusterHeartbeat is how often the member record is refreshed and
+	// the peers are checked; default 15 s (tests use 1 s).
+	ClusterHeartbeat time.Duration
 
 	// AdminPassword is used on the first start only, to set the admin
 	// password; empty means generate one and print it once.

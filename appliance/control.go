@@ -65,6 +65,7 @@ func (a *Appliance) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/ldif/import", a.handleImport)
 	a.policyRoutes(mux)
 	a.queueRoutes(mux)
+	a.clusterRoutes(mux)
 }
 
 func decodeJSON(r *http.Request, v any) error {

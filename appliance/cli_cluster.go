@@ -1,0 +1,285 @@
+package appliance
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"postern/cluster"
+)
+
+// cmdCluster is `postern cluster ...`: the cluster menu on the command line.
+func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usagef("want prepare, join, check, status, leave, remove, forget, protect or inject")
+	}
+	sub := args[0]
+	fs, data, asJSON := clientFlags("cluster " + sub)
+	c := func() *client { return newClient(*data) }
+	switch sub {
+	case "prepare":
+		pwFile := fs.String("password-file", "", "file holding the cluster password (first line)")
+		out := fs.String("out", "clusterid.txt", "where to write the cluster identifier")
+		self := fs.String("self", "", "this member's cluster address IP:PORT (default: the cluster listener)")
+		allow := fs.String("allow", "", "IPs that may use the identifier (the joiners'), comma-separated")
+		if err := parseAll(fs, args[1:]); err != nil {
+			return err
+		}
+		pw, err := readPassword(*pwFile)
+		if err != nil {
+			return err
+		}
+		var ans struct{ ClusterID string }
+		if err := c().call(ctx, "POST", "/v1/cluster/prepare", cluster.PrepareRequest{Password: pw, Self: *self, Allow: splitList(*allow)}, &ans); err != nil {
+			return err
+		}
+		if err := os.WriteFile(*out, []byte(ans.ClusterID), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "cluster identifier written to %s\n", *out)
+		return nil
+	case "join", "check":
+		idFile := fs.String("id", "clusterid.txt", "the cluster identifier from the base")
+		pwFile := fs.String("password-file", "", "file holding the cluster password (first line)")
+		member := fs.String("member", "", "cluster address IP:PORT of a member (default: the identifier's)")
+		self := fs.String("self", "", "this device's cluster address IP:PORT")
+		if err := parseAll(fs, args[1:]); err != nil {
+			return err
+		}
+		id, err := os.ReadFile(*idFile)
+		if err != nil {
+			return err
+		}
+		pw, err := readPassword(*pwFile)
+		if err != nil {
+			return err
+		}
+		req := cluster.JoinRequest{ID: id, Password: pw, Member: *member, Self: *self}
+		if sub == "check" {
+			var rep cluster.CheckReport
+			if err := c().call(ctx, "POST", "/v1/cluster/check", req, &rep); err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(stdout, rep)
+			}
+			for _, s := range rep.OK {
+				fmt.Fprintf(stdout, "ok: %s\n", s)
+			}
+			if len(rep.Problems) > 0 {
+				return &cluster.CheckError{Problems: rep.Problems}
+			}
+			fmt.Fprintln(stdout, "all checks passed: this device can join")
+			return nil
+		}
+		return streamJoin(ctx, c(), req, stdout)
+	case "status":
+		if err := parseAll(fs, args[1:]); err != nil {
+			return err
+		}
+		var st cluster.Status
+		if err := c().call(ctx, "GET", "/v1/cluster/status", nil, &st); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, st)
+		}
+		printClusterStatus(stdout, &st)
+		return nil
+	case "leave":
+		if err := parseAll(fs, args[1:]); err != nil {
+			return err
+		}
+		if err := c().call(ctx, "POST", "/v1/cluster/leave", nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "this device left the cluster; its database stays as last synchronised")
+		return nil
+	case "remove", "forget":
+		if err := parseAll(fs, args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return usagef("want exactly one DEVICE-ID")
+		}
+		if err := c().call(ctx, "POST", "/v1/cluster/"+sub+"/"+fs.Arg(0), nil, nil); err != nil {
+			return err
+		}
+		if sub == "remove" {
+			fmt.Fprintf(stdout, "%s removed from the cluster; its access is revoked and the cluster key rotated (make a new clusterid.txt with `postern cluster prepare`)\n", fs.Arg(0))
+		} else {
+			fmt.Fprintf(stdout, "record of %s deleted (an active member comes back by its heartbeat)\n", fs.Arg(0))
+		}
+		return nil
+	case "protect":
+		ips := fs.String("ips", "", "the IPs allowed besides the members' own, comma-separated (replaces the list)")
+		add := fs.String("add", "", "IPs to add to the allowed list")
+		off := fs.Bool("off", false, "allow the cluster identifier from every IP (not recommended)")
+		on := fs.Bool("on", false, "limit the cluster identifier to the members and the allowed IPs (default)")
+		if err := parseAll(fs, args[1:]); err != nil {
+			return err
+		}
+		var p cluster.Protection
+		var err error
+		if *ips == "" && *add == "" && !*off && !*on {
+			err = c().call(ctx, "GET", "/v1/cluster/protect", nil, &p)
+		} else {
+			req := cluster.ProtectRequest{Off: *off, Add: splitList(*add)}
+			if *ips != "" {
+				req.IPs = splitList(*ips)
+			}
+			err = c().call(ctx, "POST", "/v1/cluster/protect", req, &p)
+		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, p)
+		}
+		state := "on"
+		if !p.On {
+			state = "off (every IP may use the cluster identifier)"
+		}
+		fmt.Fprintf(stdout, "Protect cluster identifier: %s\nMember IPs:  %s\nAllowed IPs: %s\n", state, strings.Join(p.MemberIPs, ", "), strings.Join(p.AllowedIPs, ", "))
+		return nil
+	case "inject":
+		backends := fs.String("backends", "", "backend Device IDs this device may inject mail on")
+		frontends := fs.String("frontends", "", "frontend Device IDs this device may inject mail on")
+		if err := parseAll(fs, args[1:]); err != nil {
+			return err
+		}
+		var ans struct {
+			InjectTo []string `json:"inject_to"`
+		}
+		if err := c().call(ctx, "POST", "/v1/cluster/inject", cluster.InjectRequest{Backends: splitList(*backends), Frontends: splitList(*frontends)}, &ans); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "this device may inject mail on: %s\n", orNone(strings.Join(ans.InjectTo, ", ")))
+		return nil
+	default:
+		return usagef("unknown subcommand %q", sub)
+	}
+}
+
+func streamJoin(ctx context.Context, c *client, req cluster.JoinRequest, stdout io.Writer) error {
+	b, _ := json.Marshal(req)
+	resp, err := c.do(ctx, "POST", "/v1/cluster/join", strings.NewReader(string(b)), "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var p JoinProgress
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			return fmt.Errorf("bad progress line from appliance: %q", sc.Text())
+		}
+		switch {
+		case p.Error != "":
+			return errors.New(p.Error)
+		case p.Done:
+			return nil
+		default:
+			fmt.Fprintln(stdout, p.Line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return errors.New("join ended without a result (appliance stopped?)")
+}
+
+func readPassword(file string) (string, error) {
+	if file == "" {
+		return "", usagef("--password-file is required")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(pw, "\r"), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+func printClusterStatus(w io.Writer, st *cluster.Status) {
+	if !st.Member {
+		fmt.Fprintf(w, "Device %s (%s) is not a cluster member (standalone).\n", st.DeviceID, st.UUID)
+		return
+	}
+	fmt.Fprintf(w, "Cluster %s: this device %s is Cluster No. %d at %s (measured %s)\n\n", st.ClusterUUID, st.DeviceID, st.ClusterNo, st.Addr, fmtTime(st.Measured))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "Cluster members")
+	fmt.Fprintln(tw, "Device ID\tIP address\tPort\tStatus\tComment\tLocation\tVersion\tLast update time")
+	for _, m := range st.Members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.DeviceID, m.IP, m.Port, m.Status, orDash(m.Comment), orDash(m.Location), m.Version, fmtTime(m.LastUpdate))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "Cluster Setup")
+	fmt.Fprintln(tw, "Device ID / UUID\tCluster No.\tHostname\tIP address\tPort\tIs frontend of\tIs backend of\tComment\tLocation\tVersion\tParity\tLast update time")
+	for _, s := range st.Setup {
+		fmt.Fprintf(tw, "%s / %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.DeviceID, s.UUID, s.ClusterNo, orDash(s.Hostname), s.IP, s.Port,
+			orDash(strings.Join(s.FrontendOf, ",")), orDash(strings.Join(s.BackendOf, ",")), orDash(s.Comment), orDash(s.Location), s.Version, s.Parity, fmtTime(s.LastUpdate))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "Cluster replication")
+	fmt.Fprintln(tw, "Device ID / UUID\tCluster No.\tLast context CSN\tTime")
+	for _, r := range st.Replication {
+		mark := ""
+		if r.Self {
+			mark = " *"
+		}
+		fmt.Fprintf(tw, "%s / %s%s\t%d\t%s\t%s\n", r.DeviceID, r.UUID, mark, r.ClusterNo, orDash(r.ContextCSN), fmtTime(r.Time))
+	}
+	tw.Flush()
+	if st.LastChange != "" {
+		fmt.Fprintf(w, "Last change in the cluster: %s   (* = this device)\n", st.LastChange)
+	}
+	if p := st.Protection; p != nil {
+		state := "on"
+		if !p.On {
+			state = "off"
+		}
+		fmt.Fprintf(w, "\nProtect cluster identifier: %s; allowed IPs: %s\n", state, orNone(strings.Join(append(append([]string{}, p.MemberIPs...), p.AllowedIPs...), ", ")))
+	}
+	fmt.Fprintf(w, "Allow mail injection on: %s\n", orNone(strings.Join(st.InjectTo, ", ")))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

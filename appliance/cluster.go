@@ -1,0 +1,199 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"postern/cluster"
+	"postern/firmware"
+	"postern/replication"
+)
+
+// startCluster makes the cluster agent once the LDAP and SMTP listeners
+// are bound (the agent opens tunnels to exactly those addresses), plugs
+// the replication provider into the LDAP server, and serves the cluster
+// SSH listener.
+func (a *Appliance) startCluster() error {
+	replication.NewProvider(a.store, replication.ProviderOptions{Logger: a.log.With("component", "replication")}).Register(a.ldap)
+	agent, err := cluster.New(cluster.Config{
+		DataDir:       a.cfg.DataDir,
+		Store:         a.store,
+		DeviceID:      a.identity.DeviceID,
+		UUID:          a.identity.UUID,
+		RootDN:        a.cfg.AdminDN(),
+		ServeLDAP:     a.ldap.ServeConn,
+		ServeInjected: a.smtp.ServeInjected,
+		LDAPAddr:      a.addrs["ldap"],
+		SMTPAddr:      a.addrs["smtp"],
+		Local: func() cluster.Local {
+			s := a.System()
+			return cluster.Local{Hostname: s.Hostname, Comment: s.Comment, Location: s.Location, NTPServer: s.NTPServer}
+		},
+		NewLink:   a.newReplicationLink,
+		Version:   firmware.Version,
+		Heartbeat: a.cfg.ClusterHeartbeat,
+		Registry:  a.registry,
+		Logger:    a.log.With("component", "cluster"),
+	})
+	if err != nil {
+		return err
+	}
+	a.clusterMu.Lock()
+	a.cluster = agent
+	a.clusterMu.Unlock()
+	if enabled(a.cfg.ClusterAddr) {
+		l, err := a.listen("cluster", a.cfg.ClusterAddr)
+		if err != nil {
+			return err
+		}
+		a.goServe("cluster", func() error { return agent.Serve(l) })
+	}
+	return nil
+}
+
+// injectAllowed is the SMTP gateway's injection ACL (smtp.Config.InjectAllowed).
+func (a *Appliance) injectAllowed(member string) bool {
+	a.clusterMu.Lock()
+	c := a.cluster
+	a.clusterMu.Unlock()
+	return c != nil && c.InjectAllowed(member)
+}
+
+// replicationLink adapts a replication consumer to the cluster's Link.
+type replicationLink struct{ c *replication.Consumer }
+
+func (l replicationLink) Run(ctx context.Context) error { return l.c.Run(ctx) }
+
+func (l replicationLink) Status() cluster.LinkStatus {
+	s := l.c.Status()
+	return cluster.LinkStatus{OK: s.Connected && s.Phase == replication.PhasePersist, Text: s.Text,
+		RemoteEntries: s.RemoteEntries, LocalEntries: s.LocalEntries, Lag: s.Lag}
+}
+
+// newReplicationLink is one consumer per peer; its connections are tunnels
+// the peer serves pre-authenticated, so it binds to nothing.
+func (a *Appliance) newReplicationLink(lc cluster.LinkConfig) cluster.Link {
+	return replicationLink{replication.NewConsumer(replication.ConsumerConfig{
+		RID:      lc.RID,
+		Provider: lc.Peer,
+		Store:    a.store,
+		Dial:     lc.Dial,
+		Paused:   lc.Paused,
+		Logger:   a.log.With("component", "replication"),
+		Registry: a.registry,
+	})}
+}
+
+func (a *Appliance) clusterRoutes(mux *http.ServeMux) {
+	h := func(f func(r *http.Request, c *cluster.Agent) (any, error)) http.HandlerFunc {
+		return a.jsonHandler(func(r *http.Request) (any, error) {
+			a.clusterMu.Lock()
+			c := a.cluster
+			a.clusterMu.Unlock()
+			if c == nil {
+				return nil, &apiError{http.StatusServiceUnavailable, "cluster agent not running"}
+			}
+			return f(r, c)
+		})
+	}
+	mux.HandleFunc("GET /v1/cluster/status", h(func(r *http.Request, c *cluster.Agent) (any, error) { return c.Status(r.Context()) }))
+	mux.HandleFunc("POST /v1/cluster/prepare", h(func(r *http.Request, c *cluster.Agent) (any, error) {
+		var req cluster.PrepareRequest
+		if err := decodeJSON(r, &req); err != nil {
+			return nil, err
+		}
+		id, err := c.Prepare(r.Context(), req)
+		if err != nil {
+			return nil, clusterError(err)
+		}
+		return map[string]string{"clusterid": string(id)}, nil
+	}))
+	mux.HandleFunc("POST /v1/cluster/check", h(func(r *http.Request, c *cluster.Agent) (any, error) {
+		var req cluster.JoinRequest
+		if err := decodeJSON(r, &req); err != nil {
+			return nil, err
+		}
+		return c.Check(r.Context(), req), nil
+	}))
+	mux.HandleFunc("POST /v1/cluster/join", a.handleJoin)
+	mux.HandleFunc("POST /v1/cluster/leave", h(func(r *http.Request, c *cluster.Agent) (any, error) {
+		return map[string]bool{"ok": true}, clusterError(c.Leave(r.Context()))
+	}))
+	mux.HandleFunc("POST /v1/cluster/remove/{id}", h(func(r *http.Request, c *cluster.Agent) (any, error) {
+		return map[string]bool{"ok": true}, clusterError(c.Remove(r.Context(), r.PathValue("id")))
+	}))
+	mux.HandleFunc("POST /v1/cluster/forget/{id}", h(func(r *http.Request, c *cluster.Agent) (any, error) {
+		return map[string]bool{"ok": true}, clusterError(c.Forget(r.Context(), r.PathValue("id")))
+	}))
+	mux.HandleFunc("GET /v1/cluster/protect", h(func(r *http.Request, c *cluster.Agent) (any, error) {
+		p, err := c.Protection(r.Context())
+		return p, clusterError(err)
+	}))
+	mux.HandleFunc("POST /v1/cluster/protect", h(func(r *http.Request, c *cluster.Agent) (any, error) {
+		var req cluster.ProtectRequest
+		if err := decodeJSON(r, &req); err != nil {
+			return nil, err
+		}
+		p, err := c.Protect(r.Context(), req)
+		return p, clusterError(err)
+	}))
+	mux.HandleFunc("POST /v1/cluster/inject", h(func(r *http.Request, c *cluster.Agent) (any, error) {
+		var req cluster.InjectRequest
+		if err := decodeJSON(r, &req); err != nil {
+			return nil, err
+		}
+		to, err := c.SetInject(r.Context(), req)
+		return map[string][]string{"inject_to": to}, clusterError(err)
+	}))
+}
+
+// clusterError maps the agent's refusals to 4xx answers.
+func clusterError(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "cluster: ") {
+		return &apiError{http.StatusConflict, msg}
+	}
+	return err
+}
+
+// JoinProgress is one line of the join's streamed answer.
+type JoinProgress struct {
+	Line  string `json:"line,omitempty"`
+	Error string `json:"error,omitempty"`
+	Done  bool   `json:"done,omitempty"`
+}
+
+// handleJoin streams the join's progress as JSON lines, then the result.
+func (a *Appliance) handleJoin(w http.ResponseWriter, r *http.Request) {
+	var req cluster.JoinRequest
+	if err := decodeJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	a.clusterMu.Lock()
+	c := a.cluster
+	a.clusterMu.Unlock()
+	if c == nil {
+		writeError(w, &apiError{http.StatusServiceUnavailable, "cluster agent not running"})
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	fl, _ := w.(http.Flusher)
+	send := func(p JoinProgress) {
+		json.NewEncoder(w).Encode(p)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	err := c.Join(r.Context(), req, func(line string) { send(JoinProgress{Line: line}) })
+	if err != nil {
+		send(JoinProgress{Error: err.Error()})
+		return
+	}
+	send(JoinProgress{Done: true})
+}

@@ -1,0 +1,276 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"postern/ldapstore"
+	"postern/ldapstore/dn"
+)
+
+// serveControl answers one control request. A joiner (cluster key) may
+// only say hello, take and release the join lock and register; members may
+// do the rest.
+func (a *Agent) serveControl(ch ssh.Channel, role, device string, ip netip.Addr) {
+	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Minute)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { ch.Close() })
+	defer stop()
+	m, err := ReadMessage(ch)
+	if err != nil {
+		a.log.Warn("cluster: bad control request", slog.String("ip", ip.String()), slog.Any("err", err))
+		WriteMessage(ch, &Message{Type: msgError, Error: "malformed request"})
+		return
+	}
+	fail := func(err error) { WriteMessage(ch, &Message{Type: msgError, Error: err.Error()}) }
+	if role == roleJoiner && !slices.Contains([]string{msgHello, msgLock, msgUnlock, msgJoin}, m.Type) {
+		fail(fmt.Errorf("cluster: %s needs a member key", m.Type))
+		return
+	}
+	switch m.Type {
+	case msgHello:
+		WriteMessage(ch, &Message{Type: msgHello, Peer: a.hello(ctx)})
+	case msgHeartbeat:
+		if m.Member == nil || m.Member.DeviceID != device {
+			fail(fmt.Errorf("cluster: heartbeat must carry the sender's own record"))
+			return
+		}
+		WriteMessage(ch, &Message{Type: msgHello, Peer: a.hello(ctx)})
+	case msgLock:
+		who := m.Device
+		if role == roleMember && !m.Forwarded {
+			who = device
+		}
+		no, err := a.acquire(ctx, who, m.Forwarded)
+		if err != nil {
+			fail(err)
+			return
+		}
+		WriteMessage(ch, &Message{Type: msgOK, ClusterNo: no})
+	case msgUnlock:
+		if err := a.release(ctx, m.Device, m.Forwarded); err != nil {
+			fail(err)
+			return
+		}
+		WriteMessage(ch, &Message{Type: msgOK})
+	case msgJoin:
+		no, err := a.register(ctx, m.Member, ip)
+		if err != nil {
+			fail(err)
+			return
+		}
+		WriteMessage(ch, &Message{Type: msgOK, ClusterNo: no, Peer: a.hello(ctx)})
+	case msgDump:
+		if err := a.dump(ctx, ch); err != nil {
+			fail(err)
+		}
+	case msgLeave:
+		if err := a.cfg.Store.Delete(ctx, memberDN(a.cfg.Store.Suffix(), device), a.cfg.RootDN); err != nil && ldapstore.CodeOf(err) != ldapstore.NoSuchObject {
+			fail(err)
+			return
+		}
+		a.log.Info("cluster: member left", slog.String("member", device))
+		WriteMessage(ch, &Message{Type: msgOK})
+	case msgRemoved:
+		WriteMessage(ch, &Message{Type: msgOK})
+		a.log.Warn("cluster: removed from the cluster by a member; standalone now", slog.String("by", device))
+		go a.becomeStandalone(a.ctx)
+	default:
+		fail(fmt.Errorf("cluster: unexpected %s", m.Type))
+	}
+}
+
+// hello describes this member.
+func (a *Agent) hello(ctx context.Context) *PeerInfo {
+	loc := a.cfg.Local()
+	h := &PeerInfo{DeviceID: a.cfg.DeviceID, Version: a.cfg.Version, NTPServer: loc.NTPServer,
+		LDAP: a.cfg.LDAPAddr, SMTP: a.cfg.SMTPAddr, Time: time.Now().UTC().Format(time.RFC3339Nano)}
+	if st := a.state(); st != nil {
+		h.ClusterUUID, h.ClusterNo = st.ClusterUUID, st.ClusterNo
+	}
+	if off, err := a.measureNTP(loc.NTPServer); err != nil {
+		h.NTPError = err.Error()
+	} else {
+		h.NTPOffsetMS = float64(off) / float64(time.Millisecond)
+	}
+	h.Entries, _ = a.cfg.Store.Count(ctx)
+	for _, c := range a.cfg.Store.ContextCSN() {
+		h.ContextCSN = append(h.ContextCSN, c.String())
+	}
+	slices.Sort(h.ContextCSN)
+	return h
+}
+
+// joinLock serialises joins cluster-wide. It lives on the coordinator:
+// the lowest-numbered backend its member can reach. A crashed joiner's
+// lock expires after Config.LockTTL.
+type joinLock struct {
+	device  string
+	since   time.Time
+	expires time.Time
+	no      int
+}
+
+// ErrBusy is the start of the answer to a join while another one runs.
+var ErrBusy = fmt.Errorf("cluster: busy")
+
+// coordinator returns the peer that decides join locks, or nil when this
+// member does: the lowest Cluster No. among this member and its connected
+// peers.
+func (a *Agent) coordinator() *peer {
+	st := a.state()
+	if st == nil {
+		return nil
+	}
+	best, bestNo := (*peer)(nil), st.ClusterNo
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.peers {
+		p.mu.Lock()
+		up := p.client != nil
+		p.mu.Unlock()
+		if up && p.record().ClusterNo > 0 && p.record().ClusterNo < bestNo {
+			best, bestNo = p, p.record().ClusterNo
+		}
+	}
+	return best
+}
+
+func (a *Agent) acquire(ctx context.Context, device string, forwarded bool) (int, error) {
+	if !deviceIDRe.MatchString(device) {
+		return 0, fmt.Errorf("cluster: lock: bad device ID %q", device)
+	}
+	if !forwarded {
+		if c := a.coordinator(); c != nil {
+			ans, err := c.call(ctx, &Message{Type: msgLock, Device: device, Forwarded: true})
+			if err != nil {
+				return 0, err
+			}
+			return ans.ClusterNo, nil
+		}
+	}
+	members, err := readMembers(ctx, a.cfg.Store)
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if l := a.lock; l != nil && l.device != device && now.Before(l.expires) {
+		return 0, fmt.Errorf("%w: %s is joining since %s", ErrBusy, l.device, l.since.UTC().Format(time.RFC3339))
+	}
+	if l := a.lock; l != nil && l.device == device && now.Before(l.expires) {
+		l.expires = now.Add(a.cfg.LockTTL)
+		return l.no, nil
+	}
+	no := a.allocated
+	for _, m := range members {
+		if m.DeviceID == device && m.ClusterNo > 0 {
+			// a member joining again keeps its number
+			a.lock = &joinLock{device: device, since: now, expires: now.Add(a.cfg.LockTTL), no: m.ClusterNo}
+			return m.ClusterNo, nil
+		}
+		no = max(no, m.ClusterNo)
+	}
+	if st := a.st; st != nil {
+		no = max(no, st.ClusterNo)
+	}
+	no++
+	a.allocated = no
+	a.lock = &joinLock{device: device, since: now, expires: now.Add(a.cfg.LockTTL), no: no}
+	a.log.Info("cluster: join lock taken", slog.String("device", device), slog.Int("cluster_no", no))
+	return no, nil
+}
+
+func (a *Agent) release(ctx context.Context, device string, forwarded bool) error {
+	if !forwarded {
+		if c := a.coordinator(); c != nil {
+			_, err := c.call(ctx, &Message{Type: msgUnlock, Device: device, Forwarded: true})
+			return err
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.lock != nil && a.lock.device == device {
+		a.lock = nil
+	}
+	return nil
+}
+
+// register writes a joiner's member record (its device key authorises its
+// tunnels from now on), under the join lock it holds.
+func (a *Agent) register(ctx context.Context, m *MemberInfo, ip netip.Addr) (int, error) {
+	if m == nil || m.DeviceKey == "" || m.Addr == "" {
+		return 0, fmt.Errorf("cluster: join needs the joiner's record")
+	}
+	ap, _ := netip.ParseAddrPort(m.Addr)
+	if ap.Addr().Unmap() != ip {
+		return 0, fmt.Errorf("cluster: the joiner connects from %s but gives %s as its cluster address", ip, m.Addr)
+	}
+	if m.Version != a.cfg.Version {
+		return 0, fmt.Errorf("cluster: firmware versions differ: %s here, %s on the joiner", a.cfg.Version, m.Version)
+	}
+	no, err := a.acquire(ctx, m.DeviceID, false)
+	if err != nil {
+		return 0, err
+	}
+	rec := *m
+	rec.ClusterNo, rec.Role, rec.LastUpdate = no, "backend", time.Now().UTC().Truncate(time.Second)
+	pk, _ := parseKey(rec.DeviceKey)
+	rec.Fingerprint = ssh.FingerprintSHA256(pk)
+	rec.InjectTo, rec.BackendOf = nil, nil
+	if err := writeMember(ctx, a.cfg.Store, &rec, a.cfg.RootDN); err != nil {
+		return 0, err
+	}
+	a.log.Info("cluster: member registered", slog.String("member", rec.DeviceID), slog.Int("cluster_no", no), slog.String("addr", rec.Addr))
+	a.wake()
+	return no, nil
+}
+
+// dumpBatch is how many entries one dump message carries.
+const dumpBatch = 500
+
+// dump streams the replicated tree, parents first, operational attributes
+// included (entryUUID and entryCSN keep their values on the joiner).
+func (a *Agent) dump(ctx context.Context, ch ssh.Channel) error {
+	var all []*ldapstore.Entry
+	err := a.cfg.Store.Search(ctx, &ldapstore.SearchRequest{BaseDN: a.cfg.Store.Suffix(), Scope: ldapstore.ScopeSub}, func(e *ldapstore.Entry) error {
+		all = append(all, e)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	depth := map[*ldapstore.Entry]int{}
+	for _, e := range all {
+		d, _ := dn.Parse(e.DN)
+		depth[e] = len(d)
+	}
+	slices.SortStableFunc(all, func(x, y *ldapstore.Entry) int { return depth[x] - depth[y] })
+	for i := 0; i < len(all) || i == 0; i += dumpBatch {
+		batch := all[i:min(i+dumpBatch, len(all))]
+		msg := &Message{Type: msgEntries, Total: len(all), Done: i+dumpBatch >= len(all)}
+		for _, e := range batch {
+			we := WireEntry{DN: e.DN}
+			for _, at := range e.Attributes {
+				switch strings.ToLower(at.Type) {
+				case "hassubordinates", "subschemasubentry", "entrydn":
+					continue
+				}
+				we.Attrs = append(we.Attrs, WireAttr{Name: at.Type, Values: at.Vals})
+			}
+			msg.Entries = append(msg.Entries, we)
+		}
+		if err := WriteMessage(ch, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,411 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// The SSH server offers nothing but the control channel and direct-tcpip
+// to this appliance's own LDAP and SMTP listeners. Session channels are
+// refused as unknown, so shell, exec, pty, env and the sftp subsystem never
+// start; global requests (tcpip-forward, ...) are answered "no".
+
+const (
+	handshakeTimeout = 10 * time.Second
+	roleJoiner       = "joiner" // authenticated with a cluster key
+	roleMember       = "member" // authenticated with a member's device key
+)
+
+func (a *Agent) serverConfig() *ssh.ServerConfig {
+	cfg := &ssh.ServerConfig{
+		PublicKeyCallback: a.authenticate,
+		BannerCallback: func(cm ssh.ConnMetadata) string {
+			ip := addrIP(cm.RemoteAddr())
+			if ok, _ := a.ipAllowed(context.Background(), ip, ""); ok {
+				return ""
+			}
+			return a.protectHint(ip) + "\n"
+		},
+		ServerVersion: "SSH-2.0-Postern",
+	}
+	cfg.AddHostKey(a.hostKey)
+	return cfg
+}
+
+func addrIP(addr net.Addr) netip.Addr {
+	if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// protectHint is what a client from a disallowed IP is told (SSH banner).
+func (a *Agent) protectHint(ip netip.Addr) string {
+	self := a.cfg.DeviceID
+	if st := a.state(); st != nil {
+		self += " (" + st.Addr + ")"
+	}
+	return fmt.Sprintf("postern: %s may not use the cluster identifier of this cluster (Protect cluster identifier); on %s run: postern cluster protect --add %s", ip, self, ip)
+}
+
+// ipAllowed applies "Protect cluster identifier": with protection on (the
+// default) only the members' cluster IPs and the allowed list may present
+// a key; deviceID, when set, must come from its own recorded IP or the
+// allowed list.
+func (a *Agent) ipAllowed(ctx context.Context, ip netip.Addr, deviceID string) (bool, error) {
+	if a.state() == nil {
+		return false, ErrNotMember
+	}
+	ce, err := readCluster(ctx, a.cfg.Store)
+	if err != nil {
+		return false, err
+	}
+	if !ce.Protect {
+		return true, nil
+	}
+	for _, s := range ce.AllowedIPs {
+		if p, err := netip.ParseAddr(s); err == nil && p.Unmap() == ip {
+			return true, nil
+		}
+	}
+	members, err := readMembers(ctx, a.cfg.Store)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range members {
+		if deviceID != "" && m.DeviceID != deviceID {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(m.Addr); err == nil && ap.Addr().Unmap() == ip {
+			return true, nil
+		}
+	}
+	if deviceID != "" {
+		if p := a.peer(deviceID); p != nil {
+			if ap, err := netip.ParseAddrPort(p.record().Addr); err == nil && ap.Addr().Unmap() == ip {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// authenticate accepts a cluster key (role joiner) or a member's device
+// key (role member) from an allowed IP; everything else is refused and
+// logged. Secrets never reach the log: only fingerprints.
+func (a *Agent) authenticate(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	ctx, cancel := context.WithTimeout(a.ctx, 5*time.Second)
+	defer cancel()
+	ip := addrIP(cm.RemoteAddr())
+	fp := ssh.FingerprintSHA256(key)
+	refuse := func(reason string) (*ssh.Permissions, error) {
+		a.log.Warn("cluster: key refused", slog.String("ip", ip.String()), slog.String("key", fp), slog.String("reason", reason))
+		return nil, fmt.Errorf("cluster: key %s from %s refused: %s", fp, ip, reason)
+	}
+	if a.state() == nil {
+		return refuse("this device is not a cluster member")
+	}
+	ce, err := readCluster(ctx, a.cfg.Store)
+	if err != nil {
+		return refuse("no cluster entry: " + err.Error())
+	}
+	if slices.Contains(ce.Revoked, fp) {
+		return refuse("the key of a removed member")
+	}
+	role, device := "", ""
+	for _, k := range ce.Keys {
+		if pk, err := parseKey(k); err == nil && keysEqual(pk, key) {
+			role = roleJoiner
+		}
+	}
+	if role == "" {
+		members, _ := readMembers(ctx, a.cfg.Store)
+		for _, m := range members {
+			if pk, err := parseKey(m.DeviceKey); err == nil && keysEqual(pk, key) {
+				role, device = roleMember, m.DeviceID
+			}
+		}
+	}
+	if role == "" {
+		// A linked peer whose record was just forgotten (`cluster forget`
+		// of an active member) keeps its access, so its heartbeat can
+		// bring the record back.
+		a.mu.Lock()
+		for id, p := range a.peers {
+			if pk, err := parseKey(p.record().DeviceKey); err == nil && keysEqual(pk, key) {
+				role, device = roleMember, id
+			}
+		}
+		a.mu.Unlock()
+	}
+	if role == "" {
+		return refuse("not a cluster key nor a member's device key")
+	}
+	if ok, err := a.ipAllowed(ctx, ip, device); err != nil || !ok {
+		return refuse("IP not allowed (Protect cluster identifier)")
+	}
+	return &ssh.Permissions{Extensions: map[string]string{"role": role, "device": device}}, nil
+}
+
+func keysEqual(a, b ssh.PublicKey) bool {
+	return a.Type() == b.Type() && string(a.Marshal()) == string(b.Marshal())
+}
+
+// serveConn runs one inbound SSH connection.
+func (a *Agent) serveConn(c net.Conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("cluster: panic in SSH connection", slog.Any("panic", r))
+		}
+		c.Close()
+	}()
+	c.SetDeadline(time.Now().Add(handshakeTimeout))
+	sc, chans, reqs, err := ssh.NewServerConn(c, a.sshCfg)
+	if err != nil {
+		a.log.Debug("cluster: handshake failed", slog.String("peer", c.RemoteAddr().String()), slog.Any("err", err))
+		return
+	}
+	c.SetDeadline(time.Time{})
+	role, device := sc.Permissions.Extensions["role"], sc.Permissions.Extensions["device"]
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		sc.Close()
+		return
+	}
+	a.conns[sc] = device
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.conns, sc)
+		a.mu.Unlock()
+	}()
+	// Keepalive: a peer that stops answering is dropped.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(keepaliveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if !keepalive(sc) {
+					sc.Close()
+					return
+				}
+			}
+		}
+	}()
+	go ssh.DiscardRequests(reqs) // tcpip-forward and every other global request: no
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for nc := range chans {
+		switch nc.ChannelType() {
+		case ControlChannel:
+			ch, creqs, err := nc.Accept()
+			if err != nil {
+				continue
+			}
+			go ssh.DiscardRequests(creqs)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer ch.Close()
+				a.serveControl(ch, role, device, addrIP(sc.RemoteAddr()))
+			}()
+		case "direct-tcpip":
+			if role != roleMember {
+				nc.Reject(ssh.Prohibited, "the cluster key opens no tunnels")
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a.serveTunnel(nc, device, sc.RemoteAddr())
+			}()
+		default:
+			// "session" lands here: no shell, exec, pty or sftp.
+			nc.Reject(ssh.UnknownChannelType, "only the cluster tunnels are offered")
+		}
+	}
+}
+
+const keepaliveEvery = 10 * time.Second
+
+// keepalive sends an OpenSSH keepalive and waits a bounded time for any
+// answer.
+func keepalive(c ssh.Conn) bool {
+	res := make(chan error, 1)
+	go func() {
+		_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+		res <- err
+	}()
+	select {
+	case err := <-res:
+		return err == nil
+	case <-time.After(3 * keepaliveEvery):
+		return false
+	}
+}
+
+// serveTunnel opens a direct-tcpip channel to this appliance's LDAP or
+// SMTP listener, and refuses every other destination (RFC 4254 §7.2).
+func (a *Agent) serveTunnel(nc ssh.NewChannel, device string, remote net.Addr) {
+	var req struct {
+		Host     string
+		Port     uint32
+		OrigHost string
+		OrigPort uint32
+	}
+	if err := ssh.Unmarshal(nc.ExtraData(), &req); err != nil {
+		nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
+		return
+	}
+	dest := net.JoinHostPort(req.Host, strconv.FormatUint(uint64(req.Port), 10))
+	var serve func(net.Conn)
+	switch {
+	case dest == a.cfg.LDAPAddr && a.cfg.ServeLDAP != nil:
+		// Pre-authenticated: the SSH layer has authenticated the member,
+		// so the tunnel is bound as the LDAP root (what a replication
+		// consumer needs: every attribute, every entry) and no password
+		// is shared between members.
+		serve = func(c net.Conn) { a.cfg.ServeLDAP(c, a.cfg.RootDN) }
+	case dest == a.cfg.SMTPAddr && a.cfg.ServeInjected != nil:
+		serve = func(c net.Conn) {
+			if !a.injectListener(device).deliver(c) {
+				c.Close()
+			}
+		}
+	default:
+		a.log.Warn("cluster: tunnel refused", slog.String("member", device), slog.String("destination", dest))
+		nc.Reject(ssh.Prohibited, "destination not allowed: "+dest)
+		return
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	serve(channelConn(ch, a.cfg.LDAPAddr, remote))
+}
+
+// channelConn bridges an SSH channel to a net.Conn with working deadlines
+// (the LDAP and SMTP servers rely on them) through net.Pipe.
+func channelConn(ch ssh.Channel, local string, remote net.Addr) net.Conn {
+	inner, outer := net.Pipe()
+	go func() {
+		io.Copy(ch, inner)
+		ch.CloseWrite()
+		ch.Close()
+	}()
+	go func() {
+		io.Copy(inner, ch)
+		inner.Close()
+	}()
+	la, _ := net.ResolveTCPAddr("tcp", local)
+	return &addrConn{Conn: outer, local: la, remote: remote}
+}
+
+type addrConn struct {
+	net.Conn
+	local  net.Addr
+	remote net.Addr
+}
+
+func (c *addrConn) LocalAddr() net.Addr {
+	if c.local == nil {
+		return c.Conn.LocalAddr()
+	}
+	return c.local
+}
+func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
+
+// chanListener is a net.Listener fed with tunnelled connections: the SMTP
+// gateway serves one per injecting member.
+type chanListener struct {
+	ch     chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+	member string
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+func (l *chanListener) deliver(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (a *Agent) injectListener(member string) *chanListener {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if l, ok := a.inject[member]; ok {
+		return l
+	}
+	l := &chanListener{ch: make(chan net.Conn), done: make(chan struct{}), member: member}
+	if a.closed {
+		l.Close()
+		return l
+	}
+	a.inject[member] = l
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.cfg.ServeInjected(l, member); err != nil {
+			a.log.Warn("cluster: injection listener stopped", slog.String("member", member), slog.Any("err", err))
+		}
+	}()
+	return l
+}
+
+// InjectAllowed reports whether member may inject mail on this appliance:
+// its record must list this device (Allow mail injection).
+func (a *Agent) InjectAllowed(member string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	members, err := readMembers(ctx, a.cfg.Store)
+	if err != nil {
+		return false
+	}
+	for _, m := range members {
+		if m.DeviceID == member {
+			for _, t := range m.InjectTo {
+				if strings.EqualFold(t, a.cfg.DeviceID) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

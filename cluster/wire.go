@@ -1,0 +1,146 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The control channel (SSH channel type ControlChannel) carries one
+// request and its answers: each message is a 4-byte big-endian length and
+// that many bytes of JSON. A channel per request keeps requests
+// independent (SSH multiplexes them) and the decoder strict.
+
+// ControlChannel is the SSH channel type of the cluster control channel.
+const ControlChannel = "postern-control@postern"
+
+// maxMsg bounds one control message (a batch of entries of a join copy).
+const maxMsg = 8 << 20
+
+// Message types.
+const (
+	msgHello     = "hello"     // → hello: who are you (addresses, version, NTP, counts)
+	msgHeartbeat = "heartbeat" // → hello: my record, as I see it; answer with yours
+	msgLock      = "lock"      // joiner → member (→ coordinator): take the join lock, get a Cluster No.
+	msgUnlock    = "unlock"    // release the join lock
+	msgJoin      = "join"      // joiner → member: register my record (under the lock)
+	msgDump      = "dump"      // → entries…: the replicated tree, in batches
+	msgLeave     = "leave"     // member → peer: I am leaving, delete my record
+	msgRemoved   = "removed"   // peer → member: you were removed from the cluster
+	msgOK        = "ok"
+	msgError     = "error"
+	msgEntries   = "entries"
+)
+
+var knownMsg = map[string]bool{
+	msgHello: true, msgHeartbeat: true, msgLock: true, msgUnlock: true, msgJoin: true, msgDump: true,
+	msgLeave: true, msgRemoved: true, msgOK: true, msgError: true, msgEntries: true,
+}
+
+// Message is one control message. Fields beyond Type are used by some
+// types only.
+type Message struct {
+	Type  string `json:"type"`
+	Error string `json:"error,omitempty"`
+
+	Member *MemberInfo `json:"member,omitempty"` // hello/heartbeat/join
+	Peer   *PeerInfo   `json:"peer,omitempty"`   // hello answers
+
+	Device    string `json:"device,omitempty"`     // lock holder
+	Since     string `json:"since,omitempty"`      // lock: RFC 3339
+	ClusterNo int    `json:"cluster_no,omitempty"` // lock answer
+	Forwarded bool   `json:"forwarded,omitempty"`  // lock/unlock relayed by a member to the coordinator
+
+	Entries []WireEntry `json:"entries,omitempty"` // dump answers
+	Total   int         `json:"total,omitempty"`
+	Done    bool        `json:"done,omitempty"`
+}
+
+// PeerInfo is what a member says about itself in a hello answer.
+type PeerInfo struct {
+	DeviceID    string   `json:"device_id"`
+	ClusterUUID string   `json:"cluster_uuid,omitempty"`
+	ClusterNo   int      `json:"cluster_no,omitempty"`
+	Version     string   `json:"version"`
+	NTPServer   string   `json:"ntp_server,omitempty"`
+	NTPOffsetMS float64  `json:"ntp_offset_ms,omitempty"`
+	NTPError    string   `json:"ntp_error,omitempty"`
+	LDAP        string   `json:"ldap,omitempty"`
+	SMTP        string   `json:"smtp,omitempty"`
+	Entries     int      `json:"entries"`
+	ContextCSN  []string `json:"context_csn,omitempty"`
+	Time        string   `json:"time"`
+}
+
+// WireEntry is one entry of a dump, operational attributes included.
+type WireEntry struct {
+	DN    string     `json:"dn"`
+	Attrs []WireAttr `json:"attrs"`
+}
+
+// WireAttr is one attribute of a WireEntry.
+type WireAttr struct {
+	Name   string   `json:"name"`
+	Values []string `json:"values"`
+}
+
+// ErrBadMessage is returned for a malformed control message.
+var ErrBadMessage = errors.New("cluster: malformed control message")
+
+// WriteMessage writes one framed message.
+func WriteMessage(w io.Writer, m *Message) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxMsg {
+		return fmt.Errorf("cluster: control message of %d bytes exceeds %d", len(b), maxMsg)
+	}
+	buf := make([]byte, 4+len(b))
+	binary.BigEndian.PutUint32(buf, uint32(len(b)))
+	copy(buf[4:], b)
+	_, err = w.Write(buf)
+	return err
+}
+
+// ReadMessage reads one framed message: the length must be within bounds,
+// the JSON one object of known fields, the type known.
+func ReadMessage(r io.Reader) (*Message, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > maxMsg {
+		return nil, fmt.Errorf("%w: length %d", ErrBadMessage, n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	return decodeMessage(b)
+}
+
+func decodeMessage(b []byte) (*Message, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var m Message
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: data after the message", ErrBadMessage)
+	}
+	if !knownMsg[m.Type] {
+		return nil, fmt.Errorf("%w: unknown type %q", ErrBadMessage, m.Type)
+	}
+	if m.Member != nil {
+		if err := m.Member.validate(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
+		}
+	}
+	return &m, nil
+}
