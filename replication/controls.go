@@ -101,7 +101,9 @@ type SyncInfo struct {
 	UUIDs          [][16]byte // syncIdSet
 }
 
-func seq() *ber.Packet { return ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "") }
+func seq() *ber.Packet {
+	return ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
+}
 
 func octets(b []byte) *ber.Packet {
 	return ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, string(b), "")

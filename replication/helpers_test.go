@@ -88,9 +88,9 @@ func startNode(t testing.TB, sid int, dir string) *node {
 }
 
 // consume runs a consumer on to from addr until the test ends (or stop).
-func consume(t testing.TB, to *node, rid int, provider, addr string) (*Consumer, func()) {
+func consume(t testing.TB, to *node, rid int, provider, addr string, mods ...func(*ConsumerConfig)) (*Consumer, func()) {
 	t.Helper()
-	c := NewConsumer(ConsumerConfig{
+	cfg := ConsumerConfig{
 		RID: rid, Provider: provider, Store: to.store,
 		Dial: func(ctx context.Context) (net.Conn, error) {
 			var d net.Dialer
@@ -100,7 +100,11 @@ func consume(t testing.TB, to *node, rid int, provider, addr string) (*Consumer,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
 		CountInterval: 200 * time.Millisecond,
 		Logger:        testLogger(t),
-	})
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	c := NewConsumer(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
