@@ -398,7 +398,7 @@ func TestInjection(t *testing.T) {
 	}
 	allowed, refused := serve("member-2"), serve("member-3")
 	_, greeting := dialRaw(t, refused)
-	expectCode(t, "refused member", greeting, "554 5.7.1")
+	expectCode(t, "refused member", greeting, "550 5.7.1")
 	// An injected session may relay anywhere.
 	if _, err := sendMail(t, allowed, "a@inside.test", []string{"x@far.test"}, "Subject: injected\r\n\r\n"); err != nil {
 		t.Fatal(err)

@@ -100,9 +100,9 @@ func (g *Gateway) Serve(l net.Listener) error { return g.serve(l, "") }
 // ServeInjected serves connections from the cluster member named member:
 // the cluster layer has authenticated the peer (the SSH tunnel) and passes a
 // listener per member. On every connection Config.InjectAllowed(member)
-// decides; when it refuses, the client gets 554 5.7.1 at the greeting
-// (RFC 5321 §3.1). Injected sessions may relay to any domain and their
-// Received header names the member.
+// decides; when it refuses, the client gets 550 5.7.1 at the greeting.
+// Injected sessions may relay to any domain and their Received header
+// names the member.
 func (g *Gateway) ServeInjected(l net.Listener, member string) error {
 	if member == "" {
 		return errors.New("smtp: ServeInjected needs a member")
@@ -154,7 +154,10 @@ func (g *Gateway) accept(c net.Conn, member string) {
 	}
 	if member != "" && (g.cfg.InjectAllowed == nil || !g.cfg.InjectAllowed(member)) {
 		g.log.Warn("smtp: injection refused", slog.String("member", member), slog.String("client", ip.String()))
-		refuse("554 5.7.1 " + g.cfg.Hostname + " Mail injection from this member is not allowed\r\n")
+		// The cluster contract (issue 5) names 550 5.7.1 for a refused
+		// injection: a permanent "not authorised" (RFC 3463 §3.8) that
+		// every client treats as final, like RFC 5321 §3.1's 554.
+		refuse("550 5.7.1 " + g.cfg.Hostname + " Mail injection from this member is not allowed\r\n")
 		return
 	}
 	if !g.lim.acquire(ip) {
