@@ -241,7 +241,7 @@ func (w *wtx) replPlace(b buckets, id uuid.UUID, old *record, req *addReq, c csn
 			}
 			if string(nt.key) != string(t.key) {
 				// not yet placed in lost+found by the sender
-				e.Set("posternReplConflict", e.DN)
+				markConflict(e, e.DN)
 				e.DN = nt.dn
 				t = nt
 			}
@@ -275,7 +275,7 @@ func (w *wtx) replPlace(b buckets, id uuid.UUID, old *record, req *addReq, c csn
 			if b.dn.Get(nt.key) != nil {
 				return Errorf(EntryAlreadyExists, "conflict entry %s already exists", nt.dn)
 			}
-			e.Set("posternReplConflict", e.DN)
+			markConflict(e, e.DN)
 			e.DN = nt.dn
 			t = nt
 			c = s.gen.Next()

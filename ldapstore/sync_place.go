@@ -2,6 +2,7 @@ package ldapstore
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -63,6 +64,22 @@ func (w *wtx) lostFound(b buckets) (uuid.UUID, string, error) {
 	return id, d, nil
 }
 
+// markConflict marks e as a conflict or lost+found entry meant to be at
+// DN want: the auxiliary class posternConflict with posternReplConflict.
+func markConflict(e *Entry, want string) {
+	oc := e.Get("objectClass")
+	has := false
+	for _, v := range oc {
+		if strings.EqualFold(v, "posternConflict") {
+			has = true
+		}
+	}
+	if !has {
+		e.Set("objectClass", append(oc[:len(oc):len(oc)], "posternConflict")...)
+	}
+	e.Set("posternReplConflict", want)
+}
+
 // asideTarget returns where entry id goes when it cannot keep DN d:
 // "entryUUID=<id>+<rdn of d>" (without any entryUUID the RDN held) below
 // parentDN, or below d's parent when parentDN is "".
@@ -100,7 +117,7 @@ func (w *wtx) moveAside(b buckets, id uuid.UUID) error {
 	}
 	c := w.s.gen.Next()
 	e := rec.entry.Clone()
-	e.Set("posternReplConflict", e.DN)
+	markConflict(e, e.DN)
 	e.DN = t.dn
 	e.Set("entryCSN", c.String())
 	e.Set("modifyTimestamp", genTime(c))
@@ -196,7 +213,7 @@ func (w *wtx) orphanSubtree(b buckets, rec *record) (int, error) {
 			return 0, err
 		}
 		e := sr.entry.Clone()
-		e.Set("posternReplConflict", e.DN)
+		markConflict(e, e.DN)
 		e.DN = t.dn
 		w.del(b.dn, sb.key)
 		w.put(b.dn, t.key, sb.id)

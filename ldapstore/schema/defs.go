@@ -138,7 +138,7 @@ var attributeTypeDefs = []string{
 	"( " + P + ".1.22 NAME 'posternAllowedIP' " + ci + " )",
 	"( " + P + ".1.23 NAME 'posternJoinLock' " + ci + " SINGLE-VALUE )",
 	// replication (issue 4): marks a conflict or lost+found entry with the DN it was meant to have
-	"( " + P + ".1.24 NAME 'posternReplConflict' DESC 'DN a replication conflict or lost+found entry was meant to have' " + dnS + " SINGLE-VALUE USAGE directoryOperation )",
+	"( " + P + ".1.24 NAME 'posternReplConflict' DESC 'DN a replication conflict or lost+found entry was meant to have' " + dnS + " SINGLE-VALUE )",
 	// cluster (issue 5): a member's SSH device key (authorized_keys form), and removed members' revoked keys
 	"( " + P + ".1.40 NAME 'posternDeviceKey' DESC 'SSH public key, authorized_keys format' " + ci + " SINGLE-VALUE )",
 	"( " + P + ".1.41 NAME 'posternRevokedKey' DESC 'SHA256 fingerprints of removed members device keys' " + ci + " )",
@@ -165,4 +165,6 @@ var objectClassDefs = []string{
 	"( " + P + ".2.2 NAME 'posternRelayPolicy' DESC 'relay permissions' SUP top STRUCTURAL MUST cn MAY ( posternRelayNetwork $ posternSmarthost ) )",
 	"( " + P + ".2.3 NAME 'posternMember' DESC 'a cluster member' SUP top STRUCTURAL MUST ( cn $ posternDeviceID $ posternUUID ) MAY ( posternClusterNo $ posternRole $ posternHostname $ posternClusterAddress $ posternComment $ posternLocation $ posternFirmwareVersion $ posternLastUpdate $ posternHostKeyFingerprint $ posternBackendOf $ posternInjectTo $ posternNTPServer $ posternDeviceKey $ description ) )",
 	"( " + P + ".2.4 NAME 'posternCluster' DESC 'the cluster' SUP top STRUCTURAL MUST cn MAY ( posternClusterUUID $ posternClusterPublicKey $ posternProtect $ posternAllowedIP $ posternJoinLock $ posternRevokedKey $ description ) )",
+	// replication (issue 4): a user attribute with an auxiliary class, as slapd refuses operational types from schema files
+	"( " + P + ".2.24 NAME 'posternConflict' DESC 'a replication conflict or lost+found entry' SUP top AUXILIARY MAY posternReplConflict )",
 }
