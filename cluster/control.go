@@ -55,7 +55,7 @@ func (a *Agent) serveControl(ch ssh.Channel, role, device string, ip netip.Addr)
 		}
 		WriteMessage(ch, &Message{Type: msgOK, ClusterNo: no})
 	case msgUnlock:
-		if err := a.release(ctx, m.Device, m.Forwarded); err != nil {
+		if err := a.release(ctx, m.Device, m.ClusterNo, m.Forwarded); err != nil {
 			fail(err)
 			return
 		}
@@ -189,16 +189,22 @@ func (a *Agent) acquire(ctx context.Context, device string, forwarded bool) (int
 	return no, nil
 }
 
-func (a *Agent) release(ctx context.Context, device string, forwarded bool) error {
+// release ends device's join lock. registered is the Cluster No. the
+// joiner registered with, 0 when it gave up before: its number is then
+// handed out again.
+func (a *Agent) release(ctx context.Context, device string, registered int, forwarded bool) error {
 	if !forwarded {
 		if c := a.coordinator(); c != nil {
-			_, err := c.call(ctx, &Message{Type: msgUnlock, Device: device, Forwarded: true})
+			_, err := c.call(ctx, &Message{Type: msgUnlock, Device: device, ClusterNo: registered, Forwarded: true})
 			return err
 		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.lock != nil && a.lock.device == device {
+		if registered == 0 && a.allocated == a.lock.no {
+			a.allocated--
+		}
 		a.lock = nil
 	}
 	return nil

@@ -307,10 +307,11 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 		return fmt.Errorf("cluster: join lock: %w", err)
 	}
 	progress(fmt.Sprintf("join lock taken: this device becomes Cluster No. %d", ans.ClusterNo))
+	registered := 0
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		callClient(uctx, c.client, &Message{Type: msgUnlock, Device: a.cfg.DeviceID})
+		callClient(uctx, c.client, &Message{Type: msgUnlock, Device: a.cfg.DeviceID, ClusterNo: registered})
 	}()
 	loc := a.cfg.Local()
 	me := MemberInfo{DeviceID: a.cfg.DeviceID, UUID: a.cfg.UUID, Role: "backend", Hostname: loc.Hostname, Addr: c.self.String(),
@@ -321,6 +322,7 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 		return fmt.Errorf("cluster: register: %w", err)
 	}
 	no := ans.ClusterNo
+	registered = no
 	progress(fmt.Sprintf("registered at %s (%s) as Cluster No. %d", c.member, ans.Peer.DeviceID, no))
 
 	d := net.Dialer{Timeout: handshakeTimeout, LocalAddr: &net.TCPAddr{IP: c.self.Addr().AsSlice()}}
