@@ -1,0 +1,310 @@
+// Command replbench measures replication side by side: two Postern members
+// (each a process of this binary in -member mode with a store, an LDAP
+// server, the provider and a consumer of the other: the appliance does not
+// wire replication yet) against two stock
+// slapd multi-provider nodes (back_mdb + syncprov, serverID, syncrepl to
+// each other), started here. Both get the same data and the same LDAP
+// client (go-ldap, root DN, loopback):
+//
+//   - full refresh: B starts empty while A holds N entries; time until B
+//     holds them all;
+//   - latency: a modify on A until a search on B sees it, W times (p50, p99);
+//   - catch-up: B down, N modifies on A, B restarted; time until B has them.
+//
+// It prints one line per system and measure (key=value); bench/replication.sh
+// runs it and computes the ratios. Everything listens on 127.0.0.1 and every
+// process it starts is stopped before it exits.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+const (
+	suffix = "dc=postern,dc=local"
+	rootDN = "cn=admin,dc=postern,dc=local"
+	rootPW = "replbench-secret"
+)
+
+// pair is two replicating members A and B.
+type pair interface {
+	name() string
+	startA() error
+	startB() error
+	stopB() error
+	addrA() string
+	addrB() string
+	close()
+}
+
+func main() {
+	entries := flag.Int("entries", 10000, "entries for the full refresh and modifies for the catch-up")
+	writes := flag.Int("writes", 500, "writes measured for write-to-visible latency")
+	clients := flag.Int("clients", 16, "parallel LDAP clients for loading and the catch-up modifies")
+	only := flag.String("only", "", "postern or slapd: measure one system")
+	slapdBin := flag.String("slapd", "/usr/sbin/slapd", "slapd binary")
+	work := flag.String("dir", "", "work directory (default a new temporary one)")
+	memberDir := flag.String("member", "", "internal: run one Postern member with its data in this directory")
+	sid := flag.Int("sid", 1, "internal: the member's server ID")
+	listen := flag.String("listen", "", "internal: the member's LDAP address")
+	peer := flag.String("peer", "", "internal: the member's peer (provider) address")
+	flag.Parse()
+	if *memberDir != "" {
+		if err := runMember(*memberDir, *sid, *listen, *peer); err != nil {
+			fatal(err)
+		}
+		return
+	}
+	dir := *work
+	if dir == "" {
+		d, err := os.MkdirTemp("", "replbench")
+		if err != nil {
+			fatal(err)
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	var pairs []pair
+	if *only == "" || *only == "postern" {
+		pairs = append(pairs, &posternPair{dir: filepath.Join(dir, "postern")})
+	}
+	if *only == "" || *only == "slapd" {
+		pairs = append(pairs, &slapdPair{dir: filepath.Join(dir, "slapd"), bin: *slapdBin})
+	}
+	for _, p := range pairs {
+		if err := measure(p, *entries, *writes, *clients); err != nil {
+			p.close()
+			fatal(fmt.Errorf("%s: %w", p.name(), err))
+		}
+		p.close()
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "replbench:", err)
+	os.Exit(1)
+}
+
+func dial(addr string) (*ldap.Conn, error) {
+	l, err := ldap.DialURL("ldap://" + addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Bind(rootDN, rootPW); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func measure(p pair, n, w, clients int) error {
+	sys := p.name()
+	if err := p.startA(); err != nil {
+		return err
+	}
+	// same data on both systems: the base, then n users over LDAP
+	t0 := time.Now()
+	if err := load(p.addrA(), n, clients); err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	fmt.Printf("system=%s measure=load entries=%d seconds=%.3f\n", sys, n+2, time.Since(t0).Seconds())
+
+	t0 = time.Now()
+	if err := p.startB(); err != nil {
+		return err
+	}
+	if err := waitCount(p.addrB(), "(objectClass=*)", n+2, 10*time.Minute); err != nil {
+		return fmt.Errorf("full refresh: %w", err)
+	}
+	fmt.Printf("system=%s measure=full_refresh entries=%d seconds=%.3f\n", sys, n+2, time.Since(t0).Seconds())
+
+	lat, err := latency(p.addrA(), p.addrB(), w, n)
+	if err != nil {
+		return fmt.Errorf("latency: %w", err)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
+	fmt.Printf("system=%s measure=latency writes=%d p50_ms=%.3f p99_ms=%.3f\n", sys, w, pct(0.5), pct(0.99))
+
+	if err := p.stopB(); err != nil {
+		return err
+	}
+	t0 = time.Now()
+	if err := modifyAll(p.addrA(), n, clients, "catchup"); err != nil {
+		return fmt.Errorf("modifies: %w", err)
+	}
+	fmt.Printf("system=%s measure=modifies_while_down modifies=%d seconds=%.3f\n", sys, n, time.Since(t0).Seconds())
+	t0 = time.Now()
+	if err := p.startB(); err != nil {
+		return err
+	}
+	if err := waitCount(p.addrB(), "(description=catchup)", n, 10*time.Minute); err != nil {
+		return fmt.Errorf("catch-up: %w", err)
+	}
+	fmt.Printf("system=%s measure=catch_up modifies=%d seconds=%.3f\n", sys, n, time.Since(t0).Seconds())
+	return nil
+}
+
+func userDN(i int) string { return fmt.Sprintf("uid=b%06d,ou=people,%s", i, suffix) }
+
+// parallel runs fn(conn, i) for i in [0,n) on clients connections.
+func parallel(addr string, n, clients int, fn func(l *ldap.Conn, i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := dial(addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer l.Close()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := fn(l, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func load(addr string, n, clients int) error {
+	l, err := dial(addr)
+	if err != nil {
+		return err
+	}
+	base := ldap.NewAddRequest(suffix, nil)
+	base.Attribute("objectClass", []string{"top", "dcObject", "organization"})
+	base.Attribute("dc", []string{"postern"})
+	base.Attribute("o", []string{"Postern"})
+	people := ldap.NewAddRequest("ou=people,"+suffix, nil)
+	people.Attribute("objectClass", []string{"organizationalUnit"})
+	people.Attribute("ou", []string{"people"})
+	for _, r := range []*ldap.AddRequest{base, people} {
+		if err := l.Add(r); err != nil {
+			l.Close()
+			return err
+		}
+	}
+	l.Close()
+	return parallel(addr, n, clients, func(l *ldap.Conn, i int) error {
+		uid := fmt.Sprintf("b%06d", i)
+		r := ldap.NewAddRequest(userDN(i), nil)
+		r.Attribute("objectClass", []string{"inetOrgPerson"})
+		r.Attribute("uid", []string{uid})
+		r.Attribute("cn", []string{"Bench " + uid})
+		r.Attribute("sn", []string{uid})
+		r.Attribute("mail", []string{uid + "@example.com"})
+		r.Attribute("description", []string{"initial"})
+		return l.Add(r)
+	})
+}
+
+func modifyAll(addr string, n, clients int, val string) error {
+	return parallel(addr, n, clients, func(l *ldap.Conn, i int) error {
+		m := ldap.NewModifyRequest(userDN(i), nil)
+		m.Replace("description", []string{val})
+		return l.Modify(m)
+	})
+}
+
+// waitCount polls addr until filter matches want entries below the suffix.
+func waitCount(addr, filter string, want int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var l *ldap.Conn
+	defer func() {
+		if l != nil {
+			l.Close()
+		}
+	}()
+	last := -1
+	for time.Now().Before(deadline) {
+		if l == nil {
+			var err error
+			if l, err = dial(addr); err != nil {
+				l = nil
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+		}
+		res, err := l.Search(ldap.NewSearchRequest(suffix, ldap.ScopeWholeSubtree, 0, 0, 0, false, filter, []string{"1.1"}, nil))
+		switch {
+		case err == nil:
+			last = len(res.Entries)
+			if last == want {
+				return nil
+			}
+		case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
+		default:
+			l.Close()
+			l = nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: %d entries after %v, want %d", filter, last, limit, want)
+}
+
+// latency modifies one entry on a and polls b until it sees the value.
+func latency(a, b string, w, n int) ([]time.Duration, error) {
+	la, err := dial(a)
+	if err != nil {
+		return nil, err
+	}
+	defer la.Close()
+	lb, err := dial(b)
+	if err != nil {
+		return nil, err
+	}
+	defer lb.Close()
+	ctx := context.Background()
+	out := make([]time.Duration, 0, w)
+	for i := range w {
+		d := userDN(i % n)
+		val := fmt.Sprintf("latency-%d", i)
+		m := ldap.NewModifyRequest(d, nil)
+		m.Replace("description", []string{val})
+		t0 := time.Now()
+		if err := la.Modify(m); err != nil {
+			return nil, err
+		}
+		for {
+			res, err := lb.Search(ldap.NewSearchRequest(d, ldap.ScopeBaseObject, 0, 0, 0, false,
+				"(description="+val+")", []string{"1.1"}, nil))
+			if err != nil {
+				return nil, err
+			}
+			if len(res.Entries) == 1 {
+				break
+			}
+			if time.Since(t0) > 30*time.Second {
+				return nil, fmt.Errorf("write %d not visible on B after 30s", i)
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+		}
+		out = append(out, time.Since(t0))
+	}
+	return out, nil
+}

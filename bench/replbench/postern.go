@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"postern/ldapstore"
+	"postern/ldapstore/server"
+	"postern/replication"
+)
+
+// member is one in-process Postern member: store, LDAP server, provider.
+type member struct {
+	st   *ldapstore.Store
+	srv  *server.Server
+	addr string
+	done chan error
+}
+
+func startMember(dir string, sid int, addr string) (*member, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := ldapstore.Open(filepath.Join(dir, "ldap.db"), ldapstore.Options{ServerID: sid, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	hash, err := ldapstore.HashPassword(rootPW)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.New(server.Config{Store: st, RootDN: rootDN, RootPassword: hash, Logger: log})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	replication.NewProvider(st, replication.ProviderOptions{Logger: log}).Register(srv)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	m := &member{st: st, srv: srv, addr: l.Addr().String(), done: make(chan error, 1)}
+	go func() { m.done <- srv.Serve(l) }()
+	return m, nil
+}
+
+func (m *member) close() {
+	m.srv.Close()
+	<-m.done
+	m.st.Close()
+}
+
+// link is a running consumer.
+type link struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startLink(to *member, rid int, from string) *link {
+	c := replication.NewConsumer(replication.ConsumerConfig{
+		RID: rid, Provider: from, Store: to.st,
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", from)
+		},
+		BindDN: rootDN, Password: rootPW,
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	lk := &link{cancel: cancel}
+	lk.wg.Add(1)
+	go func() {
+		defer lk.wg.Done()
+		c.Run(ctx)
+	}()
+	return lk
+}
+
+func (l *link) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// runMember is the -member mode: one Postern member in this process, like
+// one slapd: its store, LDAP server and provider, and a consumer of its
+// peer, until SIGINT or SIGTERM.
+func runMember(dir string, sid int, listen, peer string) error {
+	m, err := startMember(dir, sid, listen)
+	if err != nil {
+		return err
+	}
+	lk := startLink(m, sid, peer)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	lk.stop()
+	m.close()
+	return nil
+}
+
+// posternPair is two Postern members, each in its own process (this binary
+// in -member mode), replicating both ways (multi-master), as the two slapd
+// nodes do.
+type posternPair struct {
+	dir          string
+	a, b         *exec.Cmd
+	aAddr, bAddr string
+}
+
+func (p *posternPair) name() string  { return "postern" }
+func (p *posternPair) addrA() string { return p.aAddr }
+func (p *posternPair) addrB() string { return p.bAddr }
+
+func (p *posternPair) start(node string, sid int, addr, peer string) (*exec.Cmd, error) {
+	cmd := exec.Command(os.Args[0], "-member", filepath.Join(p.dir, node), "-sid", fmt.Sprint(sid), "-listen", addr, "-peer", peer)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return cmd, nil
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	return nil, fmt.Errorf("postern member %s did not start", node)
+}
+
+func (p *posternPair) startA() error {
+	var err error
+	if p.aAddr, err = freeAddr(); err != nil {
+		return err
+	}
+	if p.bAddr, err = freeAddr(); err != nil {
+		return err
+	}
+	p.a, err = p.start("a", 1, p.aAddr, p.bAddr)
+	return err
+}
+
+func (p *posternPair) startB() error {
+	var err error
+	p.b, err = p.start("b", 2, p.bAddr, p.aAddr)
+	return err
+}
+
+func (p *posternPair) stopB() error {
+	stopProc(p.b)
+	p.b = nil
+	return nil
+}
+
+func (p *posternPair) close() {
+	stopProc(p.b)
+	stopProc(p.a)
+	p.a, p.b = nil, nil
+}
