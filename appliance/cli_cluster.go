@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -272,7 +273,13 @@ func printClusterStatus(w io.Writer, st *cluster.Status) {
 		if !p.On {
 			state = "off"
 		}
-		fmt.Fprintf(w, "\nProtect cluster identifier: %s; allowed IPs: %s\n", state, orNone(strings.Join(append(append([]string{}, p.MemberIPs...), p.AllowedIPs...), ", ")))
+		var ips []string
+		for _, ip := range append(append([]string{}, p.MemberIPs...), p.AllowedIPs...) {
+			if !slices.Contains(ips, ip) {
+				ips = append(ips, ip)
+			}
+		}
+		fmt.Fprintf(w, "\nProtect cluster identifier: %s; allowed IPs: %s\n", state, orNone(strings.Join(ips, ", ")))
 	}
 	fmt.Fprintf(w, "Allow mail injection on: %s\n", orNone(strings.Join(st.InjectTo, ", ")))
 }
