@@ -28,6 +28,7 @@ vet:
 bench: deps build
 	bash bench/ldap.sh
 	bash bench/smtp.sh
+	bash bench/replication.sh
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
