@@ -181,9 +181,14 @@ func (a *applier) convert(e *ldap.Entry, id uuid.UUID) *ldapstore.Entry {
 }
 
 // presentDone deletes, after a present phase, the local entries the
-// provider did not name, among those its cookie covers: an entry newer than
-// the provider's state was made here or on another member and is kept
-// (RFC 4533 §3.3.1 with multi-master care, as OpenLDAP's syncrepl does).
+// provider did not name (RFC 4533 §3.3.1), with multi-master care: only
+// entries whose entryCSN the provider itself made (its sid in the cookie)
+// and its cookie covers. The provider holds every change it made, so such
+// an entry is really gone there; an entry last written by another member
+// may simply not have reached the provider yet (its context CSN for other
+// server IDs is a high-water mark, not a complete set, while it is itself
+// refreshing), and is left to that member's own stream. A cookie without
+// sid (a single slapd provider) vouches for every server ID it lists.
 func (a *applier) presentDone(ctx context.Context) error {
 	if err := a.flush(ctx); err != nil {
 		return err
@@ -202,6 +207,9 @@ func (a *applier) presentDone(ctx context.Context) error {
 	for i := len(items) - 1; i >= 0; i-- { // subordinates first
 		it := items[i]
 		if _, ok := a.present[it.EntryUUID]; ok || !ck.CSNs.Covers(it.CSN) {
+			continue
+		}
+		if ck.SID >= 0 && int(it.CSN.SID) != ck.SID {
 			continue
 		}
 		a.batch = append(a.batch, ldapstore.ReplChange{EntryUUID: it.EntryUUID.String(), CSN: it.CSN, NotPresent: true})

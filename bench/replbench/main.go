@@ -305,6 +305,9 @@ func latency(a, b string, w, n int) ([]time.Duration, error) {
 			}
 		}
 		out = append(out, time.Since(t0))
+		if os.Getenv("REPLBENCH_TRACE") != "" && out[len(out)-1] > 5*time.Millisecond {
+			fmt.Fprintf(os.Stderr, "write %d: %v at %s\n", i, out[len(out)-1], t0.Format("15:04:05.000"))
+		}
 	}
 	return out, nil
 }
