@@ -60,10 +60,17 @@ var rootHash = sync.OnceValue(func() string {
 // it with the provider on a loopback port.
 func startNode(t testing.TB, sid int, dir string) *node {
 	t.Helper()
+	return startNodeOpts(t, dir, ldapstore.Options{ServerID: sid})
+}
+
+func startNodeOpts(t testing.TB, dir string, opts ldapstore.Options) *node {
+	t.Helper()
+	sid := opts.ServerID
+	opts.Logger = testLogger(t)
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	st, err := ldapstore.Open(filepath.Join(dir, "ldap.db"), ldapstore.Options{ServerID: sid, Logger: testLogger(t)})
+	st, err := ldapstore.Open(filepath.Join(dir, "ldap.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

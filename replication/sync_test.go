@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,5 +103,45 @@ func TestProviderAccess(t *testing.T) {
 		if err != nil || ck.SID != 1 || ck.CSNs[1] != a.store.ContextCSN()[1] {
 			t.Fatalf("cookie %q: %+v %v", done.Cookie, ck, err)
 		}
+	}
+}
+
+// TestTrimmedChangelogPresentPhase: a consumer whose cookie is older than
+// the provider's pruned changelog and tombstones gets a present phase and
+// converges by itself (deletes included), never "may need to be
+// reinitialized".
+func TestTrimmedChangelogPresentPhase(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	a := startNodeOpts(t, "", ldapstore.Options{ServerID: 1, Now: clock, TombstoneRetention: time.Hour})
+	b := startNode(t, 2, "")
+	seedTree(t, a.store)
+	for i := range 30 {
+		must(t, a.store.Add(ctx, person(fmt.Sprintf("t%02d", i)), rootDN))
+	}
+	c, stop := consume(t, b, 1, "a", a.addr)
+	waitEqual(t, 10*time.Second, a.store, b.store)
+	stop()
+	for i := range 10 {
+		must(t, a.store.Delete(ctx, person(fmt.Sprintf("t%02d", i)).DN, rootDN))
+	}
+	must(t, a.store.Modify(ctx, person("t20").DN, []ldapstore.Modification{{Op: ldapstore.ModReplace, Attr: ldapstore.Attribute{Type: "sn", Vals: []string{"x"}}}}, rootDN))
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	must(t, a.store.Add(ctx, person("after"), rootDN))
+	if n, err := a.store.Prune(); err != nil || n == 0 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	c, _ = consume(t, b, 1, "a", a.addr)
+	waitEqual(t, 10*time.Second, a.store, b.store)
+	if s := c.Status(); s.Applied == 0 {
+		t.Fatalf("status %+v", s)
 	}
 }
