@@ -35,7 +35,7 @@ type Config struct {
 	ServeLDAP func(c net.Conn, boundDN string) error
 	// ServeInjected serves the SMTP connections a member injects through
 	// its tunnel ((*smtp.Gateway).ServeInjected). nil refuses them.
-	ServeInjected func(l net.Listener, member string) error
+	ServeInjected func(c net.Conn, member string)
 	// LDAPAddr and SMTPAddr are this appliance's bound LDAP and SMTP
 	// listeners: the only direct-tcpip destinations the SSH server opens.
 	LDAPAddr, SMTPAddr string
@@ -127,9 +127,8 @@ type Agent struct {
 	peers     map[string]*peer           // by Device ID
 	conns     map[*ssh.ServerConn]string // inbound, → Device ID ("" for joiners)
 	lis       net.Listener
-	inject    map[string]*chanListener // per injecting member
-	lock      *joinLock                // held when this member coordinates joins
-	allocated int                      // highest Cluster No. handed out here
+	lock      *joinLock // held when this member coordinates joins
+	allocated int       // highest Cluster No. handed out here
 	ntp       ntpCache
 }
 
@@ -158,7 +157,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, peers: map[string]*peer{}, conns: map[*ssh.ServerConn]string{},
-		inject: map[string]*chanListener{}, kick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1)}
 	var err error
 	if a.hostKey, err = loadOrCreateHostKey(filepath.Join(cfg.DataDir, hostKeyFile)); err != nil {
 		return nil, err
@@ -230,9 +229,6 @@ func (a *Agent) Close() error {
 	}
 	peers := a.peers
 	a.peers = map[string]*peer{}
-	for _, l := range a.inject {
-		l.Close()
-	}
 	a.mu.Unlock()
 	for _, p := range peers {
 		p.stop()

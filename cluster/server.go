@@ -284,11 +284,7 @@ func (a *Agent) serveTunnel(nc ssh.NewChannel, device string, remote net.Addr) {
 		// is shared between members.
 		serve = func(c net.Conn) { a.cfg.ServeLDAP(c, a.cfg.RootDN) }
 	case dest == a.cfg.SMTPAddr && a.cfg.ServeInjected != nil:
-		serve = func(c net.Conn) {
-			if !a.injectListener(device).deliver(c) {
-				c.Close()
-			}
-		}
+		serve = func(c net.Conn) { a.cfg.ServeInjected(c, device) }
 	default:
 		a.log.Warn("cluster: tunnel refused", slog.String("member", device), slog.String("destination", dest))
 		nc.Reject(ssh.Prohibited, "destination not allowed: "+dest)
@@ -332,62 +328,6 @@ func (c *addrConn) LocalAddr() net.Addr {
 	return c.local
 }
 func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
-
-// chanListener is a net.Listener fed with tunnelled connections: the SMTP
-// gateway serves one per injecting member.
-type chanListener struct {
-	ch     chan net.Conn
-	done   chan struct{}
-	once   sync.Once
-	member string
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }
-
-func (l *chanListener) deliver(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-func (a *Agent) injectListener(member string) *chanListener {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if l, ok := a.inject[member]; ok {
-		return l
-	}
-	l := &chanListener{ch: make(chan net.Conn), done: make(chan struct{}), member: member}
-	if a.closed {
-		l.Close()
-		return l
-	}
-	a.inject[member] = l
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		if err := a.cfg.ServeInjected(l, member); err != nil {
-			a.log.Warn("cluster: injection listener stopped", slog.String("member", member), slog.Any("err", err))
-		}
-	}()
-	return l
-}
 
 // InjectAllowed reports whether member may inject mail on this appliance:
 // its record must list this device (Allow mail injection).

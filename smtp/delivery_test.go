@@ -66,7 +66,6 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-
 func TestDeferredThenDelivered(t *testing.T) {
 	addr := freeAddr(t)
 	dir := newMemDir()
@@ -393,7 +392,16 @@ func TestInjection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go gw.ServeInjected(l, member)
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				gw.ServeInjected(c, member)
+			}
+		}()
 		return l.Addr().String()
 	}
 	allowed, refused := serve("member-2"), serve("member-3")

@@ -97,17 +97,20 @@ func New(cfg Config) (*Gateway, error) {
 // closed (then it returns nil). It may be called for several listeners.
 func (g *Gateway) Serve(l net.Listener) error { return g.serve(l, "") }
 
-// ServeInjected serves connections from the cluster member named member:
-// the cluster layer has authenticated the peer (the SSH tunnel) and passes a
-// listener per member. On every connection Config.InjectAllowed(member)
-// decides; when it refuses, the client gets 550 5.7.1 at the greeting.
-// Injected sessions may relay to any domain and their Received header
-// names the member.
-func (g *Gateway) ServeInjected(l net.Listener, member string) error {
+// ServeInjected serves one connection from the cluster member named
+// member: the cluster layer has authenticated the peer (the SSH tunnel)
+// and hands over each tunnelled connection, as the LDAP server's ServeConn
+// takes them. Config.InjectAllowed(member) decides; when it refuses, the
+// client gets 550 5.7.1 at the greeting. Injected sessions may relay to
+// any domain and their Received header names the member. It returns at
+// once; the session runs until the client quits or Close.
+func (g *Gateway) ServeInjected(c net.Conn, member string) {
 	if member == "" {
-		return errors.New("smtp: ServeInjected needs a member")
+		g.log.Error("smtp: injected connection without a member")
+		c.Close()
+		return
 	}
-	return g.serve(l, member)
+	g.accept(c, member)
 }
 
 func (g *Gateway) serve(l net.Listener, member string) error {
