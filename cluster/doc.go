@@ -23,7 +23,9 @@
 //
 // What it does not do: it keeps no mail and no LDAP data of its own
 // (member records live in the replicated tree, machine-local state in
-// cluster.json and the host key in the data directory), and frontends
-// (members without a local database) are not implemented yet; the member
-// records and status tables already carry their columns.
+// cluster.json and the host key in the data directory). Frontend members
+// (no local database) are outside this package's present scope: the
+// member records and status tables carry their columns (is-frontend-of,
+// is-backend-of, F(…) numbers), which stay empty while every member is a
+// backend.
 package cluster
