@@ -58,10 +58,14 @@ func (a *Agent) becomeStandalone(ctx context.Context) error {
 	a.syncPeers(nil)
 	base := "ou=cluster," + a.cfg.Store.Suffix()
 	var dns []string
-	a.cfg.Store.Search(ctx, &ldapstore.SearchRequest{BaseDN: base, Scope: ldapstore.ScopeOne}, func(e *ldapstore.Entry) error {
-		dns = append(dns, e.DN)
+	a.cfg.Store.Search(ctx, &ldapstore.SearchRequest{BaseDN: base, Scope: ldapstore.ScopeSub}, func(e *ldapstore.Entry) error {
+		if e.DN != base {
+			dns = append(dns, e.DN)
+		}
 		return nil
 	})
+	// Children before their parents (the cluster entry has its sets below it).
+	slices.SortFunc(dns, func(x, y string) int { return strings.Count(y, ",") - strings.Count(x, ",") })
 	for _, dn := range dns {
 		if err := a.cfg.Store.Delete(ctx, dn, a.cfg.RootDN); err != nil && ldapstore.CodeOf(err) != ldapstore.NoSuchObject {
 			a.log.Warn("cluster: delete cluster entry", slog.String("dn", dn), slog.Any("err", err))

@@ -21,7 +21,8 @@ import (
 // (posternCluster) live in ou=cluster of the replicated tree:
 //
 //	cn=<Device ID>,ou=cluster,<suffix>   one per member, written by the member itself
-//	cn=cluster,ou=cluster,<suffix>       cluster UUID, cluster keys, protection, revoked keys
+//	cn=cluster,ou=cluster,<suffix>       cluster UUID and protection (clusterentry.go),
+//	cn=<set>-<hash>,cn=cluster,...       one per cluster key, allowed IP, revoked key
 
 // MemberInfo is one member record.
 type MemberInfo struct {
@@ -191,61 +192,4 @@ func ensureOU(ctx context.Context, st *ldapstore.Store, by string) error {
 		return err
 	}
 	return nil
-}
-
-// clusterEntry is the posternCluster entry.
-type clusterEntry struct {
-	UUID       string
-	Keys       []string // cluster public keys (authorized_keys form); one per outstanding clusterid.txt
-	Protect    bool
-	AllowedIPs []string // besides the members' own
-	Revoked    []string // fingerprints of removed members' device keys
-}
-
-func readCluster(ctx context.Context, st *ldapstore.Store) (*clusterEntry, error) {
-	e, err := st.Get(ctx, clusterDN(st.Suffix()))
-	if err != nil {
-		return nil, err
-	}
-	return &clusterEntry{
-		UUID: e.First("posternClusterUUID"), Keys: e.Get("posternClusterPublicKey"),
-		Protect:    !strings.EqualFold(e.First("posternProtect"), "FALSE"),
-		AllowedIPs: e.Get("posternAllowedIP"), Revoked: e.Get("posternRevokedKey"),
-	}, nil
-}
-
-func writeCluster(ctx context.Context, st *ldapstore.Store, c *clusterEntry, by string) error {
-	if err := ensureOU(ctx, st, by); err != nil {
-		return err
-	}
-	protect := "TRUE"
-	if !c.Protect {
-		protect = "FALSE"
-	}
-	attrs := []ldapstore.Attribute{
-		{Type: "posternClusterUUID", Vals: []string{c.UUID}},
-		{Type: "posternClusterPublicKey", Vals: c.Keys},
-		{Type: "posternProtect", Vals: []string{protect}},
-		{Type: "posternAllowedIP", Vals: c.AllowedIPs},
-		{Type: "posternRevokedKey", Vals: c.Revoked},
-	}
-	dn := clusterDN(st.Suffix())
-	_, err := st.Get(ctx, dn)
-	if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
-		e := &ldapstore.Entry{DN: dn}
-		e.Set("objectClass", "top", "posternCluster")
-		e.Set("cn", "cluster")
-		for _, a := range attrs {
-			e.Set(a.Type, a.Vals...)
-		}
-		return st.Add(ctx, e, by)
-	}
-	if err != nil {
-		return err
-	}
-	var mods []ldapstore.Modification
-	for _, a := range attrs {
-		mods = append(mods, ldapstore.Modification{Op: ldapstore.ModReplace, Attr: a})
-	}
-	return st.Modify(ctx, dn, mods, by)
 }

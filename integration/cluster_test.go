@@ -317,6 +317,11 @@ func TestCluster(t *testing.T) {
 	if st := b.clusterStatus(t); st.Member || countPeople(t, b, "(cn=base*)") != 1200 {
 		t.Fatalf("b after leave: member=%v", st.Member)
 	}
+	// No cluster configuration is left behind on the standalone device.
+	out = mustTool(t, nil, "", "ldapsearch", "-x", "-LLL", "-H", b.ldapURL(), "-D", adminDN, "-w", adminPassword, "-b", "ou=cluster,"+suffix, "1.1")
+	if strings.TrimSpace(out) != "dn: ou=cluster,"+suffix {
+		t.Fatalf("b keeps cluster entries after leave:\n%s", out)
+	}
 	eventually(t, 20*time.Second, "a sees one member", func() string {
 		if st := a.clusterStatus(t); len(st.Members) != 1 {
 			return fmt.Sprintf("%+v", st.Members)
