@@ -2,6 +2,8 @@ package integration
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,4 +142,47 @@ func TestConcurrentJoins(t *testing.T) {
 		}
 		return ""
 	})
+
+	// Prometheus sees the same: four members up, parity everywhere, a
+	// replication link from each peer, in a format promtool accepts.
+	eventually(t, 30*time.Second, "cluster metrics on a", func() string {
+		body := scrape(t, a)
+		for _, want := range []string{"postern_cluster_members_up 4", "postern_cluster_local_entries ", "postern_cluster_ntp_offset_seconds ", "postern_cluster_context_csn_age_seconds{sid=\"1\"}"} {
+			if !strings.Contains(body, want) {
+				return "lacks " + want
+			}
+		}
+		for _, metric := range []string{"postern_cluster_member_up{", "postern_cluster_parity{", "postern_replication_connected{"} {
+			if n := countSamples(body, metric, "1"); n != 3 {
+				return fmt.Sprintf("%d samples of %s... equal 1, want 3", n, metric)
+			}
+		}
+		if out, err := tool(t, nil, body, "promtool", "check", "metrics"); err != nil {
+			return "promtool: " + out
+		}
+		return ""
+	})
+}
+
+// scrape returns the appliance's /metrics.
+func scrape(t *testing.T, x *appliance) string {
+	t.Helper()
+	resp, err := http.Get("http://" + x.addr["metrics"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// countSamples counts the samples of a metric (prefix up to "{") whose value is v.
+func countSamples(body, prefix, v string) int {
+	n := 0
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, prefix) && strings.HasSuffix(l, "} "+v) {
+			n++
+		}
+	}
+	return n
 }
