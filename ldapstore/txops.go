@@ -3,6 +3,7 @@ package ldapstore
 import (
 	"bytes"
 	"crypto/sha256"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -131,23 +132,30 @@ func indexPrefix(n string) []byte {
 	return append(k, 0)
 }
 
-// indexKeys returns the index keys of e per indexed attribute.
-func (s *Store) indexKeys(e *Entry, id uuid.UUID) map[*schema.AttributeType][][]byte {
-	m := map[*schema.AttributeType][][]byte{}
+// indexedValues returns e's values of every indexed attribute.
+func (s *Store) indexedValues(e *Entry) map[*schema.AttributeType][]string {
+	m := map[*schema.AttributeType][]string{}
+	if e == nil {
+		return m
+	}
 	for _, a := range e.Attributes {
-		at := s.sch.Attr(a.Type)
-		if at == nil || !s.indexed[at] {
-			continue
-		}
-		vals := a.Vals
-		if at == s.ocAttr {
-			vals = s.withSuperclasses(vals)
-		}
-		for _, v := range vals {
-			m[at] = append(m[at], append(indexPrefix(s.norm(at, v)), id[:]...))
+		if at := s.sch.Attr(a.Type); at != nil && s.indexed[at] {
+			m[at] = append(m[at], a.Vals...)
 		}
 	}
 	return m
+}
+
+// indexKeys returns the index keys of the values vals of at.
+func (s *Store) indexKeys(at *schema.AttributeType, vals []string, id uuid.UUID) [][]byte {
+	if at == s.ocAttr {
+		vals = s.withSuperclasses(vals)
+	}
+	keys := make([][]byte, 0, len(vals))
+	for _, v := range vals {
+		keys = append(keys, append(indexPrefix(s.norm(at, v)), id[:]...))
+	}
+	return keys
 }
 
 // withSuperclasses returns the object classes vals name plus all their
@@ -174,20 +182,16 @@ func (s *Store) withSuperclasses(vals []string) []string {
 }
 
 // updateIndexes writes the difference between the index keys of old and
-// new (either may be nil).
+// new (either may be nil). Attributes whose values did not change are
+// skipped without computing their keys: a modify of an unindexed
+// attribute touches only the entryCSN index.
 func (w *wtx) updateIndexes(b buckets, id uuid.UUID, old, new *Entry) {
-	var ok, nk map[*schema.AttributeType][][]byte
-	if old != nil {
-		ok = w.s.indexKeys(old, id)
-	}
-	if new != nil {
-		nk = w.s.indexKeys(new, id)
-	}
+	ov, nv := w.s.indexedValues(old), w.s.indexedValues(new)
 	for at := range w.s.indexed {
-		o, n := ok[at], nk[at]
-		if len(o) == 0 && len(n) == 0 {
+		if slices.Equal(ov[at], nv[at]) {
 			continue
 		}
+		o, n := w.s.indexKeys(at, ov[at], id), w.s.indexKeys(at, nv[at], id)
 		sub := b.idx.Bucket([]byte(at.Name()))
 		sub.FillPercent = fillPercent
 		have := make(map[string]bool, len(n))
