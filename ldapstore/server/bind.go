@@ -19,7 +19,7 @@ func (c *conn) bind(m *message, r *bindRequest) {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.WriteTimeout)
 	defer cancel()
-	id, err := c.srv.authenticate(ctx, r)
+	id, err := c.srv.authenticate(ctx, c.ip, r)
 	if err == nil {
 		c.ident = id
 		c.log.Debug("ldap bind", slog.String("dn", id.dn))
@@ -37,7 +37,7 @@ var errInvalidCredentials = ldapstore.Errorf(ldapstore.InvalidCredentials, "inva
 
 // authenticate checks the credentials of a bind request. Passwords are
 // never logged.
-func (s *Server) authenticate(ctx context.Context, r *bindRequest) (identity, error) {
+func (s *Server) authenticate(ctx context.Context, ip string, r *bindRequest) (identity, error) {
 	// RFC 4511 §4.2: "version: A version number indicating the version of
 	// the protocol to be used at the LDAP message layer." Only 3 is ours.
 	if r.version != 3 {
@@ -68,13 +68,23 @@ func (s *Server) authenticate(ctx context.Context, r *bindRequest) (identity, er
 	if s.rootNorm != "" && norm == s.rootNorm {
 		// RFC 4513 §5.1.3: name/password authentication of the root DN
 		// against its configured hash.
-		if s.cfg.RootPassword == "" || !ldapstore.VerifyPassword(s.cfg.RootPassword, r.password) {
+		if s.cfg.RootPassword == "" {
 			return identity{}, errInvalidCredentials
+		}
+		err := s.pw.do(ctx, ip, func() error {
+			if !ldapstore.VerifyPassword(s.cfg.RootPassword, r.password) {
+				return errInvalidCredentials
+			}
+			return nil
+		})
+		if err != nil {
+			return identity{}, err
 		}
 		return identity{dn: s.cfg.RootDN, norm: norm, root: true}, nil
 	}
-	if err := s.store.CheckPassword(ctx, r.name, r.password); err != nil {
-		if ldapstore.CodeOf(err) == ldapstore.Other {
+	err = s.pw.do(ctx, ip, func() error { return s.store.CheckPassword(ctx, r.name, r.password) })
+	if err != nil {
+		if c := ldapstore.CodeOf(err); c == ldapstore.Other || c == ldapstore.Busy {
 			return identity{}, err
 		}
 		// Do not tell a missing entry from a wrong password.

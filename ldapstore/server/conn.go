@@ -47,6 +47,7 @@ type conn struct {
 	nc    net.Conn // raw or the TLS connection on top of it
 	br    *bufio.Reader
 	isTLS bool
+	ip    string   // the client's address without port ("" when unknown)
 	ident identity // owned by the reading goroutine
 
 	ctx    context.Context
@@ -67,9 +68,12 @@ type conn struct {
 
 func newConn(s *Server, nc, raw net.Conn, isTLS bool) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	peer := "unknown"
+	peer, ip := "unknown", ""
 	if a := raw.RemoteAddr(); a != nil {
 		peer = a.String()
+		if h, _, err := net.SplitHostPort(peer); err == nil {
+			ip = h
+		}
 	}
 	return &conn{
 		srv:    s,
@@ -79,6 +83,7 @@ func newConn(s *Server, nc, raw net.Conn, isTLS bool) *conn {
 		br:     bufio.NewReaderSize(nc, 16<<10),
 		bw:     bufio.NewWriterSize(nc, 16<<10),
 		isTLS:  isTLS,
+		ip:     ip,
 		ctx:    ctx,
 		cancel: cancel,
 		ops:    make(map[int64]*operation),

@@ -107,11 +107,13 @@ func (c *conn) passwordModify(ctx context.Context, r *extendedRequest, id identi
 		if !hasOld {
 			return nil, ldapstore.Errorf(ldapstore.UnwillingToPerform, "oldPasswd is required")
 		}
-		if err := c.srv.store.CheckPassword(ctx, target, oldPW); err != nil {
-			return nil, ldapstore.Errorf(ldapstore.InvalidCredentials, "oldPasswd does not match")
+	}
+	if hasOld {
+		err := c.srv.pw.do(ctx, c.ip, func() error { return c.srv.store.CheckPassword(ctx, target, oldPW) })
+		if ldapstore.CodeOf(err) == ldapstore.Busy {
+			return nil, err
 		}
-	} else if hasOld {
-		if err := c.srv.store.CheckPassword(ctx, target, oldPW); err != nil {
+		if err != nil {
 			return nil, ldapstore.Errorf(ldapstore.InvalidCredentials, "oldPasswd does not match")
 		}
 	}
@@ -126,7 +128,7 @@ func (c *conn) passwordModify(ctx context.Context, r *extendedRequest, id identi
 		e.end()
 		value = e.b
 	}
-	if err := c.srv.store.SetPassword(ctx, target, newPW, id.dn); err != nil {
+	if err := c.srv.pw.do(ctx, c.ip, func() error { return c.srv.store.SetPassword(ctx, target, newPW, id.dn) }); err != nil {
 		return nil, err
 	}
 	c.log.Info("ldap password changed", slog.String("dn", target), slog.String("by", id.dn))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -41,6 +42,10 @@ type Config struct {
 	MaxInFlight    int           // concurrent operations per connection; default 64
 	IdleTimeout    time.Duration // close connections idle this long; default 10 min
 	WriteTimeout   time.Duration // give up on a peer that reads nothing this long; default 1 min
+	// MaxPasswordChecks bounds the password hashes verified or computed at
+	// once (binds, Password Modify); default the number of CPUs. Each
+	// client address also has at most MaxPasswordChecksPerIP.
+	MaxPasswordChecks int
 
 	// VendorVersion is published as the Root DSE's vendorVersion (RFC 3045);
 	// the appliance passes its firmware version.
@@ -62,6 +67,7 @@ type Server struct {
 	subschema *ldapstore.Entry
 	timeUnit  time.Duration // of a search's timeLimit: a second (tests shorten it)
 	workers   *workers
+	pw        *pwLimiter
 
 	mu        sync.Mutex
 	closed    bool
@@ -99,6 +105,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.MaxPasswordChecks <= 0 {
+		cfg.MaxPasswordChecks = runtime.NumCPU()
+	}
 	s := &Server{
 		cfg:       cfg,
 		store:     cfg.Store,
@@ -107,6 +116,7 @@ func New(cfg Config) (*Server, error) {
 		started:   time.Now().UTC(),
 		timeUnit:  time.Second,
 		workers:   newWorkers(),
+		pw:        newPWLimiter(cfg.MaxPasswordChecks),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
