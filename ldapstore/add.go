@@ -98,14 +98,14 @@ func (w *wtx) add(r *addReq, by string) error {
 	setDefault(e, "modifiersName", by, r.internal)
 	setDefault(e, "modifyTimestamp", ts, r.internal)
 
-	w.put(b.entries, id[:], encodeRecord(parent, r.t.key, e))
+	w.put(b.entries, id[:], w.encodeRecord(parent, r.t.key, id[:], e))
 	w.put(b.dn, r.t.key, id[:])
 	if !r.t.isSuffix(w.s) {
 		w.put(b.children, childKey(parent, id), nil)
 	}
 	w.updateIndexes(b, id, nil, e)
 	w.del(b.tombstones, id[:])
-	w.logChange(b, c, ChangeAdd, id, e.DN)
+	w.logChange(b, c, ChangeAdd, id)
 	w.count++
 	return w.err
 }
@@ -131,7 +131,7 @@ func newUUID() uuid.UUID {
 
 func (w *wtx) buckets() buckets {
 	if w.b.entries == nil {
-		w.b = writeBuckets(w.tx)
+		w.b = w.s.writeBuckets(w.tx)
 	}
 	return w.b
 }

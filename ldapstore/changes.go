@@ -18,7 +18,11 @@ type Change struct {
 	CSN       csn.CSN
 	Kind      ChangeKind
 	EntryUUID string
-	DN        string // the entry's DN after the change (before it, for deletes)
+	// DN is the entry's DN when the change is read: its current DN (which
+	// a later rename may have changed since), or for a deleted entry the
+	// DN its tombstone keeps ("" once the tombstone is gone). The
+	// changelog itself stores only the kind and the entryUUID.
+	DN string
 }
 
 // ErrChangelogTrimmed is returned by ChangesSince when changes newer than
@@ -93,6 +97,7 @@ func (s *Store) ChangesSince(ctx context.Context, since csn.Vector, fn func(Chan
 		batch = batch[:0]
 		err := s.db.View(func(tx *bolt.Tx) error {
 			cur := tx.Bucket(bChangelog).Cursor()
+			entries, tombs := tx.Bucket(bEntries), tx.Bucket(bTombstones)
 			var k, v []byte
 			if start == nil {
 				k, v = cur.First()
@@ -108,6 +113,7 @@ func (s *Store) ChangesSince(ctx context.Context, since csn.Vector, fn func(Chan
 				if since.Covers(ch.CSN) {
 					continue
 				}
+				ch.DN = changeDN(entries, tombs, ch.Kind, v[1:17])
 				batch = append(batch, ch)
 			}
 			if k == nil {
@@ -132,13 +138,37 @@ func (s *Store) ChangesSince(ctx context.Context, since csn.Vector, fn func(Chan
 	}
 }
 
+// decodeChange decodes a changelog record (kind(1) + entryUUID(16)),
+// without its DN.
 func decodeChange(k, v []byte) (Change, error) {
 	c, err := csn.FromKey(k)
-	if err != nil || len(v) < 17 {
+	if err != nil || len(v) != 17 {
 		return Change{}, errCorrupt
 	}
 	u, _ := uuid.FromBytes(v[1:17])
-	return Change{CSN: c, Kind: ChangeKind(v[0]), EntryUUID: u.String(), DN: string(v[17:])}, nil
+	return Change{CSN: c, Kind: ChangeKind(v[0]), EntryUUID: u.String()}, nil
+}
+
+// changeDN returns the DN of the entry id a change names: from its record,
+// or from its tombstone when it is deleted (a delete's own record looks at
+// the tombstone first: the entryUUID may have been added again since).
+func changeDN(entries, tombs *bolt.Bucket, kind ChangeKind, id []byte) string {
+	if kind != ChangeDelete {
+		if buf := entries.Get(id); buf != nil {
+			if d, err := recordDN(buf); err == nil {
+				return d
+			}
+		}
+	}
+	if tv := tombs.Get(id); len(tv) >= csn.KeyLen+8 {
+		return string(tv[csn.KeyLen+8:])
+	}
+	if buf := entries.Get(id); buf != nil {
+		if d, err := recordDN(buf); err == nil {
+			return d
+		}
+	}
+	return ""
 }
 
 // Tombstone returns the tombstone of a deleted entry, if one is kept.
@@ -200,7 +230,7 @@ func (s *Store) Prune() (int, error) {
 		n := 0
 		newPruned := csn.Vector{}
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			b := writeBuckets(tx)
+			b := s.writeBuckets(tx)
 			cur := b.changelog.Cursor()
 			var dels [][]byte
 			for k, v := cur.First(); k != nil && bytes.Compare(k, limit) < 0 && len(dels) < pruneBatch; k, v = cur.Next() {

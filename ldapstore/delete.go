@@ -48,7 +48,7 @@ func (w *wtx) removeEntry(b buckets, id uuid.UUID, r *record, c csn.CSN) {
 	w.del(b.children, childKey(r.parent, id))
 	w.updateIndexes(b, id, r.entry, nil)
 	w.put(b.tombstones, id[:], encodeTombstone(c, w.s.now().Unix(), r.entry.DN))
-	w.logChange(b, c, ChangeDelete, id, r.entry.DN)
+	w.logChange(b, c, ChangeDelete, id)
 	w.count--
 }
 

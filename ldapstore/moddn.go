@@ -155,7 +155,7 @@ func (w *wtx) modDN(r *modDNReq, by string, c csn.CSN) error {
 		w.del(b.children, childKey(rec.parent, id))
 		w.put(b.children, childKey(parentID, id), nil)
 	}
-	w.put(b.entries, id[:], encodeRecord(parentID, newKey, e))
+	w.put(b.entries, id[:], w.encodeRecord(parentID, newKey, id[:], e))
 	w.updateIndexes(b, id, old, e)
 
 	oldDepth := len(r.t.rdns)
@@ -164,7 +164,7 @@ func (w *wtx) modDN(r *modDNReq, by string, c csn.CSN) error {
 		if buf == nil {
 			return errCorrupt
 		}
-		sr, err := decodeRecord(buf, 0)
+		sr, err := b.decodeRecord(sb.id, buf, 0)
 		if err != nil {
 			return err
 		}
@@ -176,9 +176,9 @@ func (w *wtx) modDN(r *modDNReq, by string, c csn.CSN) error {
 		nk := append(append([]byte(nil), newKey...), sb.key[len(oldKey):]...)
 		w.del(b.dn, sb.key)
 		w.put(b.dn, nk, sb.id)
-		w.put(b.entries, sb.id, encodeRecord(sr.parent, nk, sr.entry))
+		w.put(b.entries, sb.id, w.encodeRecord(sr.parent, nk, sb.id, sr.entry))
 	}
-	w.logChange(b, c, ChangeModDN, id, newDN)
+	w.logChange(b, c, ChangeModDN, id)
 	return w.err
 }
 

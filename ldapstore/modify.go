@@ -101,9 +101,9 @@ func (w *wtx) modify(r *modReq, by string, c csn.CSN) error {
 	e.Set("entryCSN", c.String())
 	e.Set("modifiersName", by)
 	e.Set("modifyTimestamp", genTime(c))
-	w.put(b.entries, id[:], encodeRecord(rec.parent, []byte(rec.key), e))
+	w.put(b.entries, id[:], w.encodeRecord(rec.parent, []byte(rec.key), id[:], e))
 	w.updateIndexes(b, id, old, e)
-	w.logChange(b, c, ChangeModify, id, e.DN)
+	w.logChange(b, c, ChangeModify, id)
 	return w.err
 }
 

@@ -23,7 +23,8 @@ const unlimited = int(^uint(0) >> 1)
 // when f cannot be answered from them. A lookup that would exceed limit
 // candidates stops and returns ok=false (AND uses this to skip branches
 // larger than the best so far). Rules:
-//   - equality on an indexed attribute: its index postings;
+//   - equality on an indexed attribute: its index postings (objectClass:
+//     those of the class and its subclasses, ocindex.go);
 //   - AND: the intersection of its indexed branches (smallest first);
 //   - OR: the union, only when every branch is indexed;
 //   - anything else: not indexed.
@@ -48,6 +49,9 @@ func (s *Store) planFilter(tx *bolt.Tx, f *filter.Filter, limit int) (ids []uuid
 		}
 		if !s.indexed[at] || len(at.Subtypes()) > 0 {
 			return nil, false
+		}
+		if at == s.ocAttr {
+			return s.planObjectClass(tx, f.Value, n, limit)
 		}
 		s.stats.lookups.Add(1)
 		return s.lookup(tx, at.Name(), n, limit)

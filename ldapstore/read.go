@@ -20,7 +20,7 @@ func (s *Store) Get(ctx context.Context, dn string) (*Entry, error) {
 	}
 	var e *Entry
 	err = s.db.View(func(tx *bolt.Tx) error {
-		b := bucketsOf(tx)
+		b := s.bucketsOf(tx)
 		id, r, err := loadKey(b, t.key)
 		if err != nil {
 			return err
@@ -45,12 +45,12 @@ func (s *Store) GetByUUID(ctx context.Context, id string) (*Entry, error) {
 	}
 	var e *Entry
 	err = s.db.View(func(tx *bolt.Tx) error {
-		b := bucketsOf(tx)
+		b := s.bucketsOf(tx)
 		buf := b.entries.Get(u[:])
 		if buf == nil {
 			return Errorf(NoSuchObject, "no entry with entryUUID %s", id)
 		}
-		r, err := decodeRecord(buf, 2)
+		r, err := b.decodeRecord(u[:], buf, 2)
 		if err != nil {
 			return err
 		}

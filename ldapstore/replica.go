@@ -52,7 +52,7 @@ func (w *wtx) applyEntry(r *addReq, id uuid.UUID, c csn.CSN) error {
 	if buf == nil {
 		return w.add(r, r.e.First("creatorsName"))
 	}
-	old, err := decodeRecord(buf, 0)
+	old, err := b.decodeRecord(id[:], buf, 0)
 	if err != nil {
 		return err
 	}
@@ -87,9 +87,9 @@ func (w *wtx) applyEntry(r *addReq, id uuid.UUID, c csn.CSN) error {
 		w.del(b.children, childKey(old.parent, id))
 		w.put(b.children, childKey(parent, id), nil)
 	}
-	w.put(b.entries, id[:], encodeRecord(parent, key, e))
+	w.put(b.entries, id[:], w.encodeRecord(parent, key, id[:], e))
 	w.updateIndexes(b, id, old.entry, e)
-	w.logChange(b, c, kind, id, e.DN)
+	w.logChange(b, c, kind, id)
 	return w.err
 }
 
@@ -118,7 +118,7 @@ func (s *Store) ApplyDelete(ctx context.Context, entryUUID string, c csn.CSN) er
 			w.changes++
 			return w.err
 		}
-		r, err := decodeRecord(buf, 0)
+		r, err := b.decodeRecord(id[:], buf, 0)
 		if err != nil {
 			return err
 		}

@@ -96,7 +96,7 @@ func (c *cursor) next(ctx context.Context, n int) ([]*Entry, bool, error) {
 	var out []*Entry
 	done := false
 	err := c.s.db.View(func(tx *bolt.Tx) error {
-		b := bucketsOf(tx)
+		b := c.s.bucketsOf(tx)
 		if !c.started {
 			c.started = true
 			v := b.dn.Get(c.baseKey)
@@ -156,7 +156,7 @@ func (c *cursor) check(b buckets, id []byte, buf []byte) (*Entry, error) {
 		return nil, nil
 	}
 	c.s.stats.examined.Add(1)
-	r, err := decodeRecord(buf, 2)
+	r, err := b.decodeRecord(id, buf, 2)
 	if err != nil {
 		return nil, err
 	}

@@ -37,15 +37,22 @@ type Options struct {
 // DefaultSuffix is the suffix used when Options.Suffix is empty.
 const DefaultSuffix = "dc=postern,dc=local"
 
-// Bucket names (the on-disk layout):
+// Bucket names (the on-disk layout, version layoutVersion):
 //
-//	entries:    entryUUID(16) → record (see record.go)
+//	entries:    entryUUID(16) → record (record.go: types and object class
+//	            names as numbers, CSN and timestamps in binary, entryUUID
+//	            not repeated)
+//	names:      number(4, big-endian) → attribute type or object class name
+//	            (names.go; given out on first use, never renumbered)
 //	dn:         reversed normalised DN key → entryUUID
 //	children:   parent entryUUID(16) + child entryUUID(16) → ""
-//	idx:        one sub-bucket per indexed attribute: flag + value + 0 + entryUUID → ""
-//	changelog:  csn.Key (18 bytes, CSN order) → kind(1) + entryUUID(16) + DN
+//	idx:        one sub-bucket per indexed attribute: flag + value + 0 + entryUUID → "";
+//	            objectClass posts only an entry's most specific classes (ocindex.go)
+//	changelog:  csn.Key (18 bytes, CSN order) → kind(1) + entryUUID(16); the DN
+//	            is read from the entry or tombstone when the change is read
 //	tombstones: entryUUID(16) → csn.Key(18) + unix seconds(8) + DN
-//	meta:       "version", "suffix", "count", "ctxcsn", "pruned"
+//	meta:       "version" (layoutVersion; Open refuses any other), "suffix",
+//	            "count", "ctxcsn", "pruned"
 var (
 	bEntries    = []byte("entries")
 	bDN         = []byte("dn")
@@ -54,6 +61,7 @@ var (
 	bChangelog  = []byte("changelog")
 	bTombstones = []byte("tombstones")
 	bMeta       = []byte("meta")
+	bNames      = []byte("names")
 
 	mVersion = []byte("version")
 	mSuffix  = []byte("suffix")
@@ -62,7 +70,9 @@ var (
 	mPruned  = []byte("pruned")
 )
 
-const layoutVersion = 1
+// layoutVersion is the version of the on-disk layout, kept in the meta
+// bucket; Open refuses a file of another version.
+const layoutVersion = 2
 
 // indexedAttrs are the attributes with equality indexes (canonical names).
 // entryUUID is answered by the entries bucket itself.
@@ -85,6 +95,8 @@ type Store struct {
 	ocAttr    *schema.AttributeType
 	pwAttr    *schema.AttributeType
 	extensOC  *schema.ObjectClass
+	topOC     *schema.ObjectClass
+	ocSubs    ocSubclasses
 	operAttrs map[string]*schema.AttributeType
 
 	queue     chan *op
@@ -102,10 +114,15 @@ type Store struct {
 
 	count atomic.Int64
 	stats counters
+	names atomic.Pointer[names] // committed numbering of types and values (names.go)
 }
 
 // ErrClosed is returned by operations on a closed store.
 var ErrClosed = errors.New("ldapstore: store closed")
+
+// errLayoutVersion is returned by Open for a file written in another
+// layout version (there is no migration between them).
+var errLayoutVersion = errors.New("ldapstore: unsupported database layout version")
 
 // Open opens (creating if needed) the store in the bbolt file at path.
 func Open(path string, opts Options) (*Store, error) {
@@ -157,6 +174,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s.structOC = s.sch.Attr("structuralObjectClass")
 	s.pwAttr = s.sch.Attr("userPassword")
 	s.extensOC = s.sch.Class("extensibleObject")
+	s.topOC = s.sch.Class("top")
 
 	// bbolt options:
 	//   - NoSync false: every commit is fsynced, so an acknowledged write
@@ -196,7 +214,7 @@ func Open(path string, opts Options) (*Store, error) {
 // init creates the buckets and loads the counters and context CSN.
 func (s *Store) init() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bEntries, bDN, bChildren, bIdx, bChangelog, bTombstones, bMeta} {
+		for _, b := range [][]byte{bEntries, bDN, bChildren, bIdx, bChangelog, bTombstones, bMeta, bNames} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("ldapstore: create bucket %s: %w", b, err)
 			}
@@ -215,15 +233,19 @@ func (s *Store) init() error {
 			if err := meta.Put(mSuffix, s.sufKey); err != nil {
 				return err
 			}
-		} else if v[0] != layoutVersion {
-			return fmt.Errorf("ldapstore: unknown layout version %d", v[0])
+		} else if len(v) != 1 || v[0] != layoutVersion {
+			return fmt.Errorf("%w: the file has version %v, this build reads version %d only", errLayoutVersion, v, layoutVersion)
 		} else if string(meta.Get(mSuffix)) != string(s.sufKey) {
 			return fmt.Errorf("ldapstore: database holds another suffix than %q", s.suffix)
 		}
+		nm, err := loadNames(tx.Bucket(bNames))
+		if err != nil {
+			return err
+		}
+		s.names.Store(nm)
 		if v := meta.Get(mCount); len(v) == 8 {
 			s.count.Store(int64(binary.BigEndian.Uint64(v)))
 		}
-		var err error
 		if s.ctxCSN, err = decodeVector(meta.Get(mCtxCSN)); err != nil {
 			return err
 		}

@@ -207,7 +207,7 @@ func (w *wtx) replApply(r *replReq, res *ApplyResult) error {
 	var old *record
 	if buf := b.entries.Get(r.id[:]); buf != nil {
 		var err error
-		if old, err = decodeRecord(buf, 0); err != nil {
+		if old, err = b.decodeRecord(r.id[:], buf, 0); err != nil {
 			return err
 		}
 		if oc, err := csn.Parse(old.entry.First("entryCSN")); err == nil && oc.Compare(r.c) >= 0 {
@@ -301,8 +301,8 @@ func (w *wtx) replPlace(b buckets, id uuid.UUID, old *record, req *addReq, c csn
 		}
 		w.updateIndexes(b, id, old.entry, e)
 	}
-	w.put(b.entries, id[:], encodeRecord(parent, t.key, e))
-	w.logChange(b, c, kind, id, e.DN)
+	w.put(b.entries, id[:], w.encodeRecord(parent, t.key, id[:], e))
+	w.logChange(b, c, kind, id)
 	res.Applied++
 	return w.err
 }
@@ -325,11 +325,11 @@ func (w *wtx) replDelete(b buckets, r *replReq, res *ApplyResult) error {
 		// tombstone so that a late state of it stays refused
 		w.s.gen.Observe(c)
 		w.put(b.tombstones, id[:], encodeTombstone(c, w.s.now().Unix(), ""))
-		w.logChange(b, c, ChangeDelete, id, "")
+		w.logChange(b, c, ChangeDelete, id)
 		res.Applied++
 		return w.err
 	}
-	rec, err := decodeRecord(buf, 0)
+	rec, err := b.decodeRecord(id[:], buf, 0)
 	if err != nil {
 		return err
 	}

@@ -124,9 +124,9 @@ func (w *wtx) moveAside(b buckets, id uuid.UUID) error {
 	if err := w.moveSubtree(b, id, rec, t.key, e.DN, rec.parent); err != nil {
 		return err
 	}
-	w.put(b.entries, id[:], encodeRecord(rec.parent, t.key, e))
+	w.put(b.entries, id[:], w.encodeRecord(rec.parent, t.key, id[:], e))
 	w.updateIndexes(b, id, rec.entry, e)
-	w.logChange(b, c, ChangeModDN, id, e.DN)
+	w.logChange(b, c, ChangeModDN, id)
 	return w.err
 }
 
@@ -135,7 +135,7 @@ func (w *wtx) record(b buckets, id uuid.UUID) (*record, error) {
 	if buf == nil {
 		return nil, errCorrupt
 	}
-	return decodeRecord(buf, 0)
+	return b.decodeRecord(id[:], buf, 0)
 }
 
 type subEntry struct{ key, id []byte }
@@ -174,7 +174,7 @@ func (w *wtx) moveSubtree(b buckets, id uuid.UUID, old *record, newKey []byte, n
 		if buf == nil {
 			return errCorrupt
 		}
-		sr, err := decodeRecord(buf, 0)
+		sr, err := b.decodeRecord(sb.id, buf, 0)
 		if err != nil {
 			return err
 		}
@@ -186,7 +186,7 @@ func (w *wtx) moveSubtree(b buckets, id uuid.UUID, old *record, newKey []byte, n
 		nk := append(append([]byte(nil), newKey...), sb.key[len(old.key):]...)
 		w.del(b.dn, sb.key)
 		w.put(b.dn, nk, sb.id)
-		w.put(b.entries, sb.id, encodeRecord(sr.parent, nk, sr.entry))
+		w.put(b.entries, sb.id, w.encodeRecord(sr.parent, nk, sb.id, sr.entry))
 	}
 	return w.err
 }
@@ -219,7 +219,7 @@ func (w *wtx) orphanSubtree(b buckets, rec *record) (int, error) {
 		w.put(b.dn, t.key, sb.id)
 		w.del(b.children, childKey(sr.parent, sid))
 		w.put(b.children, childKey(lf, sid), nil)
-		w.put(b.entries, sb.id, encodeRecord(lf, t.key, e))
+		w.put(b.entries, sb.id, w.encodeRecord(lf, t.key, sb.id, e))
 	}
 	return len(subs), w.err
 }
@@ -246,7 +246,7 @@ func (w *wtx) suffixTakeover(b buckets, loser, winner uuid.UUID) error {
 		}
 		w.del(b.children, k)
 		w.put(b.children, childKey(winner, kid), nil)
-		w.put(b.entries, kid[:], encodeRecord(winner, []byte(kr.key), kr.entry))
+		w.put(b.entries, kid[:], w.encodeRecord(winner, []byte(kr.key), kid[:], kr.entry))
 	}
 	c, err := csn.Parse(rec.entry.First("entryCSN"))
 	if err != nil {

@@ -35,7 +35,7 @@ func (s *Store) Snapshot(ctx context.Context, base string) ([]SyncItem, csn.Vect
 		if vec, err = decodeVector(tx.Bucket(bMeta).Get(mCtxCSN)); err != nil {
 			return err
 		}
-		b := bucketsOf(tx)
+		b := s.bucketsOf(tx)
 		if b.dn.Get(t.key) == nil {
 			return noSuchObject(b, t.rdns)
 		}
@@ -50,7 +50,7 @@ func (s *Store) Snapshot(ctx context.Context, base string) ([]SyncItem, csn.Vect
 			if buf == nil {
 				return errCorrupt
 			}
-			r, err := decodeRecord(buf, 0)
+			r, err := b.decodeRecord(v, buf, 0)
 			if err != nil {
 				return err
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"slices"
-	"strings"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
@@ -38,28 +37,34 @@ func (k ChangeKind) String() string {
 	return "unknown"
 }
 
-// buckets are the top-level buckets of one transaction. bucketsOf opens
-// the three every read needs; the others are opened by writeBuckets.
+// buckets are the top-level buckets of one transaction, with the store
+// whose names (names.go) decode its records. bucketsOf opens the three
+// every read needs; the others are opened by writeBuckets.
 type buckets struct {
+	s                                                 *Store
 	entries, dn, children, idx, changelog, tombstones *bolt.Bucket
 }
 
-func bucketsOf(tx *bolt.Tx) buckets {
+func (s *Store) bucketsOf(tx *bolt.Tx) buckets {
 	return buckets{
+		s:        s,
 		entries:  tx.Bucket(bEntries),
 		dn:       tx.Bucket(bDN),
 		children: tx.Bucket(bChildren),
 	}
 }
 
-func writeBuckets(tx *bolt.Tx) buckets {
-	b := bucketsOf(tx)
+func (s *Store) writeBuckets(tx *bolt.Tx) buckets {
+	b := s.bucketsOf(tx)
 	b.idx = tx.Bucket(bIdx)
 	b.changelog = tx.Bucket(bChangelog)
 	b.tombstones = tx.Bucket(bTombstones)
-	for _, x := range []*bolt.Bucket{b.entries, b.dn, b.children, b.changelog, b.tombstones} {
+	for _, x := range []*bolt.Bucket{b.entries, b.dn, b.children, b.tombstones} {
 		x.FillPercent = fillPercent
 	}
+	// changelog keys are CSNs: new records append at the end and pruning
+	// removes from the start, so its pages are packed full
+	b.changelog.FillPercent = 1.0
 	return b
 }
 
@@ -81,7 +86,7 @@ func loadKey(b buckets, key []byte) (uuid.UUID, *record, error) {
 	if buf == nil {
 		return id, nil, errCorrupt
 	}
-	r, err := decodeRecord(buf, 2)
+	r, err := b.decodeRecord(v, buf, 2)
 	return id, r, err
 }
 
@@ -149,36 +154,13 @@ func (s *Store) indexedValues(e *Entry) map[*schema.AttributeType][]string {
 // indexKeys returns the index keys of the values vals of at.
 func (s *Store) indexKeys(at *schema.AttributeType, vals []string, id uuid.UUID) [][]byte {
 	if at == s.ocAttr {
-		vals = s.withSuperclasses(vals)
+		vals = s.ocPostings(vals)
 	}
 	keys := make([][]byte, 0, len(vals))
 	for _, v := range vals {
 		keys = append(keys, append(indexPrefix(s.norm(at, v)), id[:]...))
 	}
 	return keys
-}
-
-// withSuperclasses returns the object classes vals name plus all their
-// superclasses, each once, so the objectClass index answers
-// (objectClass=person) for an inetOrgPerson as the filter matcher does.
-func (s *Store) withSuperclasses(vals []string) []string {
-	seen := make(map[string]bool, len(vals)+4)
-	out := make([]string, 0, len(vals)+4)
-	add := func(n string) {
-		if k := strings.ToLower(n); !seen[k] {
-			seen[k] = true
-			out = append(out, n)
-		}
-	}
-	for _, v := range vals {
-		oc := s.sch.Class(v)
-		if oc == nil {
-			add(v)
-			continue
-		}
-		oc.Walk(func(c *schema.ObjectClass) { add(c.Name()) })
-	}
-	return out
 }
 
 // updateIndexes writes the difference between the index keys of old and
@@ -215,11 +197,10 @@ func (w *wtx) updateIndexes(b buckets, id uuid.UUID, old, new *Entry) {
 
 // logChange appends to the changelog and records c in the batch's context
 // CSN (RFC 4533 §3.1: the context CSN follows every change).
-func (w *wtx) logChange(b buckets, c csn.CSN, kind ChangeKind, id uuid.UUID, dn string) {
-	v := make([]byte, 0, 17+len(dn))
+func (w *wtx) logChange(b buckets, c csn.CSN, kind ChangeKind, id uuid.UUID) {
+	v := make([]byte, 0, 17)
 	v = append(v, byte(kind))
 	v = append(v, id[:]...)
-	v = append(v, dn...)
 	w.put(b.changelog, c.Key(), v)
 	w.ctx.Update(c)
 	w.changes++

@@ -39,6 +39,8 @@ type wtx struct {
 	changes int
 	writes  int // puts and deletes so far
 	b       buckets
+	// newNames are the numbers given out in this transaction (names.go).
+	newNames map[string]uint64
 }
 
 // errDirty reports that bbolt failed while an op was writing.
@@ -196,6 +198,7 @@ func (s *Store) commit(ops []*op) (*wtx, error) {
 		return s.writeMeta(w)
 	})
 	if err == nil {
+		s.publishNames(w)
 		s.stats.commits.Add(1)
 	}
 	return w, err
