@@ -41,7 +41,7 @@ func (s *Store) Search(ctx context.Context, req *SearchRequest, fn func(*Entry) 
 			req = &SearchRequest{BaseDN: base, Scope: ScopeBase, Filter: req.Filter, SizeLimit: req.SizeLimit}
 		}
 	}
-	t, err := s.resolve(base, false)
+	t, err := s.resolveBase(base)
 	if err != nil {
 		return err
 	}

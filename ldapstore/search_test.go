@@ -181,3 +181,24 @@ func TestWriteContext(t *testing.T) {
 	_, err = s.Get(context.Background(), "uid=late,ou=people,dc=postern,dc=local")
 	wantCode(t, err, NoSuchObject)
 }
+
+// TestSearchBaseAfterDelete: a search base resolved before (and kept by the
+// base cache) is looked up again in every search, so a deleted base is
+// noSuchObject and a re-added one is found.
+func TestSearchBaseAfterDelete(t *testing.T) {
+	s := openTest(t, Options{})
+	seed(t, s)
+	ctx := context.Background()
+	base := "ou=tmp,dc=postern,dc=local"
+	must(t, s.Add(ctx, entry(base, "objectClass", "organizationalUnit", "ou", "tmp"), admin))
+	if got := search(t, s, "OU=Tmp, dc=postern,dc=local", ScopeBase, ""); len(got) != 1 {
+		t.Fatalf("before delete: %v", got)
+	}
+	must(t, s.Delete(ctx, base, admin))
+	err := s.Search(ctx, &SearchRequest{BaseDN: "OU=Tmp, dc=postern,dc=local", Scope: ScopeBase}, func(*Entry) error { return nil })
+	wantCode(t, err, NoSuchObject)
+	must(t, s.Add(ctx, entry(base, "objectClass", "organizationalUnit", "ou", "tmp", "description", "again"), admin))
+	if got := search(t, s, "OU=Tmp, dc=postern,dc=local", ScopeSub, "(description=again)"); len(got) != 1 {
+		t.Fatalf("after re-add: %v", got)
+	}
+}

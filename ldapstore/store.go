@@ -97,6 +97,7 @@ type Store struct {
 	extensOC  *schema.ObjectClass
 	topOC     *schema.ObjectClass
 	ocSubs    ocSubclasses
+	bases     baseCache
 	operAttrs map[string]*schema.AttributeType
 
 	queue     chan *op

@@ -25,7 +25,7 @@ func (s *Store) Snapshot(ctx context.Context, base string) ([]SyncItem, csn.Vect
 	if s.closed.Load() {
 		return nil, nil, ErrClosed
 	}
-	t, err := s.resolve(base, false)
+	t, err := s.resolveBase(base)
 	if err != nil {
 		return nil, nil, err
 	}

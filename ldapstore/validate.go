@@ -45,7 +45,10 @@ func (s *Store) resolve(d string, write bool) (*target, error) {
 		}
 		return nil, &Error{Code: NoSuchObject, Message: "no such object"}
 	}
-	return &target{dn: d, parsed: parsed, rdns: rdns, key: dnKey(rdns)}, nil
+	k := dnKey(rdns)
+	// a full slice: an append by a caller copies instead of writing into
+	// a target the base cache may share
+	return &target{dn: d, parsed: parsed, rdns: rdns[:len(rdns):len(rdns)], key: k[:len(k):len(k)]}, nil
 }
 
 func (s *Store) inSuffix(rdns []string) bool {
