@@ -72,22 +72,34 @@ func (s *Store) ChangesSince(ctx context.Context, since csn.Vector, fn func(Chan
 			return ErrChangelogTrimmed
 		}
 	}
-	// Start at the oldest CSN since holds when it covers every server ID
-	// present here; otherwise at the beginning.
+	// Start at the oldest CSN since holds for a server ID it is behind on,
+	// when it covers every server ID present here; otherwise at the
+	// beginning. A server ID whose newest change since already has does
+	// not hold the start back: the changelog is one keyspace in CSN (time)
+	// order, and a quiet server ID would otherwise make every call scan
+	// everything written since its last change.
 	var start []byte
 	if len(since) > 0 {
 		covered := true
-		for sid := range local {
-			if _, ok := since[sid]; !ok {
+		var min csn.CSN
+		for sid, have := range local {
+			got, ok := since[sid]
+			if !ok {
 				covered = false
+				break
+			}
+			if got.Compare(have) >= 0 {
+				continue
+			}
+			if min.IsZero() || got.Compare(min) < 0 {
+				min = got
 			}
 		}
 		if covered {
-			var min csn.CSN
-			for _, c := range since {
-				if min.IsZero() || c.Compare(min) < 0 {
-					min = c
-				}
+			if min.IsZero() {
+				// Up to date with every server ID. A commit after the
+				// snapshot of local signals Notify again.
+				return nil
 			}
 			start = min.Key()
 		}

@@ -127,19 +127,6 @@ func (w *wtx) modDN(r *modDNReq, by string, c csn.CSN) error {
 		return err
 	}
 
-	// collect the subordinates before writing (a cursor must not see its
-	// bucket change under it)
-	type sub struct {
-		key []byte
-		id  []byte
-	}
-	var subs []sub
-	prefix := append(append([]byte(nil), oldKey...), 0)
-	cur := b.dn.Cursor()
-	for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
-		subs = append(subs, sub{append([]byte(nil), k...), append([]byte(nil), v...)})
-	}
-
 	if c.IsZero() {
 		c = s.gen.Next()
 	} else {
@@ -149,35 +136,12 @@ func (w *wtx) modDN(r *modDNReq, by string, c csn.CSN) error {
 	e.Set("modifiersName", by)
 	e.Set("modifyTimestamp", genTime(c))
 
-	w.del(b.dn, oldKey)
-	w.put(b.dn, newKey, id[:])
-	if parentID != rec.parent {
-		w.del(b.children, childKey(rec.parent, id))
-		w.put(b.children, childKey(parentID, id), nil)
+	// the entry's DN and children index keys, and its subordinates' DNs
+	if err := w.moveSubtree(b, id, rec, newKey, newDN, parentID); err != nil {
+		return err
 	}
 	w.put(b.entries, id[:], w.encodeRecord(parentID, newKey, id[:], e))
 	w.updateIndexes(b, id, old, e)
-
-	oldDepth := len(r.t.rdns)
-	for _, sb := range subs {
-		buf := b.entries.Get(sb.id)
-		if buf == nil {
-			return errCorrupt
-		}
-		sr, err := b.decodeRecord(sb.id, buf, 0)
-		if err != nil {
-			return err
-		}
-		cd, err := dn.Parse(sr.entry.DN)
-		if err != nil || len(cd) <= oldDepth {
-			return errCorrupt
-		}
-		sr.entry.DN = cd[:len(cd)-oldDepth].String() + "," + newDN
-		nk := append(append([]byte(nil), newKey...), sb.key[len(oldKey):]...)
-		w.del(b.dn, sb.key)
-		w.put(b.dn, nk, sb.id)
-		w.put(b.entries, sb.id, w.encodeRecord(sr.parent, nk, sb.id, sr.entry))
-	}
 	w.logChange(b, c, ChangeModDN, id)
 	return w.err
 }

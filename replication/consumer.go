@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -285,9 +286,28 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 	}
 }
 
+// remoteCount returns the number of entries at the provider.
+func remoteCount(l *ldap.Conn, base string) (int, error) {
+	res, err := l.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"posternEntryCount"}, nil))
+	if err == nil && len(res.Entries) == 1 {
+		if v := res.Entries[0].GetAttributeValue("posternEntryCount"); v != "" {
+			return strconv.Atoi(v)
+		}
+	}
+	res, err = l.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"1.1"}, nil))
+	if err != nil {
+		return 0, err
+	}
+	return len(res.Entries), nil
+}
+
 // countRemote refreshes the remote entry count after the refresh and then
 // every CountInterval, with a search on the same connection (go-ldap
-// multiplexes it beside the sync search).
+// multiplexes it beside the sync search). A Postern provider publishes the
+// count in its Root DSE (posternEntryCount): one small base search. Other
+// providers (slapd) are counted by listing the tree's DNs.
 func (c *Consumer) countRemote(ctx context.Context, l *ldap.Conn, refreshed <-chan struct{}) {
 	select {
 	case <-ctx.Done():
@@ -295,11 +315,8 @@ func (c *Consumer) countRemote(ctx context.Context, l *ldap.Conn, refreshed <-ch
 	case <-refreshed:
 	}
 	for {
-		req := ldap.NewSearchRequest(c.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-			"(objectClass=*)", []string{"1.1"}, nil)
-		res, err := l.Search(req)
+		n, err := remoteCount(l, c.cfg.BaseDN)
 		if err == nil {
-			n := len(res.Entries)
 			c.update(func(s *LinkStatus) { s.RemoteEntries = n })
 		} else if ctx.Err() == nil {
 			c.log.Debug("replication: remote count", "err", err)

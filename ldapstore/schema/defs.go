@@ -142,6 +142,9 @@ var attributeTypeDefs = []string{
 	// cluster (issue 5): a member's SSH device key (authorized_keys form), and removed members' revoked keys
 	"( " + P + ".1.40 NAME 'posternDeviceKey' DESC 'SSH public key, authorized_keys format' " + ci + " SINGLE-VALUE )",
 	"( " + P + ".1.41 NAME 'posternRevokedKey' DESC 'SHA256 fingerprints of removed members device keys' " + ci + " )",
+	// replication (issue 4): the Root DSE publishes the live entry count, so a
+	// consumer's "N entries in remote database" costs one base search
+	"( " + P + ".1.42 NAME 'posternEntryCount' DESC 'live entries in the directory' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE NO-USER-MODIFICATION USAGE dSAOperation )",
 }
 
 const orgMay = "userPassword $ searchGuide $ seeAlso $ businessCategory $ x121Address $ registeredAddress $ destinationIndicator $ preferredDeliveryMethod $ telexNumber $ teletexTerminalIdentifier $ telephoneNumber $ internationaliSDNNumber $ facsimileTelephoneNumber $ street $ postOfficeBox $ postalCode $ postalAddress $ physicalDeliveryOfficeName $ st $ l $ description"

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"sort"
+	"strconv"
 
 	"postern/ldapstore"
 	"postern/ldapstore/filter"
@@ -10,8 +12,9 @@ import (
 // rootDSE builds the Root DSE (RFC 4512 §5.1) as it is now: contextCSN
 // changes with every write. Everything but objectClass is operational, so a
 // plain base search of "" shows only objectClass, and "+" or explicit names
-// show the rest, as with slapd.
-func (s *Server) rootDSE() *ldapstore.Entry {
+// show the rest, as with slapd. What only bound clients may see depends
+// on id.
+func (s *Server) rootDSE(id identity) *ldapstore.Entry {
 	e := &ldapstore.Entry{DN: ""}
 	e.Set("objectClass", "top")
 	e.Set("namingContexts", s.suffix)
@@ -33,6 +36,13 @@ func (s *Server) rootDSE() *ldapstore.Entry {
 	}
 	// DESIGN.md: contextCSN, one value per server ID.
 	e.Set("contextCSN", s.store.ContextCSN().Strings()...)
+	// Postern: the live entry count (a counter the store keeps), so that a
+	// replication consumer shows "N entries in remote database" without
+	// listing the whole tree. Not for anonymous clients: the size of the
+	// directory is the tree's business, which they may not read.
+	if n, err := s.store.Count(context.Background()); err == nil && !id.anonymous() {
+		e.Set("posternEntryCount", strconv.Itoa(n))
+	}
 	return e
 }
 

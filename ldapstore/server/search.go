@@ -22,7 +22,7 @@ func (c *conn) search(op *operation, m *message, r *searchRequest, id identity) 
 	}
 	switch {
 	case r.base == "" && r.scope == ldapstore.ScopeBase:
-		c.searchRootDSE(op, m, r)
+		c.searchRootDSE(op, m, r, id)
 		return
 	case isSubschemaDN(r.base):
 		c.searchSubschema(op, m, r)
@@ -115,8 +115,8 @@ func isSubschemaDN(base string) bool {
 // readable by everyone. One-level and subtree searches of "" go to the
 // store, which takes them as searches of the suffix (the suffix is the Root
 // DSE's only child), like slapd with a default search base.
-func (c *conn) searchRootDSE(op *operation, m *message, r *searchRequest) {
-	c.sendSpecial(op, m, r, c.srv.rootDSE())
+func (c *conn) searchRootDSE(op *operation, m *message, r *searchRequest, id identity) {
+	c.sendSpecial(op, m, r, c.srv.rootDSE(id))
 }
 
 // searchSubschema serves searches of cn=Subschema (RFC 4512 §4.2), readable

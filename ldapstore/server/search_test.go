@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -248,6 +249,17 @@ func TestRootDSE(t *testing.T) {
 	if len(csns) != 1 || !strings.HasSuffix(csns[0], "#001#000000") {
 		t.Errorf("contextCSN %v, want one CSN of server 001", csns)
 	}
+	// The entry count is for bound clients only; this connection is anonymous.
+	if v := e.GetAttributeValues("posternEntryCount"); len(v) != 0 {
+		t.Errorf("anonymous sees posternEntryCount %v", v)
+	}
+	n, err := ts.store.Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := search(t, root, "", ldap.ScopeBaseObject, "(objectClass=*)", "posternEntryCount")[0].GetAttributeValue("posternEntryCount"); got != strconv.Itoa(n) {
+		t.Errorf("posternEntryCount = %q, want %d", got, n)
+	}
 	// Explicit names select single attributes.
 	e = search(t, l, "", ldap.ScopeBaseObject, "(objectClass=*)", "namingContexts")[0]
 	if got := attrNames(e); !slices.Equal(got, []string{"namingContexts"}) {
@@ -255,7 +267,7 @@ func TestRootDSE(t *testing.T) {
 	}
 	// Compare works on the Root DSE, for anonymous clients too.
 	// supportedLDAPVersion has no equality rule (RFC 4512 §5.1.7).
-	_, err := l.Compare("", "supportedLDAPVersion", "3")
+	_, err = l.Compare("", "supportedLDAPVersion", "3")
 	wantCode(t, err, ldap.LDAPResultInappropriateMatching)
 	if ok, err := l.Compare("", "subschemaSubentry", "CN=SUBSCHEMA"); err != nil || !ok {
 		t.Fatalf("compare subschemaSubentry: %v %v", ok, err)

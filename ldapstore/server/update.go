@@ -65,7 +65,7 @@ func (c *conn) modDN(ctx context.Context, r *modDNRequest, id identity) error {
 func (c *conn) compare(ctx context.Context, r *compareRequest, id identity) error {
 	switch {
 	case r.dn == "":
-		return c.srv.compareSpecial(c.srv.rootDSE(), r)
+		return c.srv.compareSpecial(c.srv.rootDSE(id), r)
 	case isSubschemaDN(r.dn):
 		return c.srv.compareSpecial(c.srv.subschema, r)
 	}
