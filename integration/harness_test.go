@@ -194,6 +194,19 @@ func (a *appliance) stop() {
 	}
 }
 
+// waitLog waits until the appliance's output holds line: what it logs
+// reaches the test through a pipe, after the reply a client already got.
+func (a *appliance) waitLog(t *testing.T, line string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(a.out.String(), line) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not log %q within 10s:\n%s", a.ip, line, a.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // kill9 kills the appliance without warning.
 func (a *appliance) kill9() {
 	a.cmd.Process.Signal(syscall.SIGKILL)
