@@ -1,0 +1,94 @@
+package integration
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFirmwareParityPause upgrades a running member to another firmware
+// version in place: replication with it pauses and both sides say why;
+// back on the cluster's version, it resumes by itself and catches up.
+func TestFirmwareParityPause(t *testing.T) {
+	ntp := startNTP(t)
+	common := []string{"--ntp-server", ntp.addr, "--heartbeat", "1s"}
+	a := startAppliance(t, "127.0.0.16", common...)
+	b := startAppliance(t, "127.0.0.17", common...)
+	pw := writePassword(t, "correct horse battery")
+	idFile := filepath.Join(t.TempDir(), "clusterid.txt")
+	if out, err := a.cli("cluster", "prepare", "--password-file", pw, "--out", idFile, "--allow", "127.0.0.17"); err != nil {
+		t.Fatalf("prepare: %v\n%s", err, out)
+	}
+	if out, err := b.cli("cluster", "join", "--id", idFile, "--password-file", pw, "--member", a.addr["cluster"], "--self", b.addr["cluster"]); err != nil {
+		t.Fatalf("join: %v\n%s", err, out)
+	}
+	visibleOnB := func(cn string, within time.Duration) bool {
+		deadline := time.Now().Add(within)
+		for time.Now().Before(deadline) {
+			if countPeople(t, b, "(cn="+cn+")") == 1 {
+				return true
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		return false
+	}
+	write := func(cn string) {
+		c := dialAdmin(t, a)
+		defer c.Close()
+		if err := addPerson(c, cn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("before-upgrade")
+	if !visibleOnB("before-upgrade", 20*time.Second) {
+		t.Fatal("replication a → b not working before the upgrade")
+	}
+
+	// b runs another firmware version on the same data.
+	other := filepath.Join(t.TempDir(), "postern-other")
+	if err := buildBinary(other, "9.9.8-other"); err != nil {
+		t.Fatal(err)
+	}
+	b.stop()
+	b.bin = other
+	b.restart(common...)
+	eventually(t, 30*time.Second, "a's status shows the firmware mismatch and the paused link", func() string {
+		st := a.clusterStatus(t)
+		for _, m := range st.Members {
+			if m.Self {
+				continue
+			}
+			if !strings.Contains(m.Status, "paused: firmware "+testVersion+" here, 9.9.8-other there") {
+				return "status: " + m.Status
+			}
+		}
+		for _, s := range st.Setup {
+			if s.IP == "127.0.0.17" && !strings.Contains(s.Parity, "firmware "+testVersion+" here, 9.9.8-other there") {
+				return "parity: " + s.Parity
+			}
+		}
+		return ""
+	})
+	write("during-mismatch")
+	if visibleOnB("during-mismatch", 5*time.Second) {
+		t.Fatal("a change replicated to a member of another firmware version")
+	}
+
+	// Back on the cluster's version: replication resumes and catches up.
+	b.stop()
+	b.bin = binary
+	b.restart(common...)
+	if !visibleOnB("during-mismatch", 30*time.Second) {
+		t.Fatal("replication did not resume after the versions matched again")
+	}
+	eventually(t, 30*time.Second, "a's status OK again", func() string {
+		for _, m := range a.clusterStatus(t).Members {
+			if !m.Self && !m.OK {
+				return fmt.Sprintf("%s: %s", m.DeviceID, m.Status)
+			}
+		}
+		return ""
+	})
+}
