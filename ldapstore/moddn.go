@@ -127,14 +127,7 @@ func (w *wtx) modDN(r *modDNReq, by string, c csn.CSN) error {
 		return err
 	}
 
-	if c.IsZero() {
-		c = s.gen.Next()
-	} else {
-		s.gen.Observe(c)
-	}
-	e.Set("entryCSN", c.String())
-	e.Set("modifiersName", by)
-	e.Set("modifyTimestamp", genTime(c))
+	c = s.stamp(e, c, by)
 
 	// the entry's DN and children index keys, and its subordinates' DNs
 	if err := w.moveSubtree(b, id, rec, newKey, newDN, parentID); err != nil {

@@ -93,14 +93,7 @@ func (w *wtx) modify(r *modReq, by string, c csn.CSN) error {
 	if _, err := s.checkEntry(e, s.sch.Class(old.First("structuralObjectClass"))); err != nil {
 		return err
 	}
-	if c.IsZero() {
-		c = s.gen.Next()
-	} else {
-		s.gen.Observe(c)
-	}
-	e.Set("entryCSN", c.String())
-	e.Set("modifiersName", by)
-	e.Set("modifyTimestamp", genTime(c))
+	c = s.stamp(e, c, by)
 	w.put(b.entries, id[:], w.encodeRecord(rec.parent, []byte(rec.key), id[:], e))
 	w.updateIndexes(b, id, old, e)
 	w.logChange(b, c, ChangeModify, id)
@@ -166,4 +159,19 @@ func (s *Store) applyMod(e *Entry, m Modification) error {
 		e.Set(name, out...)
 	}
 	return nil
+}
+
+// stamp marks e as changed by by at CSN c (a new CSN when c is zero; the
+// generator never goes below a given one): entryCSN, modifiersName,
+// modifyTimestamp. It returns the CSN used.
+func (s *Store) stamp(e *Entry, c csn.CSN, by string) csn.CSN {
+	if c.IsZero() {
+		c = s.gen.Next()
+	} else {
+		s.gen.Observe(c)
+	}
+	e.Set("entryCSN", c.String())
+	e.Set("modifiersName", by)
+	e.Set("modifyTimestamp", genTime(c))
+	return c
 }
