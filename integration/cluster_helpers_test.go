@@ -179,3 +179,43 @@ func readForwarded(t *testing.T, addr string) string {
 }
 
 func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }
+
+// clusterFixture starts appliances that share one NTP server, a fast
+// heartbeat and one cluster password, and forms clusters of them.
+type clusterFixture struct {
+	t      *testing.T
+	common []string
+	pw     string
+}
+
+func newClusterFixture(t *testing.T) *clusterFixture {
+	t.Helper()
+	ntp := startNTP(t)
+	return &clusterFixture{t: t, common: []string{"--ntp-server", ntp.addr, "--heartbeat", "1s"}, pw: writePassword(t, "correct horse battery")}
+}
+
+// start starts an appliance on ip with the fixture's options.
+func (f *clusterFixture) start(ip string) *appliance {
+	f.t.Helper()
+	return startAppliance(f.t, ip, f.common...)
+}
+
+// prepare runs `cluster prepare` on x, allowing the given IPs, and returns
+// the identifier's path.
+func (f *clusterFixture) prepare(x *appliance, allow ...string) string {
+	f.t.Helper()
+	idFile := filepath.Join(f.t.TempDir(), "clusterid.txt")
+	args := []string{"cluster", "prepare", "--password-file", f.pw, "--out", idFile}
+	if len(allow) > 0 {
+		args = append(args, "--allow", strings.Join(allow, ","))
+	}
+	if out, err := x.cli(args...); err != nil {
+		f.t.Fatalf("prepare on %s: %v\n%s", x.ip, err, out)
+	}
+	return idFile
+}
+
+// join runs `cluster join` on x through member via with the identifier idFile.
+func (f *clusterFixture) join(x, via *appliance, idFile string) (string, error) {
+	return x.cli("cluster", "join", "--id", idFile, "--password-file", f.pw, "--member", via.addr["cluster"], "--self", x.addr["cluster"])
+}

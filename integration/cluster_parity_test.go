@@ -12,16 +12,9 @@ import (
 // version in place: replication with it pauses and both sides say why;
 // back on the cluster's version, it resumes by itself and catches up.
 func TestFirmwareParityPause(t *testing.T) {
-	ntp := startNTP(t)
-	common := []string{"--ntp-server", ntp.addr, "--heartbeat", "1s"}
-	a := startAppliance(t, "127.0.0.16", common...)
-	b := startAppliance(t, "127.0.0.17", common...)
-	pw := writePassword(t, "correct horse battery")
-	idFile := filepath.Join(t.TempDir(), "clusterid.txt")
-	if out, err := a.cli("cluster", "prepare", "--password-file", pw, "--out", idFile, "--allow", "127.0.0.17"); err != nil {
-		t.Fatalf("prepare: %v\n%s", err, out)
-	}
-	if out, err := b.cli("cluster", "join", "--id", idFile, "--password-file", pw, "--member", a.addr["cluster"], "--self", b.addr["cluster"]); err != nil {
+	f := newClusterFixture(t)
+	a, b := f.start("127.0.0.16"), f.start("127.0.0.17")
+	if out, err := f.join(b, a, f.prepare(a, "127.0.0.17")); err != nil {
 		t.Fatalf("join: %v\n%s", err, out)
 	}
 	visibleOnB := func(cn string, within time.Duration) bool {
@@ -53,7 +46,7 @@ func TestFirmwareParityPause(t *testing.T) {
 	}
 	b.stop()
 	b.bin = other
-	b.restart(common...)
+	b.restart(f.common...)
 	eventually(t, 30*time.Second, "a's status shows the firmware mismatch and the paused link", func() string {
 		st := a.clusterStatus(t)
 		for _, m := range st.Members {
@@ -79,7 +72,7 @@ func TestFirmwareParityPause(t *testing.T) {
 	// Back on the cluster's version: replication resumes and catches up.
 	b.stop()
 	b.bin = binary
-	b.restart(common...)
+	b.restart(f.common...)
 	if !visibleOnB("during-mismatch", 30*time.Second) {
 		t.Fatal("replication did not resume after the versions matched again")
 	}

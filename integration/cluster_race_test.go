@@ -19,32 +19,18 @@ import (
 // throughout (the reference product warns that parallel joins may lose
 // configuration; ours may not).
 func TestConcurrentJoins(t *testing.T) {
-	ntp := startNTP(t)
-	common := []string{"--ntp-server", ntp.addr, "--heartbeat", "1s"}
-	a := startAppliance(t, "127.0.0.12", common...)
-	b := startAppliance(t, "127.0.0.13", common...)
-	c := startAppliance(t, "127.0.0.14", common...)
-	d := startAppliance(t, "127.0.0.15", common...)
-	pw := writePassword(t, "correct horse battery")
-	idFile := filepath.Join(t.TempDir(), "clusterid.txt")
-	if out, err := a.cli("cluster", "prepare", "--password-file", pw, "--out", idFile, "--allow", "127.0.0.13"); err != nil {
-		t.Fatalf("prepare: %v\n%s", err, out)
-	}
+	f := newClusterFixture(t)
+	a, b, c, d := f.start("127.0.0.12"), f.start("127.0.0.13"), f.start("127.0.0.14"), f.start("127.0.0.15")
 	// An identifier pins the host key of the member it was made on, so
 	// each joiner uses one made on the member it goes through.
-	ids := map[*appliance]string{a: idFile}
-	join := func(x, via *appliance) (string, error) {
-		return x.cli("cluster", "join", "--id", ids[via], "--password-file", pw, "--member", via.addr["cluster"], "--self", x.addr["cluster"])
-	}
+	ids := map[*appliance]string{a: f.prepare(a, "127.0.0.13")}
+	join := func(x, via *appliance) (string, error) { return f.join(x, via, ids[via]) }
 	if out, err := join(b, a); err != nil {
 		t.Fatalf("join b: %v\n%s", err, out)
 	}
 	// A new identifier on b and protection changes on a, at once: edits of
 	// the cluster configuration on two members must both survive.
-	ids[b] = filepath.Join(t.TempDir(), "clusterid-b.txt")
-	if out, err := b.cli("cluster", "prepare", "--password-file", pw, "--out", ids[b]); err != nil {
-		t.Fatalf("prepare on b: %v\n%s", err, out)
-	}
+	ids[b] = f.prepare(b)
 	if out, err := a.cli("cluster", "protect", "--add", "127.0.0.14"); err != nil {
 		t.Fatalf("protect: %v\n%s", err, out)
 	}
