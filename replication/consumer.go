@@ -195,12 +195,12 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 		c.log.Warn("replication: stored cookie unreadable, full refresh", "err", err)
 		prev, _ = ParseCookie("")
 	}
-	// OpenLDAP's consumer form: our rid and sid with the provider's CSNs.
-	sent := Cookie{RID: cfg.RID, SID: cfg.Store.ServerID(), CSNs: prev.CSNs}
-	var ck []byte
-	if len(sent.CSNs) > 0 {
-		ck = []byte(sent.String())
-	}
+	// OpenLDAP's consumer form: our rid and sid with the provider's CSNs,
+	// also on the first session (no CSNs yet, "rid=001,sid=002" as
+	// syncrepl sends it): the sid tells a multi-master provider not to
+	// stream our own changes back to us, among them every entry we are
+	// copying from it while it serves our refresh.
+	ck := []byte(Cookie{RID: cfg.RID, SID: cfg.Store.ServerID(), CSNs: prev.CSNs}.String())
 	req := ldap.NewSearchRequest(cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{"*", "+"}, nil)
 	resp := l.Syncrepl(sctx, req, 256, ldap.SyncRequestModeRefreshAndPersist, ck, false)

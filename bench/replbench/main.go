@@ -22,7 +22,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,13 +129,15 @@ func measure(p pair, n, w, clients int) error {
 	}
 	fmt.Printf("system=%s measure=full_refresh entries=%d seconds=%.3f\n", sys, n+2, time.Since(t0).Seconds())
 
-	lat, err := latency(p.addrA(), p.addrB(), w, n)
+	lat, ack, err := latency(p.addrA(), p.addrB(), w, n)
 	if err != nil {
 		return fmt.Errorf("latency: %w", err)
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
-	fmt.Printf("system=%s measure=latency writes=%d p50_ms=%.3f p99_ms=%.3f\n", sys, w, pct(0.5), pct(0.99))
+	if f := os.Getenv("REPLBENCH_SAMPLES"); f != "" {
+		dumpSamples(f+"."+sys, lat, ack)
+	}
+	fmt.Printf("system=%s measure=latency writes=%d p50_ms=%.3f p99_ms=%.3f\n", sys, w, pct(lat, 0.5), pct(lat, 0.99))
+	fmt.Printf("system=%s measure=write_ack writes=%d p50_ms=%.3f p99_ms=%.3f\n", sys, w, pct(ack, 0.5), pct(ack, 0.99))
 
 	if err := p.stopB(); err != nil {
 		return err
@@ -267,20 +270,42 @@ func waitCount(addr, filter string, want int, limit time.Duration) error {
 	return fmt.Errorf("%s: %d entries after %v, want %d", filter, last, limit, want)
 }
 
-// latency modifies one entry on a and polls b until it sees the value.
-func latency(a, b string, w, n int) ([]time.Duration, error) {
+// pct returns the q quantile of d in milliseconds (d is sorted in place).
+func pct(d []time.Duration, q float64) float64 {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[int(q*float64(len(s)-1))].Microseconds()) / 1000
+}
+
+// dumpSamples writes one line per write: write-to-visible and write
+// acknowledgement in microseconds, in the order measured.
+func dumpSamples(path string, lat, ack []time.Duration) {
+	var b strings.Builder
+	for i := range lat {
+		fmt.Fprintf(&b, "%d %d %d\n", i, lat[i].Microseconds(), ack[i].Microseconds())
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "replbench:", err)
+	}
+}
+
+// latency modifies one entry on a and polls b until it sees the value. It
+// returns, per write, the time until b showed it and the time until a
+// acknowledged it.
+func latency(a, b string, w, n int) (lat, ack []time.Duration, err error) {
 	la, err := dial(a)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer la.Close()
 	lb, err := dial(b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer lb.Close()
 	ctx := context.Background()
 	out := make([]time.Duration, 0, w)
+	ack = make([]time.Duration, 0, w)
 	for i := range w {
 		d := userDN(i % n)
 		val := fmt.Sprintf("latency-%d", i)
@@ -288,22 +313,23 @@ func latency(a, b string, w, n int) ([]time.Duration, error) {
 		m.Replace("description", []string{val})
 		t0 := time.Now()
 		if err := la.Modify(m); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		ack = append(ack, time.Since(t0))
 		for {
 			res, err := lb.Search(ldap.NewSearchRequest(d, ldap.ScopeBaseObject, 0, 0, 0, false,
 				"(description="+val+")", []string{"1.1"}, nil))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if len(res.Entries) == 1 {
 				break
 			}
 			if time.Since(t0) > 30*time.Second {
-				return nil, fmt.Errorf("write %d not visible on B after 30s", i)
+				return nil, nil, fmt.Errorf("write %d not visible on B after 30s", i)
 			}
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 		}
 		out = append(out, time.Since(t0))
@@ -311,5 +337,5 @@ func latency(a, b string, w, n int) ([]time.Duration, error) {
 			fmt.Fprintf(os.Stderr, "write %d: %v at %s\n", i, out[len(out)-1], t0.Format("15:04:05.000"))
 		}
 	}
-	return out, nil
+	return out, ack, nil
 }
