@@ -215,7 +215,7 @@ func (s *session) presentRefresh(ctx context.Context) error {
 		if !s.inScope(e) {
 			continue
 		}
-		if len(s.since) > 0 && s.since.Covers(it.CSN) && e.First("entryCSN") == it.CSN.String() {
+		if s.knows(e, it.CSN) {
 			if present = append(present, it.EntryUUID); len(present) >= maxIDSet {
 				if err := flush(); err != nil {
 					return err
@@ -234,6 +234,28 @@ func (s *session) presentRefresh(ctx context.Context) error {
 		s.cursor.Update(c)
 	}
 	return nil
+}
+
+// knows reports whether the consumer already holds e as it is now, so the
+// present phase names it (syncIdSet) instead of sending it whole: e is
+// unchanged since the consumer's cookie (snap is its CSN in the snapshot),
+// or the consumer made e's current version itself. The second is the
+// multi-master case of a member's first session with a peer that is
+// copying from it: without it the member would get back every entry it
+// has just sent. It rests on what the delta refresh and persist stage rest
+// on as well (they never send a consumer its own changes): a member holds
+// every change it made, since its server ID is its own (a device that
+// joins again is given the base's copy first).
+func (s *session) knows(e *ldapstore.Entry, snap csn.CSN) bool {
+	cur := e.First("entryCSN")
+	if len(s.since) > 0 && s.since.Covers(snap) && cur == snap.String() {
+		return true
+	}
+	if s.peer < 0 || s.peer == s.p.st.ServerID() {
+		return false
+	}
+	c, err := csn.Parse(cur)
+	return err == nil && int(c.SID) == s.peer
 }
 
 // persist is the persist stage (RFC 4533 §3.4): after each commit, every

@@ -145,3 +145,52 @@ func TestTrimmedChangelogPresentPhase(t *testing.T) {
 		t.Fatalf("status %+v", s)
 	}
 }
+
+// TestPresentPhaseNamesTheConsumersOwnEntries: in a present phase the
+// provider names the entries the consumer made itself (their entryCSN
+// carries the consumer's sid) instead of sending them whole, so a member's
+// first session with a peer that has just copied its tree costs a few
+// syncIdSets, not the tree; entries made elsewhere still come whole, and
+// the consumer converges.
+func TestPresentPhaseNamesTheConsumersOwnEntries(t *testing.T) {
+	ctx := context.Background()
+	a := startNode(t, 1, "")
+	b := startNode(t, 2, "")
+	seedTree(t, a.store)
+	for i := range 40 {
+		must(t, a.store.Add(ctx, person(fmt.Sprintf("a%02d", i)), rootDN))
+	}
+	_, stop := consume(t, b, 1, "a", a.addr)
+	waitEqual(t, 10*time.Second, a.store, b.store)
+	stop()
+	for i := range 3 {
+		must(t, b.store.Add(ctx, person(fmt.Sprintf("b%02d", i)), rootDN))
+	}
+
+	// a's first sync search on b, as a's consumer sends it: rid and sid, no CSNs
+	l, err := ldap.DialURL("ldap://" + b.addr)
+	must(t, err)
+	defer l.Close()
+	must(t, l.Bind(rootDN, rootPW))
+	req := ldap.NewSearchRequest(suffix, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", []string{"*", "+"},
+		[]ldap.Control{ldap.NewControlSyncRequest(ldap.SyncRequestModeRefreshOnly, []byte("rid=002,sid=001"), false)})
+	res, err := l.Search(req)
+	must(t, err)
+	var whole []string
+	for _, e := range res.Entries {
+		whole = append(whole, e.DN)
+	}
+	if len(whole) != 3 {
+		t.Fatalf("whole entries %v, want only the 3 made on b", whole)
+	}
+	for _, d := range whole {
+		if !strings.HasPrefix(d, "uid=b") {
+			t.Fatalf("entry %s sent whole to the member that made it", d)
+		}
+	}
+
+	// and a's consumer converges through it
+	_, stop = consume(t, a, 2, "b", b.addr)
+	defer stop()
+	waitEqual(t, 10*time.Second, a.store, b.store)
+}
