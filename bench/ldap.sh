@@ -175,7 +175,7 @@ suffix "$SUFFIX"
 rootdn "$ROOTDN"
 rootpw $PASSWORD
 directory $TMP/slapd/db
-index objectClass,cn,uid,mail,entryUUID,entryCSN eq
+index objectClass,cn,uid,mail,entryUUID eq
 EOF
 "$SLAPD" -Tt -u -f "$TMP/slapd/slapd.conf" >"$TMP/slapd.log" 2>&1 || { cat "$TMP/slapd.log" >&2; die "slapd.conf rejected"; }
 

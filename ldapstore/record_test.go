@@ -3,6 +3,7 @@ package ldapstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -108,4 +109,63 @@ func TestLayoutVersion(t *testing.T) {
 		}
 		return nil
 	}))
+}
+
+// TestIndexSetFollowsTheBuild: Open makes the file's indexes the ones this
+// build maintains: an index sub-bucket it does not maintain (an older
+// build's entryCSN index) is dropped, and a missing one is built from the
+// entries, so indexed searches answer right and examine only their hits.
+func TestIndexSetFollowsTheBuild(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "dir.db")
+	s, err := Open(path, Options{})
+	must(t, err)
+	seed(t, s)
+	for i := range 50 {
+		must(t, s.Add(ctx, person(fmt.Sprintf("ix%02d", i)), admin))
+	}
+	must(t, s.Close())
+
+	// as an older build left it: an entryCSN index, no uid index
+	db, err := bolt.Open(path, 0o600, nil)
+	must(t, err)
+	must(t, db.Update(func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bIdx)
+		old, err := idx.CreateBucket([]byte("entryCSN"))
+		if err != nil {
+			return err
+		}
+		if err := old.Put([]byte("\x00stale\x00"), nil); err != nil {
+			return err
+		}
+		return idx.DeleteBucket([]byte("uid"))
+	}))
+	must(t, db.Close())
+
+	s, err = Open(path, Options{})
+	must(t, err)
+	defer s.Close()
+	must(t, s.db.View(func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bIdx)
+		if idx.Bucket([]byte("entryCSN")) != nil {
+			t.Error("entryCSN index kept")
+		}
+		if n := idx.Bucket([]byte("uid")).Stats().KeyN; n != 50 {
+			t.Errorf("uid index rebuilt with %d keys, want 50", n)
+		}
+		return nil
+	}))
+	before := s.Stats()
+	got := search(t, s, "dc=postern,dc=local", ScopeSub, "(uid=ix07)")
+	after := s.Stats()
+	if len(got) != 1 || got[0] != person("ix07").DN {
+		t.Fatalf("(uid=ix07) found %d entries", len(got))
+	}
+	if ex := after.EntriesExamined - before.EntriesExamined; ex > 1 || after.ScopeScans != before.ScopeScans {
+		t.Fatalf("(uid=ix07) examined %d entries, scope scans %d: the rebuilt index was not used", ex, after.ScopeScans-before.ScopeScans)
+	}
+	must(t, s.Modify(ctx, person("ix08").DN, []Modification{{Op: ModAdd, Attr: Attribute{Type: "uid", Vals: []string{"ix08b"}}}}, admin))
+	if got := search(t, s, "dc=postern,dc=local", ScopeSub, "(uid=ix08b)"); len(got) != 1 {
+		t.Fatalf("(uid=ix08b) after a modify found %d entries", len(got))
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
 	"postern/ldapstore/csn"
@@ -46,7 +47,8 @@ const DefaultSuffix = "dc=postern,dc=local"
 //	            (names.go; given out on first use, never renumbered)
 //	dn:         reversed normalised DN key → entryUUID
 //	children:   parent entryUUID(16) + child entryUUID(16) → ""
-//	idx:        one sub-bucket per indexed attribute: flag + value + 0 + entryUUID → "";
+//	idx:        one sub-bucket per indexed attribute (indexedAttrs; Open drops
+//	            others and builds missing ones): flag + value + 0 + entryUUID → "";
 //	            objectClass posts only an entry's most specific classes (ocindex.go)
 //	changelog:  csn.Key (18 bytes, CSN order) → kind(1) + entryUUID(16); the DN
 //	            is read from the entry or tombstone when the change is read
@@ -76,7 +78,10 @@ const layoutVersion = 2
 
 // indexedAttrs are the attributes with equality indexes (canonical names).
 // entryUUID is answered by the entries bucket itself.
-var indexedAttrs = []string{"objectClass", "cn", "uid", "mail", "entryCSN", "member", "uniqueMember", "posternDeviceID"}
+// entryCSN is not among them: slapd indexes it for syncprov's own
+// searches, Postern's provider reads its changelog, and the index cost
+// every write two more leaf pages (see syncIndexes for files that have it).
+var indexedAttrs = []string{"objectClass", "cn", "uid", "mail", "member", "uniqueMember", "posternDeviceID"}
 
 // Store is the directory store. It is safe for concurrent use.
 type Store struct {
@@ -220,12 +225,6 @@ func (s *Store) init() error {
 				return fmt.Errorf("ldapstore: create bucket %s: %w", b, err)
 			}
 		}
-		idx := tx.Bucket(bIdx)
-		for at := range s.indexed {
-			if _, err := idx.CreateBucketIfNotExists([]byte(at.Name())); err != nil {
-				return fmt.Errorf("ldapstore: create index %s: %w", at.Name(), err)
-			}
-		}
 		meta := tx.Bucket(bMeta)
 		if v := meta.Get(mVersion); v == nil {
 			if err := meta.Put(mVersion, []byte{layoutVersion}); err != nil {
@@ -244,6 +243,9 @@ func (s *Store) init() error {
 			return err
 		}
 		s.names.Store(nm)
+		if err := s.syncIndexes(tx); err != nil {
+			return err
+		}
 		if v := meta.Get(mCount); len(v) == 8 {
 			s.count.Store(int64(binary.BigEndian.Uint64(v)))
 		}
@@ -253,6 +255,78 @@ func (s *Store) init() error {
 		s.pruned, err = decodeVector(meta.Get(mPruned))
 		return err
 	})
+}
+
+// syncIndexes makes the file's index sub-buckets the ones this build
+// maintains (indexedAttrs): an index it no longer maintains is dropped (it
+// would go stale, and answer wrongly should a later build use it again), and
+// a new one is built from the entries, in the opening transaction.
+func (s *Store) syncIndexes(tx *bolt.Tx) error {
+	idx := tx.Bucket(bIdx)
+	want := map[string]*schema.AttributeType{}
+	for at := range s.indexed {
+		want[at.Name()] = at
+	}
+	var drop [][]byte
+	err := idx.ForEach(func(k, v []byte) error {
+		if v == nil && want[string(k)] == nil {
+			drop = append(drop, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range drop {
+		if err := idx.DeleteBucket(k); err != nil {
+			return fmt.Errorf("ldapstore: drop index %s: %w", k, err)
+		}
+		s.log.Info("ldapstore: index dropped (not maintained by this version)", slog.String("attribute", string(k)))
+	}
+	build := map[*schema.AttributeType]*bolt.Bucket{}
+	for name, at := range want {
+		if idx.Bucket([]byte(name)) != nil {
+			continue
+		}
+		sub, err := idx.CreateBucket([]byte(name))
+		if err != nil {
+			return fmt.Errorf("ldapstore: create index %s: %w", name, err)
+		}
+		build[at] = sub
+	}
+	if len(build) == 0 {
+		return nil
+	}
+	if k, _ := tx.Bucket(bEntries).Cursor().First(); k == nil {
+		return nil
+	}
+	b := s.bucketsOf(tx)
+	n := 0
+	err = b.entries.ForEach(func(k, v []byte) error {
+		r, err := b.decodeRecord(k, v, 0)
+		if err != nil {
+			return fmt.Errorf("ldapstore: build indexes: entry %x: %w", k, err)
+		}
+		id, _ := uuid.FromBytes(k)
+		for at, vals := range s.indexedValues(r.entry) {
+			if sub := build[at]; sub != nil {
+				for _, key := range s.indexKeys(at, vals, id) {
+					if err := sub.Put(key, nil); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for at := range build {
+		s.log.Info("ldapstore: index built", slog.String("attribute", at.Name()), slog.Int("entries", n))
+	}
+	return nil
 }
 
 // Close stops the writer and the pruner after the queued writes are done,

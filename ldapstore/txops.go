@@ -166,7 +166,7 @@ func (s *Store) indexKeys(at *schema.AttributeType, vals []string, id uuid.UUID)
 // updateIndexes writes the difference between the index keys of old and
 // new (either may be nil). Attributes whose values did not change are
 // skipped without computing their keys: a modify of an unindexed
-// attribute touches only the entryCSN index.
+// attribute touches no index.
 func (w *wtx) updateIndexes(b buckets, id uuid.UUID, old, new *Entry) {
 	ov, nv := w.s.indexedValues(old), w.s.indexedValues(new)
 	for at := range w.s.indexed {
