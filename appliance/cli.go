@@ -136,6 +136,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	cfg.AdminPassword = os.Getenv("POSTERN_ADMIN_PASSWORD")
 	cfg.Out = stdout
+	TuneGC(MinHeapGoal)
 	a, err := New(cfg)
 	if err != nil {
 		return err

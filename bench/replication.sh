@@ -3,12 +3,12 @@
 # multi-provider nodes (issue 4's benchmark).
 #
 # bench/replbench (Go) starts two Postern members (each a process: store, LDAP server,
-# RFC 4533 provider and a consumer of the other; the appliance does not wire
-# replication yet) and two slapd nodes (back_mdb + syncprov, serverID, multiprovider,
+# RFC 4533 provider and a consumer of the other over loopback LDAP) and two slapd nodes (back_mdb + syncprov, serverID, multiprovider,
 # syncrepl refreshAndPersist to each other), loads the same data over LDAP with the
 # same client, and measures:
 #   full refresh   B starts empty while A holds N entries; time until B holds them all
 #   latency        a modify on A until a search on B sees it, W times: p50 and p99
+#                  (both pairs up, the two systems' writes taken in turn)
 #   catch-up       B down, N modifies on A, B restarted; time until B has them all
 # This script prints both systems and the ratios Postern/slapd against the targets
 # (latency p99 <= slapd's; catch-up and full refresh <= 0.5x slapd's time). Everything

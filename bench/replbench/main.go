@@ -1,15 +1,21 @@
 // Command replbench measures replication side by side: two Postern members
 // (each a process of this binary in -member mode with a store, an LDAP
-// server, the provider and a consumer of the other: the appliance does not
-// wire replication yet) against two stock
-// slapd multi-provider nodes (back_mdb + syncprov, serverID, syncrepl to
-// each other), started here. Both get the same data and the same LDAP
-// client (go-ldap, root DN, loopback):
+// server, the provider and a consumer of the other over plain loopback
+// LDAP, as slapd's syncrepl runs; the appliance carries the same engine
+// over SSH tunnels) against two stock slapd multi-provider nodes (back_mdb
+// + syncprov, serverID, syncrepl to each other), started here. Both get the
+// same data and the same LDAP client (go-ldap, root DN, loopback):
 //
 //   - full refresh: B starts empty while A holds N entries; time until B
 //     holds them all;
-//   - latency: a modify on A until a search on B sees it, W times (p50, p99);
+//   - latency: a modify on A until a search on B sees it, W times (p50,
+//     p99), the two systems' writes taken in turn with both pairs up, so
+//     that a busy moment of the machine falls on both alike;
 //   - catch-up: B down, N modifies on A, B restarted; time until B has them.
+//
+// The write's acknowledgement by A is printed beside write-to-visible
+// (measure=write_ack). REPLBENCH_SAMPLES=<prefix> writes every sample to
+// <prefix>.<system>.
 //
 // It prints one line per system and measure (key=value); bench/replication.sh
 // runs it and computes the ratios. Everything listens on 127.0.0.1 and every
@@ -17,7 +23,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -82,13 +87,38 @@ func main() {
 	if *only == "" || *only == "slapd" {
 		pairs = append(pairs, &slapdPair{dir: filepath.Join(dir, "slapd"), bin: *slapdBin})
 	}
-	for _, p := range pairs {
-		if err := measure(p, *entries, *writes, *clients); err != nil {
+	// Loading and the full refresh, then the catch-up, run one system at
+	// a time (they measure throughput); the latency samples of the two
+	// systems are taken in turn, write by write, with both pairs up.
+	defer func() {
+		for _, p := range pairs {
 			p.close()
-			fatal(fmt.Errorf("%s: %w", p.name(), err))
 		}
+	}()
+	for _, p := range pairs {
+		if err := setup(p, *entries, *clients); err != nil {
+			fail(pairs, fmt.Errorf("%s: %w", p.name(), err))
+		}
+	}
+	// steady state: let the last refresh's after-work (cookies, counts, the
+	// consumers' own sessions the other way) finish on both systems
+	time.Sleep(3 * time.Second)
+	if err := measureLatency(pairs, *writes, *entries); err != nil {
+		fail(pairs, err)
+	}
+	for _, p := range pairs {
+		if err := catchUp(p, *entries, *clients); err != nil {
+			fail(pairs, fmt.Errorf("%s: %w", p.name(), err))
+		}
+	}
+}
+
+// fail stops every pair and exits.
+func fail(pairs []pair, err error) {
+	for _, p := range pairs {
 		p.close()
 	}
+	fatal(err)
 }
 
 func fatal(err error) {
@@ -108,7 +138,8 @@ func dial(addr string) (*ldap.Conn, error) {
 	return l, nil
 }
 
-func measure(p pair, n, w, clients int) error {
+// setup loads A and times B's full refresh.
+func setup(p pair, n, clients int) error {
 	sys := p.name()
 	if err := p.startA(); err != nil {
 		return err
@@ -128,21 +159,50 @@ func measure(p pair, n, w, clients int) error {
 		return fmt.Errorf("full refresh: %w", err)
 	}
 	fmt.Printf("system=%s measure=full_refresh entries=%d seconds=%.3f\n", sys, n+2, time.Since(t0).Seconds())
+	return nil
+}
 
-	lat, ack, err := latency(p.addrA(), p.addrB(), w, n)
-	if err != nil {
-		return fmt.Errorf("latency: %w", err)
+// measureLatency takes w write-to-visible samples on every pair,
+// interleaved write by write (the order alternating), so that whatever
+// else the machine does meanwhile falls on both systems alike.
+func measureLatency(pairs []pair, w, n int) error {
+	probes := make([]*probe, len(pairs))
+	for i, p := range pairs {
+		pr, err := newProbe(p.addrA(), p.addrB())
+		if err != nil {
+			return fmt.Errorf("%s: latency: %w", p.name(), err)
+		}
+		defer pr.close()
+		probes[i] = pr
 	}
-	if f := os.Getenv("REPLBENCH_SAMPLES"); f != "" {
-		dumpSamples(f+"."+sys, lat, ack)
+	for i := range w {
+		for k := range probes {
+			if i%2 == 1 {
+				k = len(probes) - 1 - k
+			}
+			if err := probes[k].sample(i, n); err != nil {
+				return fmt.Errorf("%s: latency: %w", pairs[k].name(), err)
+			}
+		}
 	}
-	fmt.Printf("system=%s measure=latency writes=%d p50_ms=%.3f p99_ms=%.3f\n", sys, w, pct(lat, 0.5), pct(lat, 0.99))
-	fmt.Printf("system=%s measure=write_ack writes=%d p50_ms=%.3f p99_ms=%.3f\n", sys, w, pct(ack, 0.5), pct(ack, 0.99))
+	for k, p := range pairs {
+		sys, pr := p.name(), probes[k]
+		if f := os.Getenv("REPLBENCH_SAMPLES"); f != "" {
+			dumpSamples(f+"."+sys, pr.lat, pr.ack)
+		}
+		fmt.Printf("system=%s measure=latency writes=%d p50_ms=%.3f p99_ms=%.3f\n", sys, w, pct(pr.lat, 0.5), pct(pr.lat, 0.99))
+		fmt.Printf("system=%s measure=write_ack writes=%d p50_ms=%.3f p99_ms=%.3f\n", sys, w, pct(pr.ack, 0.5), pct(pr.ack, 0.99))
+	}
+	return nil
+}
 
+// catchUp stops B, modifies every entry on A and times B's catch-up.
+func catchUp(p pair, n, clients int) error {
+	sys := p.name()
 	if err := p.stopB(); err != nil {
 		return err
 	}
-	t0 = time.Now()
+	t0 := time.Now()
 	if err := modifyAll(p.addrA(), n, clients, "catchup"); err != nil {
 		return fmt.Errorf("modifies: %w", err)
 	}
@@ -289,53 +349,58 @@ func dumpSamples(path string, lat, ack []time.Duration) {
 	}
 }
 
-// latency modifies one entry on a and polls b until it sees the value. It
-// returns, per write, the time until b showed it and the time until a
-// acknowledged it.
-func latency(a, b string, w, n int) (lat, ack []time.Duration, err error) {
+// probe writes on a pair's A and polls its B until the write shows.
+type probe struct {
+	la, lb   *ldap.Conn
+	lat, ack []time.Duration // per write: until visible on B, until A acknowledged
+}
+
+func newProbe(a, b string) (*probe, error) {
 	la, err := dial(a)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	defer la.Close()
 	lb, err := dial(b)
 	if err != nil {
-		return nil, nil, err
+		la.Close()
+		return nil, err
 	}
-	defer lb.Close()
-	ctx := context.Background()
-	out := make([]time.Duration, 0, w)
-	ack = make([]time.Duration, 0, w)
-	for i := range w {
-		d := userDN(i % n)
-		val := fmt.Sprintf("latency-%d", i)
-		m := ldap.NewModifyRequest(d, nil)
-		m.Replace("description", []string{val})
-		t0 := time.Now()
-		if err := la.Modify(m); err != nil {
-			return nil, nil, err
+	return &probe{la: la, lb: lb}, nil
+}
+
+func (p *probe) close() {
+	p.la.Close()
+	p.lb.Close()
+}
+
+// sample modifies entry i%n on A and polls B until it has the new value.
+func (p *probe) sample(i, n int) error {
+	d := userDN(i % n)
+	val := fmt.Sprintf("latency-%d", i)
+	m := ldap.NewModifyRequest(d, nil)
+	m.Replace("description", []string{val})
+	t0 := time.Now()
+	if err := p.la.Modify(m); err != nil {
+		return err
+	}
+	ack := time.Since(t0)
+	for {
+		res, err := p.lb.Search(ldap.NewSearchRequest(d, ldap.ScopeBaseObject, 0, 0, 0, false,
+			"(description="+val+")", []string{"1.1"}, nil))
+		if err != nil {
+			return err
 		}
-		ack = append(ack, time.Since(t0))
-		for {
-			res, err := lb.Search(ldap.NewSearchRequest(d, ldap.ScopeBaseObject, 0, 0, 0, false,
-				"(description="+val+")", []string{"1.1"}, nil))
-			if err != nil {
-				return nil, nil, err
-			}
-			if len(res.Entries) == 1 {
-				break
-			}
-			if time.Since(t0) > 30*time.Second {
-				return nil, nil, fmt.Errorf("write %d not visible on B after 30s", i)
-			}
-			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
-			}
+		if len(res.Entries) == 1 {
+			break
 		}
-		out = append(out, time.Since(t0))
-		if os.Getenv("REPLBENCH_TRACE") != "" && out[len(out)-1] > 5*time.Millisecond {
-			fmt.Fprintf(os.Stderr, "write %d: %v at %s\n", i, out[len(out)-1], t0.Format("15:04:05.000"))
+		if time.Since(t0) > 30*time.Second {
+			return fmt.Errorf("write %d not visible on B after 30s", i)
 		}
 	}
-	return out, ack, nil
+	lat := time.Since(t0)
+	p.lat, p.ack = append(p.lat, lat), append(p.ack, ack)
+	if os.Getenv("REPLBENCH_TRACE") != "" && lat > 5*time.Millisecond {
+		fmt.Fprintf(os.Stderr, "write %d: %v at %s\n", i, lat, t0.Format("15:04:05.000"))
+	}
+	return nil
 }

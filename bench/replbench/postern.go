@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"postern/appliance"
 	"postern/ldapstore"
 	"postern/ldapstore/server"
 	"postern/replication"
@@ -96,8 +97,10 @@ func (l *link) stop() {
 
 // runMember is the -member mode: one Postern member in this process, like
 // one slapd: its store, LDAP server and provider, and a consumer of its
-// peer, until SIGINT or SIGTERM.
+// peer, until SIGINT or SIGTERM. The process runs with the garbage
+// collector settings of `postern serve`.
 func runMember(dir string, sid int, listen, peer string) error {
+	appliance.TuneGC(appliance.MinHeapGoal)
 	m, err := startMember(dir, sid, listen)
 	if err != nil {
 		return err
