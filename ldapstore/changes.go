@@ -33,7 +33,13 @@ var ErrChangelogTrimmed = errors.New("ldapstore: changelog trimmed past the requ
 // Notify returns a channel that receives a (coalesced) signal after each
 // commit that changed the directory, and a function to stop it. The channel
 // is closed when the store closes.
-func (s *Store) Notify() (<-chan struct{}, func()) {
+func (s *Store) Notify() (<-chan struct{}, func()) { return s.NotifyExcept(-1) }
+
+// NotifyExcept is Notify without the signals of commits whose every
+// change carries server ID sid (sid < 0: none left out): a provider serving
+// the member whose server ID is sid sends it none of those changes, and
+// need not wake for the stream it applies from that member.
+func (s *Store) NotifyExcept(sid int) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	s.mu.Lock()
 	if s.closed.Load() {
@@ -43,7 +49,7 @@ func (s *Store) Notify() (<-chan struct{}, func()) {
 	}
 	s.subSeq++
 	id := s.subSeq
-	s.subs[id] = ch
+	s.subs[id] = subscriber{ch: ch, except: sid}
 	s.mu.Unlock()
 	return ch, func() {
 		s.mu.Lock()
@@ -52,6 +58,33 @@ func (s *Store) Notify() (<-chan struct{}, func()) {
 			close(ch)
 		}
 		s.mu.Unlock()
+	}
+}
+
+// subscriber is one Notify channel.
+type subscriber struct {
+	ch     chan struct{}
+	except int // server ID whose changes alone do not signal; -1: none
+}
+
+// signal wakes the subscriber unless every CSN of changed (the commit's
+// context CSN changes; nil: signal anyway) carries its except server ID.
+func (sub subscriber) signal(changed csn.Vector) {
+	if sub.except >= 0 && len(changed) > 0 {
+		only := true
+		for sid := range changed {
+			if int(sid) != sub.except {
+				only = false
+				break
+			}
+		}
+		if only {
+			return
+		}
+	}
+	select {
+	case sub.ch <- struct{}{}:
+	default:
 	}
 }
 

@@ -287,6 +287,41 @@ func TestNotify(t *testing.T) {
 	}
 }
 
+// TestNotifyExcept: a subscriber that leaves out server ID 2 is not woken
+// by a commit of nothing but sid-2 changes (a member's replication stream
+// applied here), and is woken by a local write; a plain subscriber sees
+// both.
+func TestNotifyExcept(t *testing.T) {
+	ctx := context.Background()
+	a := openTest(t, Options{ServerID: 1})
+	b := openTest(t, Options{ServerID: 2})
+	seed(t, b)
+	must(t, b.Add(ctx, person("from-b"), admin))
+	except, cancel := a.NotifyExcept(2)
+	defer cancel()
+	all, cancelAll := a.Notify()
+	defer cancelAll()
+	got := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		case <-time.After(100 * time.Millisecond):
+			return false
+		}
+	}
+	pull(t, b, a)
+	if !got(all) {
+		t.Fatal("Notify: no signal for the applied sid-2 changes")
+	}
+	if got(except) {
+		t.Fatal("NotifyExcept(2): woken by a commit of sid-2 changes only")
+	}
+	must(t, a.Add(ctx, person("local"), admin))
+	if !got(except) || !got(all) {
+		t.Fatal("no signal for a local write")
+	}
+}
+
 func TestAddBatchAtomic(t *testing.T) {
 	s := openTest(t, Options{})
 	seed(t, s)

@@ -63,11 +63,8 @@ func (s *Store) Reset(ctx context.Context, serverID int) error {
 		return err
 	}
 	s.mu.Lock()
-	for _, ch := range s.subs {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+	for _, sub := range s.subs {
+		sub.signal(nil)
 	}
 	s.mu.Unlock()
 	return nil

@@ -115,7 +115,7 @@ type Store struct {
 	mu     sync.Mutex // guards ctxCSN, pruned, subs
 	ctxCSN csn.Vector
 	pruned csn.Vector
-	subs   map[int]chan struct{}
+	subs   map[int]subscriber
 	subSeq int
 
 	count atomic.Int64
@@ -164,7 +164,7 @@ func Open(path string, opts Options) (*Store, error) {
 		suffix: opts.Suffix,
 		queue:  make(chan *op, 4096),
 		quit:   make(chan struct{}),
-		subs:   map[int]chan struct{}{},
+		subs:   map[int]subscriber{},
 	}
 	s.gen = csn.NewGenerator(uint16(opts.ServerID), opts.Now)
 	rdns, err := s.sch.NormalizeRDNs(opts.Suffix)
@@ -340,8 +340,8 @@ func (s *Store) Close() error {
 		close(s.quit)
 		s.wg.Wait()
 		s.mu.Lock()
-		for id, ch := range s.subs {
-			close(ch)
+		for id, sub := range s.subs {
+			close(sub.ch)
 			delete(s.subs, id)
 		}
 		s.mu.Unlock()

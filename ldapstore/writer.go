@@ -239,12 +239,6 @@ func (s *Store) finish(ops []*op, w *wtx, err error) {
 		for _, c := range w.ctx {
 			s.ctxCSN.Update(c)
 		}
-		for _, ch := range s.subs {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
 		s.mu.Unlock()
 	}
 	for _, o := range ops {
@@ -252,5 +246,16 @@ func (s *Store) finish(ops []*op, w *wtx, err error) {
 			s.stats.writes.Add(1)
 		}
 		close(o.done)
+	}
+	// The change feed is signalled last: the goroutine woken last runs
+	// first (the scheduler's runnext), and a provider streaming the change
+	// to its consumers is on the way to every other member, while the
+	// writer's own acknowledgement goes to one client.
+	if err == nil && w != nil && w.changes > 0 {
+		s.mu.Lock()
+		for _, sub := range s.subs {
+			sub.signal(w.ctx)
+		}
+		s.mu.Unlock()
 	}
 }

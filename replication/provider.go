@@ -120,8 +120,14 @@ func (p *Provider) ServeSearch(ctx context.Context, req *server.SearchRequest, w
 	if sr.ReloadHint {
 		s.since = csn.Vector{} // RFC 4533 §2.2: the client asks for a full reload
 	}
-	// Subscribe before reading, so no commit falls between refresh and persist.
-	notify, stop := p.st.Notify()
+	// Subscribe before reading, so no commit falls between refresh and
+	// persist; commits of nothing but the consumer's own changes (the
+	// stream it sends us) do not wake the session: they are never sent back.
+	except := s.peer
+	if except == p.st.ServerID() {
+		except = -1
+	}
+	notify, stop := p.st.NotifyExcept(except)
 	defer stop()
 	if err := s.refresh(ctx); err != nil {
 		return s.failed(ctx, err)
