@@ -45,11 +45,12 @@ go build -o "$TMP/replbench" ./bench/replbench
 	function field(k,   i, kv) { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) return kv[2] } return "" }
 	{ sys = field("system"); m = field("measure")
 	  if (m == "latency") { v[sys, "latency p50 (ms)"] = field("p50_ms"); v[sys, "latency p99 (ms)"] = field("p99_ms") }
+	  else if (m == "write_ack") { v[sys, "  write ack p50 (ms)"] = field("p50_ms"); v[sys, "  write ack p99 (ms)"] = field("p99_ms") }
 	  else if (m == "full_refresh") v[sys, "full refresh (s)"] = field("seconds")
 	  else if (m == "catch_up") v[sys, "catch-up (s)"] = field("seconds")
 	  else if (m == "load") v[sys, "load over LDAP (s)"] = field("seconds") }
 	END {
-	  n = split("load over LDAP (s)|full refresh (s)|latency p50 (ms)|latency p99 (ms)|catch-up (s)", names, "|")
+	  n = split("load over LDAP (s)|full refresh (s)|latency p50 (ms)|latency p99 (ms)|  write ack p50 (ms)|  write ack p99 (ms)|catch-up (s)", names, "|")
 	  target["full refresh (s)"] = 0.5; target["catch-up (s)"] = 0.5; target["latency p99 (ms)"] = 1.0
 	  printf "%-22s %12s %12s %10s %s\n", "measure", "postern", "slapd", "ratio", "target"
 	  for (i = 1; i <= n; i++) {
