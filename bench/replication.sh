@@ -8,13 +8,15 @@
 # same client, and measures:
 #   full refresh   B starts empty while A holds N entries; time until B holds them all
 #   latency        a modify on A until a search on B sees it, W times: p50 and p99
-#                  (both pairs up, the two systems' writes taken in turn)
+#                  (both pairs up, the two systems' writes taken in turn); R rounds,
+#                  each printed, the median round's figures compared
 #   catch-up       B down, N modifies on A, B restarted; time until B has them all
 # This script prints both systems and the ratios Postern/slapd against the targets
 # (latency p99 <= slapd's; catch-up and full refresh <= 0.5x slapd's time). Everything
 # listens on 127.0.0.1; every process started is stopped on exit.
 #
-# Knobs (environment): BENCH_REPL_ENTRIES=10000, BENCH_REPL_WRITES=500, BENCH_REPL_CLIENTS=16.
+# Knobs (environment): BENCH_REPL_ENTRIES=10000, BENCH_REPL_WRITES=500, BENCH_REPL_ROUNDS=3,
+# BENCH_REPL_CLIENTS=16.
 # Results: bench/out/replication-<UTC time>.txt and bench/out/replication-latest.txt.
 # Exit status 0 when every measure completed; the targets are reported, not asserted.
 set -euo pipefail
@@ -24,6 +26,7 @@ ROOT=$(pwd)
 ENTRIES=${BENCH_REPL_ENTRIES:-10000}
 WRITES=${BENCH_REPL_WRITES:-500}
 CLIENTS=${BENCH_REPL_CLIENTS:-16}
+ROUNDS=${BENCH_REPL_ROUNDS:-3}
 SLAPD=/usr/sbin/slapd
 [ -x "$SLAPD" ] || { echo "replication.sh: $SLAPD not found (apt-get install slapd)" >&2; exit 1; }
 [ -e /usr/lib/ldap/syncprov.so ] || { echo "replication.sh: /usr/lib/ldap/syncprov.so not found" >&2; exit 1; }
@@ -37,14 +40,15 @@ TMP=$(mktemp -d /tmp/postern-replbench.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
 go build -o "$TMP/replbench" ./bench/replbench
-"$TMP/replbench" -entries "$ENTRIES" -writes "$WRITES" -clients "$CLIENTS" -slapd "$SLAPD" -dir "$TMP/work" | tee "$RAW"
+"$TMP/replbench" -entries "$ENTRIES" -writes "$WRITES" -rounds "$ROUNDS" -clients "$CLIENTS" -slapd "$SLAPD" -dir "$TMP/work" | tee "$RAW"
 
 {
-	echo "Replication: Postern vs slapd 2.5 multi-provider ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $ENTRIES entries, $WRITES writes)"
+	echo "Replication: Postern vs slapd 2.5 multi-provider ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $ENTRIES entries, latency: median of $ROUNDS rounds of $WRITES writes)"
 	awk '
 	function field(k,   i, kv) { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) return kv[2] } return "" }
 	{ sys = field("system"); m = field("measure")
 	  if (m == "latency") { v[sys, "latency p50 (ms)"] = field("p50_ms"); v[sys, "latency p99 (ms)"] = field("p99_ms") }
+	  else if (m == "latency_round") { rounds[sys] = rounds[sys] " " field("p99_ms"); ratio_in[field("round"), sys] = field("p99_ms") }
 	  else if (m == "write_ack") { v[sys, "  write ack p50 (ms)"] = field("p50_ms"); v[sys, "  write ack p99 (ms)"] = field("p99_ms") }
 	  else if (m == "full_refresh") v[sys, "full refresh (s)"] = field("seconds")
 	  else if (m == "catch_up") v[sys, "catch-up (s)"] = field("seconds")
@@ -58,6 +62,11 @@ go build -o "$TMP/replbench" ./bench/replbench
 	    t = ""
 	    if (k in target) t = sprintf("<= %.1f %s", target[k], (s > 0 && p / s <= target[k]) ? "met" : "NOT met")
 	    printf "%-22s %12s %12s %10s %s\n", k, p, s, r, t
+	  }
+	  if ("postern" in rounds && "slapd" in rounds) {
+	    printf "latency p99 by round (ms): postern%s; slapd%s; ratios", rounds["postern"], rounds["slapd"]
+	    for (i = 1; (i, "postern") in ratio_in; i++) printf " %.2f", ratio_in[i, "postern"] / ratio_in[i, "slapd"]
+	    printf "\n"
 	  }
 	}' "$RAW"
 } | tee "$REPORT"

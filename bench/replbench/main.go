@@ -10,12 +10,13 @@
 //     holds them all;
 //   - latency: a modify on A until a search on B sees it, W times (p50,
 //     p99), the two systems' writes taken in turn with both pairs up, so
-//     that a busy moment of the machine falls on both alike;
+//     that a busy moment of the machine falls on both alike; R rounds,
+//     the median round reported;
 //   - catch-up: B down, N modifies on A, B restarted; time until B has them.
 //
 // The write's acknowledgement by A is printed beside write-to-visible
 // (measure=write_ack). REPLBENCH_SAMPLES=<prefix> writes every sample to
-// <prefix>.<system>.
+// <prefix>.<system>.<round>.
 //
 // It prints one line per system and measure (key=value); bench/replication.sh
 // runs it and computes the ratios. Everything listens on 127.0.0.1 and every
@@ -55,7 +56,8 @@ type pair interface {
 
 func main() {
 	entries := flag.Int("entries", 10000, "entries for the full refresh and modifies for the catch-up")
-	writes := flag.Int("writes", 500, "writes measured for write-to-visible latency")
+	writes := flag.Int("writes", 500, "writes measured for write-to-visible latency, per round")
+	rounds := flag.Int("rounds", 3, "rounds of latency writes (the median round is reported)")
 	clients := flag.Int("clients", 16, "parallel LDAP clients for loading and the catch-up modifies")
 	only := flag.String("only", "", "postern or slapd: measure one system")
 	slapdBin := flag.String("slapd", "/usr/sbin/slapd", "slapd binary")
@@ -103,7 +105,7 @@ func main() {
 	// steady state: let the last refresh's after-work (cookies, counts, the
 	// consumers' own sessions the other way) finish on both systems
 	time.Sleep(3 * time.Second)
-	if err := measureLatency(pairs, *writes, *entries); err != nil {
+	if err := measureLatency(pairs, *writes, *entries, max(1, *rounds)); err != nil {
 		fail(pairs, err)
 	}
 	for _, p := range pairs {
@@ -162,10 +164,13 @@ func setup(p pair, n, clients int) error {
 	return nil
 }
 
-// measureLatency takes w write-to-visible samples on every pair,
+// measureLatency takes rounds × w write-to-visible samples on every pair,
 // interleaved write by write (the order alternating), so that whatever
-// else the machine does meanwhile falls on both systems alike.
-func measureLatency(pairs []pair, w, n int) error {
+// else the machine does meanwhile falls on both systems alike. Each round's
+// p50 and p99 (over its w writes) are printed; the reported figures are
+// the median round's, which a single busy moment of a shared machine does
+// not decide.
+func measureLatency(pairs []pair, w, n, rounds int) error {
 	probes := make([]*probe, len(pairs))
 	for i, p := range pairs {
 		pr, err := newProbe(p.addrA(), p.addrB())
@@ -175,25 +180,45 @@ func measureLatency(pairs []pair, w, n int) error {
 		defer pr.close()
 		probes[i] = pr
 	}
-	for i := range w {
-		for k := range probes {
-			if i%2 == 1 {
-				k = len(probes) - 1 - k
+	type figures struct{ p50, p99, ack50, ack99 []float64 }
+	res := make([]figures, len(pairs))
+	for r := range rounds {
+		for _, pr := range probes {
+			pr.lat, pr.ack = pr.lat[:0], pr.ack[:0]
+		}
+		for i := range w {
+			for k := range probes {
+				if i%2 == 1 {
+					k = len(probes) - 1 - k
+				}
+				if err := probes[k].sample(r*w+i, n); err != nil {
+					return fmt.Errorf("%s: latency: %w", pairs[k].name(), err)
+				}
 			}
-			if err := probes[k].sample(i, n); err != nil {
-				return fmt.Errorf("%s: latency: %w", pairs[k].name(), err)
+		}
+		for k, p := range pairs {
+			sys, pr, f := p.name(), probes[k], &res[k]
+			if out := os.Getenv("REPLBENCH_SAMPLES"); out != "" {
+				dumpSamples(fmt.Sprintf("%s.%s.%d", out, sys, r+1), pr.lat, pr.ack)
 			}
+			f.p50, f.p99 = append(f.p50, pct(pr.lat, 0.5)), append(f.p99, pct(pr.lat, 0.99))
+			f.ack50, f.ack99 = append(f.ack50, pct(pr.ack, 0.5)), append(f.ack99, pct(pr.ack, 0.99))
+			fmt.Printf("system=%s measure=latency_round round=%d writes=%d p50_ms=%.3f p99_ms=%.3f ack_p50_ms=%.3f ack_p99_ms=%.3f\n",
+				sys, r+1, w, f.p50[r], f.p99[r], f.ack50[r], f.ack99[r])
 		}
 	}
 	for k, p := range pairs {
-		sys, pr := p.name(), probes[k]
-		if f := os.Getenv("REPLBENCH_SAMPLES"); f != "" {
-			dumpSamples(f+"."+sys, pr.lat, pr.ack)
-		}
-		fmt.Printf("system=%s measure=latency writes=%d p50_ms=%.3f p99_ms=%.3f\n", sys, w, pct(pr.lat, 0.5), pct(pr.lat, 0.99))
-		fmt.Printf("system=%s measure=write_ack writes=%d p50_ms=%.3f p99_ms=%.3f\n", sys, w, pct(pr.ack, 0.5), pct(pr.ack, 0.99))
+		f := res[k]
+		fmt.Printf("system=%s measure=latency writes=%d rounds=%d p50_ms=%.3f p99_ms=%.3f\n", p.name(), w, rounds, median(f.p50), median(f.p99))
+		fmt.Printf("system=%s measure=write_ack writes=%d rounds=%d p50_ms=%.3f p99_ms=%.3f\n", p.name(), w, rounds, median(f.ack50), median(f.ack99))
 	}
 	return nil
+}
+
+func median(x []float64) float64 {
+	s := slices.Clone(x)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // catchUp stops B, modifies every entry on A and times B's catch-up.
