@@ -111,6 +111,7 @@ type Store struct {
 	closed    atomic.Bool
 	wg        sync.WaitGroup
 	submitMu  sync.RWMutex // held shared while enqueueing, exclusively by Close
+	commitMu  sync.Mutex   // held by whoever runs a write transaction (writer.go)
 
 	mu     sync.Mutex // guards ctxCSN, pruned, subs
 	ctxCSN csn.Vector

@@ -73,6 +73,21 @@ func (s *Store) submit(ctx context.Context, alone bool, fn func(w *wtx) error) e
 		s.submitMu.RUnlock()
 		return &Error{Code: Unavailable, Message: "directory is shutting down"}
 	}
+	// Nothing queued and no transaction running: commit on this goroutine
+	// instead of handing the op to the writer and waiting to be handed it
+	// back (two goroutine switches on every write of a quiet store, among
+	// them each change a replication consumer applies). Writes that arrive
+	// meanwhile queue up and the writer commits them together after it.
+	if len(s.queue) == 0 && s.commitMu.TryLock() {
+		if len(s.queue) == 0 {
+			o.state.Store(opStarted)
+			s.runStarted([]*op{o})
+			s.commitMu.Unlock()
+			s.submitMu.RUnlock()
+			return o.err
+		}
+		s.commitMu.Unlock()
+	}
 	select {
 	case s.queue <- o:
 		s.submitMu.RUnlock()
@@ -114,12 +129,17 @@ func (s *Store) writer() {
 			for {
 				select {
 				case o := <-s.queue:
+					s.commitMu.Lock()
 					s.runBatch([]*op{o})
+					s.commitMu.Unlock()
 				default:
 					return
 				}
 			}
 		}
+		// Wait for an inline commit (submit) to end before gathering:
+		// what queues meanwhile joins this batch.
+		s.commitMu.Lock()
 		batch = append(batch[:0], first)
 		if !first.alone {
 		fill:
@@ -138,10 +158,13 @@ func (s *Store) writer() {
 			}
 		}
 		s.runBatch(batch)
+		s.commitMu.Unlock()
 	}
 }
 
-// runBatch commits ops in one transaction. Every op gets its own result.
+// runBatch commits ops in one transaction; the caller holds commitMu
+// (taken before the ops are marked started, so that they stay cancellable
+// while an inline commit runs). Every op gets its own result.
 func (s *Store) runBatch(ops []*op) {
 	live := ops[:0:0]
 	for _, o := range ops {
@@ -154,6 +177,12 @@ func (s *Store) runBatch(ops []*op) {
 	if len(live) == 0 {
 		return
 	}
+	s.runStarted(live)
+}
+
+// runStarted commits live (ops already marked started); the caller holds
+// commitMu.
+func (s *Store) runStarted(live []*op) {
 	w, err := s.commit(live)
 	if errors.Is(err, errDirty) && len(live) > 1 {
 		s.log.Warn("ldapstore: batch write failed, replaying ops one by one", errAttr(err))
