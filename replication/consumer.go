@@ -227,12 +227,12 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 			}
 		}
 	}()
-	refreshed := make(chan struct{})
+	refreshed := make(chan struct{}) // closed, then set to nil, once the refresh is applied
 	wg.Add(1)
-	go func() {
+	go func(refreshed <-chan struct{}) {
 		defer wg.Done()
 		c.countRemote(sctx, l, refreshed)
-	}()
+	}(refreshed)
 
 	a := newApplier(c, prev.String())
 	tick := time.NewTicker(time.Second)
