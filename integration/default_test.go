@@ -27,28 +27,39 @@ func TestEmbeddedDefault(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		var printed strings.Builder
-		done := make(chan bool, 1)
+		// the reader goes on after "ready" (the process keeps printing):
+		// it hands over what it has read so far
+		type seen struct {
+			ok  bool
+			out string
+		}
+		done := make(chan seen, 1)
 		go func() {
+			var printed strings.Builder
 			sc := bufio.NewScanner(stdout)
+			sent := false
 			for sc.Scan() {
 				printed.WriteString(sc.Text() + "\n")
-				if sc.Text() == "ready" {
-					done <- true
+				if sc.Text() == "ready" && !sent {
+					done <- seen{true, printed.String()}
+					sent = true
 				}
 			}
-			done <- false
+			if !sent {
+				done <- seen{false, printed.String()}
+			}
 		}()
+		var printed string
 		select {
-		case ok := <-done:
-			if !ok {
-				t.Fatalf("serve exited before ready:\n%s", printed.String())
+		case r := <-done:
+			if printed = r.out; !r.ok {
+				t.Fatalf("serve exited before ready:\n%s", printed)
 			}
 		case <-time.After(30 * time.Second):
 			cmd.Process.Kill()
-			t.Fatalf("serve not ready:\n%s", printed.String())
+			t.Fatalf("serve not ready:\n%s", (<-done).out)
 		}
-		return printed.String(), func() {
+		return printed, func() {
 			cmd.Process.Signal(syscall.SIGTERM)
 			if err := cmd.Wait(); err != nil {
 				t.Errorf("serve after SIGTERM: %v", err)
