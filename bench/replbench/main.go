@@ -84,10 +84,10 @@ func main() {
 	}
 	var pairs []pair
 	if *only == "" || *only == "postern" {
-		pairs = append(pairs, &posternPair{dir: filepath.Join(dir, "postern")})
+		pairs = append(pairs, newPosternPair(filepath.Join(dir, "postern")))
 	}
 	if *only == "" || *only == "slapd" {
-		pairs = append(pairs, &slapdPair{dir: filepath.Join(dir, "slapd"), bin: *slapdBin})
+		pairs = append(pairs, newSlapdPair(filepath.Join(dir, "slapd"), *slapdBin))
 	}
 	// Loading and the full refresh, then the catch-up, run one system at
 	// a time (they measure throughput); the latency samples of the two

@@ -114,62 +114,13 @@ func runMember(dir string, sid int, listen, peer string) error {
 	return nil
 }
 
-// posternPair is two Postern members, each in its own process (this binary
-// in -member mode), replicating both ways (multi-master), as the two slapd
-// nodes do.
-type posternPair struct {
-	dir          string
-	a, b         *exec.Cmd
-	aAddr, bAddr string
-}
-
-func (p *posternPair) name() string  { return "postern" }
-func (p *posternPair) addrA() string { return p.aAddr }
-func (p *posternPair) addrB() string { return p.bAddr }
-
-func (p *posternPair) start(node string, sid int, addr, peer string) (*exec.Cmd, error) {
-	cmd := exec.Command(os.Args[0], "-member", filepath.Join(p.dir, node), "-sid", fmt.Sprint(sid), "-listen", addr, "-peer", peer)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return cmd, nil
-		}
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
-	return nil, fmt.Errorf("postern member %s did not start", node)
-}
-
-func (p *posternPair) startA() error {
-	var err error
-	if p.aAddr, err = freeAddr(); err != nil {
-		return err
-	}
-	if p.bAddr, err = freeAddr(); err != nil {
-		return err
-	}
-	p.a, err = p.start("a", 1, p.aAddr, p.bAddr)
-	return err
-}
-
-func (p *posternPair) startB() error {
-	var err error
-	p.b, err = p.start("b", 2, p.bAddr, p.aAddr)
-	return err
-}
-
-func (p *posternPair) stopB() error {
-	stopProc(p.b)
-	p.b = nil
-	return nil
-}
-
-func (p *posternPair) close() {
-	stopProc(p.b)
-	stopProc(p.a)
-	p.a, p.b = nil, nil
+// newPosternPair is two Postern members, each in its own process (this
+// binary in -member mode), replicating both ways (multi-master), as the two
+// slapd nodes do.
+func newPosternPair(dir string) *procPair {
+	return &procPair{sys: "postern", launch: func(node string, sid int, addr, peer string) (*exec.Cmd, error) {
+		cmd := exec.Command(os.Args[0], "-member", filepath.Join(dir, node), "-sid", fmt.Sprint(sid), "-listen", addr, "-peer", peer)
+		cmd.Stderr = os.Stderr
+		return startProc(cmd, addr, "postern member "+node)
+	}}
 }
