@@ -276,10 +276,11 @@ func (s *Store) finish(ops []*op, w *wtx, err error) {
 		}
 		close(o.done)
 	}
-	// The change feed is signalled last: the goroutine woken last runs
-	// first (the scheduler's runnext), and a provider streaming the change
-	// to its consumers is on the way to every other member, while the
-	// writer's own acknowledgement goes to one client.
+	// The change feed is signalled last: of the goroutines woken here the
+	// last one runs first (the scheduler's runnext), and a provider
+	// streaming the change is on the way to every other member, while an
+	// acknowledgement goes to one client. (After an inline commit the
+	// committing goroutine answers its client first.)
 	if err == nil && w != nil && w.changes > 0 {
 		s.mu.Lock()
 		for _, sub := range s.subs {
