@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,10 +17,23 @@ import (
 // arguments in an empty directory creates ./var, prints a generated admin
 // password once and the listeners, and ldapsearch with that password lists
 // the tree on 127.0.0.1:3389.
+//
+// The appliance runs in a network namespace of its own (unshare -n, with
+// only its loopback up), so the default 127.0.0.1 ports it binds are not
+// the ones of an appliance the user runs with `make run` beside make test;
+// the clients enter that namespace with nsenter.
 func TestEmbeddedDefault(t *testing.T) {
 	dir := t.TempDir()
+	unshare := requireTool(t, "unshare")
+	var pid int
+	// inNS runs a client inside the appliance's network namespace.
+	inNS := func(name string, args ...string) (string, error) {
+		t.Helper()
+		return tool(t, nil, "", "nsenter", append([]string{"-t", strconv.Itoa(pid), "-n", "--", requireTool(t, name)}, args...)...)
+	}
 	run := func() (string, func()) {
-		cmd := exec.Command(binary, "serve")
+		// unshare execs the shell, which execs postern: pid is postern's
+		cmd := exec.Command(unshare, "-n", "--", "sh", "-c", `ip link set lo up && exec "$0" serve`, binary)
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "POSTERN_ADMIN_PASSWORD=", "POSTERN_DATA=")
 		stdout, _ := cmd.StdoutPipe()
@@ -27,6 +41,7 @@ func TestEmbeddedDefault(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		pid = cmd.Process.Pid
 		// the reader goes on after "ready" (the process keeps printing):
 		// it hands over what it has read so far
 		type seen struct {
@@ -77,7 +92,10 @@ func TestEmbeddedDefault(t *testing.T) {
 		stop()
 		t.Fatalf("no generated admin password printed:\n%s", out)
 	}
-	res := mustTool(t, nil, "", "ldapsearch", "-x", "-H", "ldap://127.0.0.1:3389", "-D", adminDN, "-w", m[1], "-b", suffix)
+	res, err := inNS("ldapsearch", "-x", "-H", "ldap://127.0.0.1:3389", "-D", adminDN, "-w", m[1], "-b", suffix)
+	if err != nil {
+		t.Errorf("ldapsearch in the appliance's namespace: %v\n%s", err, res)
+	}
 	if !strings.Contains(res, "dn: ou=people,"+suffix) || !strings.Contains(res, "numEntries: 5") {
 		t.Errorf("ldapsearch of the default tree:\n%s", res)
 	}
@@ -102,5 +120,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	if strings.Contains(out, "admin password") {
 		t.Errorf("password printed again on the second start:\n%s", out)
 	}
-	mustTool(t, nil, "", "ldapwhoami", "-x", "-H", "ldap://127.0.0.1:3389", "-D", adminDN, "-w", m[1])
+	if res, err := inNS("ldapwhoami", "-x", "-H", "ldap://127.0.0.1:3389", "-D", adminDN, "-w", m[1]); err != nil {
+		t.Errorf("ldapwhoami: %v\n%s", err, res)
+	}
 }
