@@ -27,6 +27,13 @@ type ReplChange struct {
 	// §3.3.1): the provider no longer holds the entry. It applies only
 	// while the local entry still carries CSN, which its tombstone keeps.
 	NotPresent bool
+	// ParentUUID is the entryUUID of Entry's parent at the provider, when
+	// the provider names it (a Postern provider does; slapd does not). The
+	// entry is placed below that parent wherever the parent is now (a
+	// rename of the parent that the provider had not seen moves the entry
+	// with it, as 389-ds does with its parent unique ID); without it the
+	// entry goes where its DN says.
+	ParentUUID string
 }
 
 // ApplyResult counts what ApplyBatch did with a batch.
@@ -35,6 +42,7 @@ type ApplyResult struct {
 	Stale     int // changes older than the stored state, or of deleted entries
 	Conflicts int // same-DN collisions resolved (one entry moved aside)
 	LostFound int // entries placed below ou=lost+found (parent deleted)
+	Glue      int // placeholder parents made for entries whose parent has not arrived yet
 	Rejected  int // changes refused (schema, DN outside the suffix)
 	Errors    []error
 }
@@ -53,11 +61,12 @@ var bReplCookies = []byte("replcookies")
 
 // replReq is a ReplChange checked outside the transaction.
 type replReq struct {
-	ch  *ReplChange
-	add *addReq // nil for deletes
-	id  uuid.UUID
-	c   csn.CSN
-	err error
+	ch     *ReplChange
+	add    *addReq // nil for deletes
+	id     uuid.UUID
+	parent uuid.UUID // the provider's parent of the entry; zero: unknown
+	c      csn.CSN
+	err    error
 }
 
 // ApplyBatch applies changes received from a provider, in order, and
@@ -75,10 +84,18 @@ type replReq struct {
 //     389-ds) and moves the other aside to "entryUUID=<uuid>+<rdn>,<parent>"
 //     with posternReplConflict holding the DN it wanted and a new CSN of
 //     this server, so the move replicates and every member converges on it;
-//   - an entry whose parent does not exist (deleted meanwhile) goes to
+//   - an entry goes below its parent by the parent's identity
+//     (ReplChange.ParentUUID) where the provider names it, wherever that
+//     parent is here, else by its DN;
+//   - an entry whose parent was deleted (a tombstone says so) goes to
 //     "entryUUID=<uuid>+<rdn>,ou=lost+found,<suffix>" marked the same way,
 //     and a deleted entry's subordinates move there too, flat, keeping
 //     their CSNs (every member makes the same moves);
+//   - an entry whose parent has not arrived yet (no entry, no tombstone:
+//     a stream in CSN order sends a parent modified after its children
+//     after them) is kept below a glue entry (objectClass glue, as
+//     OpenLDAP's syncrepl makes) at the parent's DN, which the parent
+//     replaces when it arrives; glue is local, never logged or sent;
 //   - a rename (modDN) is a state with another DN: the entry moves with its
 //     subtree.
 //
@@ -146,6 +163,12 @@ func (s *Store) prepareRepl(changes []ReplChange) []replReq {
 			return
 		}
 		r.id, r.c = id, c
+		if ch.ParentUUID != "" {
+			if r.parent, err = uuid.Parse(ch.ParentUUID); err != nil {
+				r.err = Errorf(InvalidAttributeSyntax, "%s: parent entryUUID invalid", ch.Entry.DN)
+				return
+			}
+		}
 		if r.add, err = s.prepareAdd(ch.Entry, true); err != nil {
 			r.err = fmt.Errorf("ldapstore: replicated entry %s: %w", ch.Entry.DN, err)
 		}
@@ -216,39 +239,44 @@ func (w *wtx) replApply(r *replReq, res *ApplyResult) error {
 		}
 	}
 	w.s.gen.Observe(r.c)
-	return w.replPlace(b, r.id, old, r.add, r.c, res)
+	return w.replPlace(b, r.id, old, r.add, r.parent, r.c, res)
 }
 
 // replPlace writes the state req of entry id (old is its current record,
-// or nil) at CSN c, applying the lost+found and conflict rules.
-func (w *wtx) replPlace(b buckets, id uuid.UUID, old *record, req *addReq, c csn.CSN, res *ApplyResult) error {
+// or nil) at CSN c, applying the placement, lost+found and conflict rules;
+// hint is the provider's parent of the entry (zero: unknown).
+func (w *wtx) replPlace(b buckets, id uuid.UUID, old *record, req *addReq, hint uuid.UUID, c csn.CSN, res *ApplyResult) error {
 	s := w.s
 	t := req.t
 	e := req.e.Clone()
 	e.Set("structuralObjectClass", req.structural)
 	var parent uuid.UUID
 	if !t.isSuffix(s) {
-		pv := b.dn.Get(t.parentKey())
-		inOwnSubtree := old != nil && len(t.key) > len(old.key) && string(t.key[:len(old.key)+1]) == old.key+"\x00"
-		if pv == nil || inOwnSubtree {
-			lf, lfDN, err := w.lostFound(b)
-			if err != nil {
-				return err
-			}
-			nt, err := s.asideTarget(id, e.DN, lfDN)
-			if err != nil {
-				return err
-			}
-			if string(nt.key) != string(t.key) {
+		pl, err := w.replParent(b, id, old, t, hint, res)
+		if err != nil {
+			return err
+		}
+		parent = pl.parent
+		if pl.t != nil && string(pl.t.key) != string(t.key) {
+			if pl.lostFound {
 				// not yet placed in lost+found by the sender
 				markConflict(e, e.DN)
-				e.DN = nt.dn
-				t = nt
 			}
-			parent = lf
-			res.LostFound++
-		} else {
-			copy(parent[:], pv)
+			e.DN = pl.t.dn
+			t = pl.t
+		}
+	}
+	if occ := b.dn.Get(t.key); occ != nil && string(occ) != string(id[:]) {
+		var other uuid.UUID
+		copy(other[:], occ)
+		if isGlue, err := w.isGlue(b, other); err != nil {
+			return err
+		} else if isGlue {
+			// the entry a glue entry stood in for (by DN: its provider
+			// did not name the parent's identity) takes its place
+			if err := w.glueTakeover(b, other, id); err != nil {
+				return err
+			}
 		}
 	}
 	if occ := b.dn.Get(t.key); occ != nil && string(occ) != string(id[:]) {

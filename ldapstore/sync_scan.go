@@ -10,31 +10,54 @@ import (
 	"postern/ldapstore/csn"
 )
 
-// SyncItem names one entry of a Snapshot.
+// SyncItem names one entry of a Snapshot: a live entry with its entryCSN,
+// or a deleted one with the CSN of its delete.
 type SyncItem struct {
 	EntryUUID uuid.UUID
 	CSN       csn.CSN
+	DN        string // for a deleted entry, the DN its tombstone keeps
+}
+
+// SyncSnapshot is one consistent view of the directory for a present phase
+// (RFC 4533 §3.3.1) or a comparison of members.
+type SyncSnapshot struct {
+	// Items are the live entries at or below the base, parents before
+	// their subordinates; glue entries (this member's placeholders) are
+	// left out.
+	Items []SyncItem
+	// Deleted are the tombstones kept (deletes within the retention), in
+	// no particular order: what this member knows to be deleted.
+	Deleted []SyncItem
+	// Glue counts the glue entries left out of Items.
+	Glue int
+	// Context is the context CSN of that state, Pruned the newest CSN per
+	// server ID that pruning removed from the changelog and tombstones
+	// (Store.Pruned) when the view was taken.
+	Context, Pruned csn.Vector
 }
 
 // Snapshot returns, from one read transaction, the entryUUID and entryCSN
-// of every entry at or below base (parents before their subordinates) and
-// the context CSN of that same state. Replication uses it for a present
-// phase (RFC 4533 §3.3.1): the provider lists what it holds, the consumer
-// what it may have to delete. It costs a few dozen bytes per entry.
-func (s *Store) Snapshot(ctx context.Context, base string) ([]SyncItem, csn.Vector, error) {
+// of every entry at or below base and the tombstones kept, with the
+// context CSN of that same state. Replication uses it for a present phase
+// (RFC 4533 §3.3.1): the provider lists what it holds and what it knows to
+// be deleted, the consumer what it may have to delete. It costs a few
+// dozen bytes per entry.
+func (s *Store) Snapshot(ctx context.Context, base string) (*SyncSnapshot, error) {
 	if s.closed.Load() {
-		return nil, nil, ErrClosed
+		return nil, ErrClosed
 	}
 	t, err := s.resolveBase(base)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var items []SyncItem
-	var vec csn.Vector
+	snap := &SyncSnapshot{}
 	err = s.db.View(func(tx *bolt.Tx) error {
-		if vec, err = decodeVector(tx.Bucket(bMeta).Get(mCtxCSN)); err != nil {
+		if snap.Context, err = decodeVector(tx.Bucket(bMeta).Get(mCtxCSN)); err != nil {
 			return err
 		}
+		s.mu.Lock()
+		snap.Pruned = s.pruned.Clone()
+		s.mu.Unlock()
 		b := s.bucketsOf(tx)
 		if b.dn.Get(t.key) == nil {
 			return noSuchObject(b, t.rdns)
@@ -58,11 +81,59 @@ func (s *Store) Snapshot(ctx context.Context, base string) ([]SyncItem, csn.Vect
 			if err != nil {
 				return errCorrupt
 			}
+			if c == glueCSN {
+				snap.Glue++
+				continue
+			}
 			var id uuid.UUID
 			copy(id[:], v)
-			items = append(items, SyncItem{EntryUUID: id, CSN: c})
+			snap.Items = append(snap.Items, SyncItem{EntryUUID: id, CSN: c})
+		}
+		tc := tx.Bucket(bTombstones).Cursor()
+		for k, v := tc.First(); k != nil; k, v = tc.Next() {
+			ts, err := decodeTombstone(k, v)
+			if err != nil {
+				return err
+			}
+			id, _ := uuid.FromBytes(k)
+			snap.Deleted = append(snap.Deleted, SyncItem{EntryUUID: id, CSN: ts.CSN, DN: ts.DN})
 		}
 		return nil
 	})
-	return items, vec, err
+	if err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// GetForSync returns the entry whose entryUUID is id, as GetByUUID does,
+// and the entryUUID of its parent ("" for the suffix entry): what a
+// replication provider sends (ReplChange.ParentUUID).
+func (s *Store) GetForSync(ctx context.Context, id string) (*Entry, string, error) {
+	if s.closed.Load() {
+		return nil, "", ErrClosed
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return nil, "", Errorf(NoSuchObject, "no entry with entryUUID %q", id)
+	}
+	var e *Entry
+	parent := ""
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := s.bucketsOf(tx)
+		buf := b.entries.Get(u[:])
+		if buf == nil {
+			return Errorf(NoSuchObject, "no entry with entryUUID %s", id)
+		}
+		r, err := b.decodeRecord(u[:], buf, 2)
+		if err != nil {
+			return err
+		}
+		if r.parent != (uuid.UUID{}) {
+			parent = r.parent.String()
+		}
+		e = s.complete(b, u[:], r.entry)
+		return nil
+	})
+	return e, parent, err
 }

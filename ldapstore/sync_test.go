@@ -32,7 +32,7 @@ func pull(t *testing.T, from, to *Store) ApplyResult {
 		if seen[c.EntryUUID] {
 			return nil
 		}
-		e, err := from.GetByUUID(ctx, c.EntryUUID)
+		e, parent, err := from.GetForSync(ctx, c.EntryUUID)
 		if CodeOf(err) == NoSuchObject {
 			return nil
 		}
@@ -40,7 +40,7 @@ func pull(t *testing.T, from, to *Store) ApplyResult {
 			return err
 		}
 		seen[c.EntryUUID] = true
-		chs = append(chs, ReplChange{Entry: e})
+		chs = append(chs, ReplChange{Entry: e, ParentUUID: parent})
 		return nil
 	})
 	must(t, err)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"postern/ldapstore"
+	"postern/ldapstore/csn"
 )
 
 // ConsumerConfig configures a Consumer: one provider link.
@@ -38,6 +38,10 @@ type ConsumerConfig struct {
 	BatchSize     int           // changes per transaction at most, default 512
 	Timeout       time.Duration // bind and count requests, default 30s
 	CountInterval time.Duration // how often the remote entry count is refreshed, default 1 min
+	// ProbeInterval is how often a session in the persist stage checks
+	// that the provider still answers (a Root DSE read bounded by
+	// Timeout); a dead one ends the session. Default 10s.
+	ProbeInterval time.Duration
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // optional
@@ -77,6 +81,9 @@ func NewConsumer(cfg ConsumerConfig) *Consumer {
 	}
 	if cfg.CountInterval <= 0 {
 		cfg.CountInterval = time.Minute
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = 10 * time.Second
 	}
 	if cfg.BaseDN == "" && cfg.Store != nil {
 		cfg.BaseDN = cfg.Store.Suffix()
@@ -173,7 +180,10 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("replication: dial %s: %w", cfg.Provider, err)
 	}
 	l := ldap.NewConn(nc, false)
-	l.SetTimeout(cfg.Timeout)
+	// No request timeout on the connection: go-ldap applies it to every
+	// request, the persistent sync search included, which it would end
+	// after Timeout without a change (RFC 4533 §3.4: a persist stage lasts
+	// until an error). Bind and the probes below bound their own time.
 	l.Start()
 	wg.Add(1)
 	go func() {
@@ -182,9 +192,14 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 		l.Close()
 	}()
 	if cfg.BindDN != "" {
-		if err := l.Bind(cfg.BindDN, cfg.Password); err != nil {
+		err := bounded(sctx, cfg.Timeout, l, func() error { return l.Bind(cfg.BindDN, cfg.Password) })
+		if err != nil {
 			return false, fmt.Errorf("replication: bind to %s as %s: %w", cfg.Provider, cfg.BindDN, err)
 		}
+	}
+	var info providerInfo
+	if err := bounded(sctx, cfg.Timeout, l, func() (err error) { info, err = readProviderInfo(l); return err }); err != nil {
+		return false, fmt.Errorf("replication: root DSE of %s: %w", cfg.Provider, err)
 	}
 	stored, err := cfg.Store.Cookie(c.key)
 	if err != nil {
@@ -199,10 +214,24 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 	// also on the first session (no CSNs yet, "rid=001,sid=002" as
 	// syncrepl sends it): the sid tells a multi-master provider not to
 	// stream our own changes back to us, among them every entry we are
-	// copying from it while it serves our refresh.
-	ck := []byte(Cookie{RID: cfg.RID, SID: cfg.Store.ServerID(), CSNs: prev.CSNs}.String())
+	// copying from it while it serves our refresh. For our own server ID
+	// the vector holds how far this store holds our own changes (our
+	// context CSN; the epoch when we hold none): a store that went back in
+	// time (restored from an older copy) gets its own later changes back
+	// in the refresh.
+	csns := prev.CSNs.Clone()
+	own := uint16(cfg.Store.ServerID())
+	if mine, ok := cfg.Store.ContextCSN()[own]; ok {
+		csns[own] = mine
+	} else {
+		csns[own] = csn.CSN{Time: time.Unix(0, 0).UTC(), SID: own}
+	}
+	ck := []byte(Cookie{RID: cfg.RID, SID: int(own), CSNs: csns}.String())
+	if info.postern && len(prev.CSNs) > 0 && !covers(prev.CSNs, info.pruned) {
+		c.log.Warn("replication: this member's state is older than the provider's changelog retention: full refresh (present phase); entries deleted there meanwhile are deleted here", "cookie", prev.CSNs.String(), "pruned", info.pruned.String())
+	}
 	req := ldap.NewSearchRequest(cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"*", "+"}, nil)
+		"(objectClass=*)", []string{"*", "+", AttrParentUUID}, nil)
 	resp := l.Syncrepl(sctx, req, 256, ldap.SyncRequestModeRefreshAndPersist, ck, false)
 	c.update(func(s *LinkStatus) { s.Connected, s.Err, s.Phase = true, "", PhaseRefresh })
 	c.metrics.connected.Set(1)
@@ -231,10 +260,11 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 	wg.Add(1)
 	go func(refreshed <-chan struct{}) {
 		defer wg.Done()
-		c.countRemote(sctx, l, refreshed)
+		c.probe(sctx, cancel, l, refreshed)
 	}(refreshed)
 
 	a := newApplier(c, prev.String())
+	a.provider = info
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -282,47 +312,6 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 				return a.persisted, nil
 			}
 			return a.persisted, errors.New("replication: provider ended the sync search")
-		}
-	}
-}
-
-// remoteCount returns the number of entries at the provider.
-func remoteCount(l *ldap.Conn, base string) (int, error) {
-	res, err := l.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"posternEntryCount"}, nil))
-	if err == nil && len(res.Entries) == 1 {
-		if v := res.Entries[0].GetAttributeValue("posternEntryCount"); v != "" {
-			return strconv.Atoi(v)
-		}
-	}
-	res, err = l.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"1.1"}, nil))
-	if err != nil {
-		return 0, err
-	}
-	return len(res.Entries), nil
-}
-
-// countRemote refreshes the remote entry count after the refresh and then
-// every CountInterval, with a search on the same connection (go-ldap
-// multiplexes it beside the sync search). A Postern provider publishes the
-// count in its Root DSE (posternEntryCount): one small base search. Other
-// providers (slapd) are counted by listing the tree's DNs.
-func (c *Consumer) countRemote(ctx context.Context, l *ldap.Conn, refreshed <-chan struct{}) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-refreshed:
-	}
-	for {
-		n, err := remoteCount(l, c.cfg.BaseDN)
-		if err == nil {
-			c.update(func(s *LinkStatus) { s.RemoteEntries = n })
-		} else if ctx.Err() == nil {
-			c.log.Debug("replication: remote count", "err", err)
-		}
-		if !sleep(ctx, c.cfg.CountInterval) {
-			return
 		}
 	}
 }

@@ -27,6 +27,8 @@ type applier struct {
 	refreshOnlyDone bool // a Sync Done control ended the search
 	mustFlush       bool
 	unknown         map[string]bool // attribute types not in our schema, logged once
+	provider        providerInfo    // the provider's Root DSE at the session's start
+	ownBack         int             // changes of our own server ID received in the refresh (a store gone back in time)
 }
 
 func newApplier(c *Consumer, cookie string) *applier {
@@ -128,11 +130,14 @@ func (a *applier) entry(e *ldap.Entry, ctrls []ldap.Control) error {
 		a.present[st.EntryUUID] = struct{}{}
 	case ldap.SyncStateAdd, ldap.SyncStateModify:
 		a.present[st.EntryUUID] = struct{}{}
-		a.batch = append(a.batch, ldapstore.ReplChange{Entry: a.convert(e, st.EntryUUID)})
+		ch := ldapstore.ReplChange{Entry: a.convert(e, st.EntryUUID), ParentUUID: e.GetAttributeValue(AttrParentUUID)}
+		a.own(ch.Entry.First("entryCSN"))
+		a.batch = append(a.batch, ch)
 	case ldap.SyncStateDelete:
 		ch := ldapstore.ReplChange{EntryUUID: st.EntryUUID.String()}
 		if c, err := csn.Parse(e.GetAttributeValue("entryCSN")); err == nil {
 			ch.CSN = c // Postern providers name the delete's CSN
+			a.own(ch.CSN.String())
 		}
 		a.batch = append(a.batch, ch)
 	}
@@ -140,11 +145,22 @@ func (a *applier) entry(e *ldap.Entry, ctrls []ldap.Control) error {
 	return nil
 }
 
+// own counts a change of our own server ID received in the refresh: this
+// store had gone back in time and gets its own changes back.
+func (a *applier) own(v string) {
+	if c, err := csn.Parse(v); err == nil && int(c.SID) == a.c.cfg.Store.ServerID() && !a.persisted {
+		if a.ownBack == 0 {
+			a.c.log.Warn("replication: the provider sends back changes this member made that its store no longer holds (restored from an older copy?); applying them", "csn", v)
+		}
+		a.ownBack++
+	}
+}
+
 // computed are operational attributes a provider computes on read; the
 // local store computes its own.
 var computed = map[string]bool{
 	"hassubordinates": true, "subschemasubentry": true, "entrydn": true, "contextcsn": true,
-	"numsubordinates": true,
+	"numsubordinates": true, "posternparentuuid": true,
 }
 
 // convert makes a store entry of a replicated one, dropping computed
@@ -181,14 +197,26 @@ func (a *applier) convert(e *ldap.Entry, id uuid.UUID) *ldapstore.Entry {
 }
 
 // presentDone deletes, after a present phase, the local entries the
-// provider did not name (RFC 4533 §3.3.1), with multi-master care: only
-// entries whose entryCSN the provider itself made (its sid in the cookie)
-// and its cookie covers. The provider holds every change it made, so such
-// an entry is really gone there; an entry last written by another member
-// may simply not have reached the provider yet (its context CSN for other
-// server IDs is a high-water mark, not a complete set, while it is itself
-// refreshing), and is left to that member's own stream. A cookie without
-// sid (a single slapd provider) vouches for every server ID it lists.
+// provider did not name (RFC 4533 §3.3.1), with multi-master care: an
+// entry the provider does not hold may simply not have reached it yet
+// (its context CSN for other server IDs is a high-water mark, not a
+// complete set), so absence alone deletes nothing that a Postern provider
+// does not vouch for:
+//
+//   - what it deleted within its retention it names in the delete phase
+//     that follows (its tombstones, with their CSNs): applied as deletes,
+//     whoever wrote the entry last;
+//   - an entry it does not hold whose entryCSN is covered by both its
+//     cookie and its pruning horizon (posternPrunedCSN) was deleted there
+//     longer ago than the retention: deleted here (a member that comes
+//     back after the retention keeps no deleted entry);
+//   - anything newer stays, and reaches the provider by its own stream.
+//
+// Other providers (slapd): a cookie without sid (a single provider)
+// vouches for every server ID it lists; with a sid, only for the entries
+// the provider itself last wrote. Nothing is deleted when the provider
+// holds older changes of its own than this member has seen (it was
+// restored from an older copy): what it lacks is not deleted.
 func (a *applier) presentDone(ctx context.Context) error {
 	if err := a.flush(ctx); err != nil {
 		return err
@@ -197,19 +225,34 @@ func (a *applier) presentDone(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("replication: present phase: %w", err)
 	}
-	items, _, err := a.c.cfg.Store.Snapshot(ctx, a.c.cfg.BaseDN)
+	st := a.c.cfg.Store
+	if ck.SID >= 0 {
+		sid := uint16(ck.SID)
+		if mine, theirs := st.ContextCSN()[sid], ck.CSNs[sid]; mine.Compare(theirs) > 0 {
+			a.c.log.Warn("replication: the provider holds older changes of its own than this member has (restored from an older copy?): its present phase deletes nothing here",
+				"provider_csn", theirs.String(), "seen_here", mine.String())
+			a.present = map[uuid.UUID]struct{}{}
+			return nil
+		}
+	}
+	snap, err := st.Snapshot(ctx, a.c.cfg.BaseDN)
 	if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
-		items, err = nil, nil
+		snap, err = &ldapstore.SyncSnapshot{}, nil
 	}
 	if err != nil {
 		return err
 	}
-	for i := len(items) - 1; i >= 0; i-- { // subordinates first
-		it := items[i]
+	for i := len(snap.Items) - 1; i >= 0; i-- { // subordinates first
+		it := snap.Items[i]
 		if _, ok := a.present[it.EntryUUID]; ok || !ck.CSNs.Covers(it.CSN) {
 			continue
 		}
-		if ck.SID >= 0 && int(it.CSN.SID) != ck.SID {
+		switch {
+		case a.provider.postern:
+			if !a.provider.pruned.Covers(it.CSN) {
+				continue
+			}
+		case ck.SID >= 0 && int(it.CSN.SID) != ck.SID:
 			continue
 		}
 		a.batch = append(a.batch, ldapstore.ReplChange{EntryUUID: it.EntryUUID.String(), CSN: it.CSN, NotPresent: true})

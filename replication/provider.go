@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"postern/ldapstore"
 	"postern/ldapstore/csn"
@@ -36,6 +37,40 @@ type Provider struct {
 	opts        ProviderOptions
 	log         *slog.Logger
 	replicators map[string]bool
+
+	mu     sync.Mutex
+	behind csn.CSN // newest change of our own server ID a consumer has seen that we lack
+}
+
+// noteBehind records that a consumer has seen seen, a change of this
+// member's own server ID that the store no longer holds.
+func (p *Provider) noteBehind(seen csn.CSN) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if seen.Compare(p.behind) > 0 {
+		if p.behind.IsZero() {
+			p.log.Warn("replication: this member's directory is older than its peers have seen (restored from an older copy?): serving no consumer until its own changes are back", "seen", seen.String(), "held", p.st.ContextCSN()[seen.SID].String())
+		}
+		p.behind = seen
+	}
+}
+
+// Behind reports whether this member's store holds older changes of its
+// own server ID than a consumer has seen (it went back in time, e.g.
+// restored from a copy), and which CSN it waits for. It clears once the
+// member's consumers have got those changes back from its peers.
+func (p *Provider) Behind() (bool, csn.CSN) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.behind.IsZero() {
+		return false, csn.CSN{}
+	}
+	if p.st.ContextCSN()[p.behind.SID].Compare(p.behind) >= 0 {
+		p.log.Info("replication: this member has its own changes back; serving consumers again", "csn", p.behind.String())
+		p.behind = csn.CSN{}
+		return false, csn.CSN{}
+	}
+	return true, p.behind
 }
 
 // NewProvider returns a provider serving st.
@@ -77,7 +112,18 @@ type session struct {
 	mode   Mode
 	rid    int // echoed in our cookies (-1: none)
 	peer   int // the consumer's server ID from its cookie (-1: unknown)
-	since  csn.Vector
+	// peerOwn is whether the cookie states how far the consumer holds its
+	// own changes (since[peer], its context CSN for its server ID): a
+	// Postern consumer does, so a member restored from an older copy gets
+	// its own later changes back in the refresh.
+	peerOwn bool
+	// parents is whether the consumer asked for posternParentUUID by name:
+	// each entry then names its parent's entryUUID (ldapstore.ReplChange).
+	parents bool
+	// deletePhase is whether a present phase was followed by a delete
+	// phase (its end is then refreshDelete / refreshDeletes TRUE).
+	deletePhase bool
+	since       csn.Vector
 	cursor csn.Vector // what has been sent so far, per server ID
 	base   string
 	log    *slog.Logger
@@ -112,10 +158,30 @@ func (p *Provider) ServeSearch(ctx context.Context, req *server.SearchRequest, w
 	if base == "" {
 		base = p.st.Suffix()
 	}
+	// A consumer that has seen newer changes of this member's own server
+	// ID than this member holds means this member's store went back in
+	// time (restored from an older copy): until its consumers have got its
+	// own changes back from its peers, it serves nobody, above all no
+	// present phase that would delete what it has lost on its peers.
+	own := uint16(p.st.ServerID())
+	if seen, ok := ck.CSNs[own]; ok {
+		if have := p.st.ContextCSN()[own]; have.Compare(seen) < 0 {
+			p.noteBehind(seen)
+			return ldapstore.Errorf(ldapstore.Busy, "this member holds older changes of its own (%s) than the consumer has seen (%s): it was restored from an older copy and is recovering them from its peers", have, seen)
+		}
+	}
 	s := &session{
 		p: p, req: req, w: w, mode: sr.Mode, rid: ck.RID, peer: ck.SID,
 		since: ck.CSNs, cursor: ck.CSNs.Clone(), base: base,
 		log: p.log.With("rid", ck.RID, "peer_sid", ck.SID),
+	}
+	if s.peer >= 0 {
+		_, s.peerOwn = ck.CSNs[uint16(s.peer)]
+	}
+	for _, a := range req.Attributes {
+		if strings.EqualFold(a, AttrParentUUID) {
+			s.parents = true
+		}
 	}
 	if sr.ReloadHint {
 		s.since = csn.Vector{} // RFC 4533 §2.2: the client asks for a full reload
@@ -232,6 +298,18 @@ func unhex(c byte) int {
 		return int(c-'A') + 10
 	}
 	return -1
+}
+
+// AttrParentUUID is the attribute a Postern consumer asks for by name to
+// learn each entry's parent entryUUID (ldapstore.ReplChange.ParentUUID).
+const AttrParentUUID = "posternParentUUID"
+
+// withParent adds posternParentUUID to e when the consumer asked for it.
+func (s *session) withParent(e *ldapstore.Entry, parent string) *ldapstore.Entry {
+	if s.parents && parent != "" {
+		e.Attributes = append(e.Attributes, ldapstore.Attribute{Type: AttrParentUUID, Vals: []string{parent}})
+	}
+	return e
 }
 
 // sendState sends e with a Sync State control (RFC 4533 §2.3, §3.3.1).

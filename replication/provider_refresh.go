@@ -37,11 +37,11 @@ func (s *session) refresh(ctx context.Context) error {
 	if s.mode == ModeRefreshOnly {
 		// RFC 4533 §3.3.2: refreshDeletes TRUE says the refresh was a
 		// delete phase (deleted entries were named), FALSE a present phase.
-		done := SyncDone{Cookie: ck, RefreshDeletes: !present}
+		done := SyncDone{Cookie: ck, RefreshDeletes: !present || s.deletePhase}
 		return s.w.Done(ldapstore.Success, "", server.Control{OID: OIDSyncDone, Value: done.Encode()})
 	}
 	kind := InfoRefreshDelete
-	if present {
+	if present && !s.deletePhase {
 		kind = InfoRefreshPresent
 	}
 	return s.sendInfo(SyncInfo{Kind: kind, Cookie: ck, RefreshDone: true})
@@ -101,15 +101,18 @@ type stream struct {
 func (st *stream) change(ctx context.Context, ch ldapstore.Change) error {
 	s := st.s
 	defer s.cursor.Update(ch.CSN)
-	if s.peer >= 0 && int(ch.CSN.SID) == s.peer {
+	if s.peer >= 0 && int(ch.CSN.SID) == s.peer && (st.persist || !s.peerOwn) {
 		// the consumer made this change: never send it back (as syncprov
-		// does for multi-provider); it converges by the consumer's own rules
+		// does for multi-provider); it converges by the consumer's own
+		// rules. In a refresh, a consumer that said how far it holds its
+		// own changes gets those it lacks (it went back in time): the
+		// changelog read skips the ones its cookie covers.
 		return nil
 	}
 	if ch.Kind == ldapstore.ChangeDelete {
 		return st.delete(ch)
 	}
-	e, err := s.p.st.GetByUUID(ctx, ch.EntryUUID)
+	e, parent, err := s.p.st.GetForSync(ctx, ch.EntryUUID)
 	if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
 		return nil // deleted later: its delete record follows
 	}
@@ -134,7 +137,7 @@ func (st *stream) change(ctx context.Context, ch ldapstore.Change) error {
 		s.cursor.Update(ch.CSN)
 		ck = s.cookie()
 	}
-	return s.sendState(wire(e), state, ck)
+	return s.sendState(s.withParent(wire(e), parent), state, ck)
 }
 
 func (st *stream) delete(ch ldapstore.Change) error {
@@ -185,12 +188,17 @@ func (st *stream) checkpoint() error {
 // presentRefresh is the present phase (RFC 4533 §3.3.1), for an empty
 // cookie or one older than the changelog: from one consistent snapshot,
 // entries unchanged since the cookie are named present (syncIdSet,
-// refreshDeletes FALSE), the others sent whole with state add; the
-// consumer deletes what was not named. Parents come before subordinates.
+// refreshDeletes FALSE), the others sent whole with state add; parents come
+// before subordinates. A delete phase follows (§3.3.2: refreshPresent with
+// refreshDone FALSE, then the deleted entries with state delete and the
+// CSN of their delete): the tombstones this member keeps, so that a
+// consumer deletes what is known deleted here whoever wrote it last. The
+// consumer deletes, of the rest it holds, only what the provider's state
+// vouches for (consumer_apply.go).
 func (s *session) presentRefresh(ctx context.Context) error {
-	items, vec, err := s.p.st.Snapshot(ctx, s.base)
+	snap, err := s.p.st.Snapshot(ctx, s.base)
 	if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
-		items, vec, err = nil, s.p.st.ContextCSN(), nil
+		snap, err = &ldapstore.SyncSnapshot{Context: s.p.st.ContextCSN()}, nil
 	}
 	if err != nil {
 		return err
@@ -204,8 +212,8 @@ func (s *session) presentRefresh(ctx context.Context) error {
 		present = present[:0]
 		return err
 	}
-	for _, it := range items {
-		e, err := s.p.st.GetByUUID(ctx, it.EntryUUID.String())
+	for _, it := range snap.Items {
+		e, parent, err := s.p.st.GetForSync(ctx, it.EntryUUID.String())
 		if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
 			continue // deleted since the snapshot: persist or the next refresh says so
 		}
@@ -223,14 +231,34 @@ func (s *session) presentRefresh(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := s.sendState(wire(e), StateAdd, nil); err != nil {
+		if err := s.sendState(s.withParent(wire(e), parent), StateAdd, nil); err != nil {
 			return err
 		}
 	}
 	if err := flush(); err != nil {
 		return err
 	}
-	for _, c := range vec {
+	if len(snap.Deleted) > 0 {
+		// §3.3.1: refreshPresent with refreshDone FALSE ends the present
+		// phase; the delete phase follows in the same refresh.
+		if err := s.sendInfo(SyncInfo{Kind: InfoRefreshPresent}); err != nil {
+			return err
+		}
+		s.deletePhase = true
+		for _, d := range snap.Deleted {
+			e := &ldapstore.Entry{DN: d.DN, Attributes: []ldapstore.Attribute{
+				{Type: "entryUUID", Vals: []string{d.EntryUUID.String()}},
+				{Type: "entryCSN", Vals: []string{d.CSN.String()}},
+			}}
+			if e.DN == "" {
+				e.DN = s.base
+			}
+			if err := s.sendState(e, StateDelete, nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, c := range snap.Context {
 		s.cursor.Update(c)
 	}
 	return nil
@@ -255,7 +283,12 @@ func (s *session) knows(e *ldapstore.Entry, snap csn.CSN) bool {
 		return false
 	}
 	c, err := csn.Parse(cur)
-	return err == nil && int(c.SID) == s.peer
+	if err != nil || int(c.SID) != s.peer {
+		return false
+	}
+	// a consumer that said how far it holds its own changes knows those
+	// up to there; a later one of its own it has lost (restored store)
+	return !s.peerOwn || s.since.Covers(c)
 }
 
 // persist is the persist stage (RFC 4533 §3.4): after each commit, every

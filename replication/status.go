@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"postern/ldapstore"
+	"postern/ldapstore/csn"
 )
 
 // Phases of a link (LinkStatus.Phase).
@@ -33,6 +34,10 @@ type LinkStatus struct {
 	Lag           time.Duration
 	LastApplied   time.Time
 	RemoteEntries int // entries below the base at the provider (counted after the refresh, then every CountInterval)
+	// RemoteContext is the provider's context CSN as its Root DSE showed
+	// it at Probed (every ProbeInterval while the session persists).
+	RemoteContext csn.Vector
+	Probed        time.Time
 	LocalEntries  int
 	Applied       int64 // changes written
 	Stale         int64 // changes already superseded here

@@ -144,6 +144,8 @@ var attributeTypeDefs = []string{
 	"( " + P + ".1.41 NAME 'posternRevokedKey' DESC 'SHA256 fingerprints of removed members device keys' " + ci + " )",
 	// replication (issue 4): the Root DSE publishes the live entry count, so a
 	// consumer's "N entries in remote database" costs one base search
+	"( " + P + ".1.43 NAME 'posternParentUUID' DESC 'entryUUID of the parent entry, sent by a Postern replication provider when asked for by name' EQUALITY UUIDMatch SYNTAX 1.3.6.1.1.16.1 " + op + " )",
+	"( " + P + ".1.44 NAME 'posternPrunedCSN' DESC 'per server ID, the newest change pruned from the changelog' EQUALITY CSNMatch ORDERING CSNOrderingMatch SYNTAX 1.3.6.1.4.1.4203.666.11.2.1{64} NO-USER-MODIFICATION USAGE dSAOperation )",
 	"( " + P + ".1.42 NAME 'posternEntryCount' DESC 'live entries in the directory' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE NO-USER-MODIFICATION USAGE dSAOperation )",
 }
 
@@ -153,6 +155,8 @@ var objectClassDefs = []string{
 	"( 2.5.6.0 NAME 'top' ABSTRACT MUST objectClass )",
 	"( 2.5.6.1 NAME 'alias' SUP top STRUCTURAL MUST aliasedObjectName )",
 	"( 1.3.6.1.4.1.1466.101.120.111 NAME 'extensibleObject' SUP top AUXILIARY )",
+	// OpenLDAP's glue: a placeholder parent that replication keeps until the real one arrives
+	"( 1.3.6.1.4.1.4203.666.3.4 NAME 'glue' DESC 'Glue Entry' SUP top STRUCTURAL )",
 	"( 2.5.20.1 NAME 'subschema' AUXILIARY MAY ( matchingRules $ attributeTypes $ objectClasses $ matchingRuleUse $ ldapSyntaxes ) )",
 	"( 1.3.6.1.4.1.1466.344 NAME 'dcObject' SUP top AUXILIARY MUST dc )",
 	"( 2.5.6.4 NAME 'organization' SUP top STRUCTURAL MUST o MAY ( " + orgMay + " ) )",

@@ -43,6 +43,13 @@ func (s *Server) rootDSE(id identity) *ldapstore.Entry {
 	if n, err := s.store.Count(context.Background()); err == nil && !id.anonymous() {
 		e.Set("posternEntryCount", strconv.Itoa(n))
 	}
+	// Postern: per server ID, the newest change pruned from the changelog
+	// and tombstones. A replication consumer reads it before a present
+	// phase: an entry the provider does not hold, whose CSN the provider
+	// has pruned past, was deleted there longer ago than the retention.
+	if p := s.store.Pruned(); len(p) > 0 && !id.anonymous() {
+		e.Set("posternPrunedCSN", p.Strings()...)
+	}
 	return e
 }
 
