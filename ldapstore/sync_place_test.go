@@ -178,4 +178,3 @@ func TestChildBeforeParent(t *testing.T) {
 		converge(t, a, b)
 	})
 }
-

@@ -106,12 +106,12 @@ func (p *Provider) allowed(req *server.SearchRequest) bool {
 
 // session is one sync search being served.
 type session struct {
-	p      *Provider
-	req    *server.SearchRequest
-	w      server.SearchWriter
-	mode   Mode
-	rid    int // echoed in our cookies (-1: none)
-	peer   int // the consumer's server ID from its cookie (-1: unknown)
+	p    *Provider
+	req  *server.SearchRequest
+	w    server.SearchWriter
+	mode Mode
+	rid  int // echoed in our cookies (-1: none)
+	peer int // the consumer's server ID from its cookie (-1: unknown)
 	// peerOwn is whether the cookie states how far the consumer holds its
 	// own changes (since[peer], its context CSN for its server ID): a
 	// Postern consumer does, so a member restored from an older copy gets
@@ -124,9 +124,9 @@ type session struct {
 	// phase (its end is then refreshDelete / refreshDeletes TRUE).
 	deletePhase bool
 	since       csn.Vector
-	cursor csn.Vector // what has been sent so far, per server ID
-	base   string
-	log    *slog.Logger
+	cursor      csn.Vector // what has been sent so far, per server ID
+	base        string
+	log         *slog.Logger
 }
 
 // ServeSearch serves one sync search (RFC 4533 §3).
