@@ -113,9 +113,11 @@ type Store struct {
 	submitMu  sync.RWMutex // held shared while enqueueing, exclusively by Close
 	commitMu  sync.Mutex   // held by whoever runs a write transaction (writer.go)
 
-	mu     sync.Mutex // guards ctxCSN, pruned, subs
-	ctxCSN csn.Vector
-	pruned csn.Vector
+	mu        sync.Mutex // guards ctxCSN, pruned, subs, openedCtx, lost
+	ctxCSN    csn.Vector
+	pruned    csn.Vector
+	openedCtx csn.Vector // ctxCSN when the store was opened (rollback.go)
+	lost      csn.CSN    // newest own change a peer holds that this store lacks (rollback.go)
 	subs   map[int]subscriber
 	subSeq int
 
@@ -212,6 +214,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if c, ok := s.ctxCSN[uint16(opts.ServerID)]; ok {
 		s.gen.Observe(c)
 	}
+	s.openedCtx = s.ctxCSN.Clone()
 	s.wg.Add(2)
 	go s.writer()
 	go s.pruner()

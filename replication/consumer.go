@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -55,8 +56,9 @@ type Consumer struct {
 	key     string // the cookie's key in the store
 	metrics *linkMetrics
 
-	mu     sync.Mutex
-	status LinkStatus
+	mu        sync.Mutex
+	status    LinkStatus
+	refreshed atomic.Bool // a refresh of this consumer completed in this process
 }
 
 // ErrConfig is returned by Run for an unusable ConsumerConfig.
@@ -221,11 +223,21 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 	// in the refresh.
 	csns := prev.CSNs.Clone()
 	own := uint16(cfg.Store.ServerID())
-	if mine, ok := cfg.Store.ContextCSN()[own]; ok {
-		csns[own] = mine
-	} else {
-		csns[own] = csn.CSN{Time: time.Unix(0, 0).UTC(), SID: own}
+	if seen, ok := info.context[own]; ok && cfg.Store.NoteLostChange(seen) {
+		c.log.Warn("replication: the provider holds a change of this member that its directory lacks (restored from an older copy?): getting this member's own changes back; serving no sync search meanwhile", "csn", seen.String())
 	}
+	// Until this link's first refresh, from the context CSN the store had
+	// when it was opened: changes it made since then are newer than any
+	// it may have lost, and a store restored from an older copy must not
+	// skip the gap because it has written since.
+	mine, ok := cfg.Store.OpenedContext()[own]
+	if c.refreshed.Load() {
+		mine, ok = cfg.Store.ContextCSN()[own]
+	}
+	if !ok {
+		mine = csn.CSN{Time: time.Unix(0, 0).UTC(), SID: own}
+	}
+	csns[own] = mine
 	ck := []byte(Cookie{RID: cfg.RID, SID: int(own), CSNs: csns}.String())
 	if info.postern && len(prev.CSNs) > 0 && !covers(prev.CSNs, info.pruned) {
 		c.log.Warn("replication: this member's state is older than the provider's changelog retention: full refresh (present phase); entries deleted there meanwhile are deleted here", "cookie", prev.CSNs.String(), "pruned", info.pruned.String())
@@ -306,6 +318,7 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 		if a.persisted && refreshed != nil {
 			close(refreshed)
 			refreshed = nil
+			c.refreshed.Store(true)
 		}
 		if !ok {
 			if a.refreshOnlyDone {

@@ -26,11 +26,14 @@ const (
 
 // node is one member: a store and its LDAP server with the provider.
 type node struct {
-	sid   int
-	dir   string
-	store *ldapstore.Store
-	srv   *server.Server
-	addr  string
+	sid      int
+	dir      string
+	opts     ldapstore.Options
+	store    *ldapstore.Store
+	srv      *server.Server
+	provider *Provider
+	addr     string
+	stop     func() // closes the server and the store, once
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -65,11 +68,17 @@ func startNode(t testing.TB, sid int, dir string) *node {
 
 func startNodeOpts(t testing.TB, dir string, opts ldapstore.Options) *node {
 	t.Helper()
-	sid := opts.ServerID
-	opts.Logger = testLogger(t)
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	return serveNode(t, dir, opts, "127.0.0.1:0")
+}
+
+// serveNode opens the store in dir and serves it on addr.
+func serveNode(t testing.TB, dir string, opts ldapstore.Options, addr string) *node {
+	t.Helper()
+	sid := opts.ServerID
+	opts.Logger = testLogger(t)
 	st, err := ldapstore.Open(filepath.Join(dir, "ldap.db"), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -78,20 +87,38 @@ func startNodeOpts(t testing.TB, dir string, opts ldapstore.Options) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	NewProvider(st, ProviderOptions{Logger: testLogger(t), Replicators: []string{"cn=replicator,dc=postern,dc=local"}}).Register(srv)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	prov := NewProvider(st, ProviderOptions{Logger: testLogger(t), Replicators: []string{"cn=replicator,dc=postern,dc=local"}})
+	prov.Register(srv)
+	var l net.Listener
+	for i := 0; ; i++ { // a restart takes the port back; the old socket may linger a moment
+		if l, err = net.Listen("tcp", addr); err == nil || i == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
-	n := &node{sid: sid, dir: dir, store: st, srv: srv, addr: l.Addr().String()}
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-		st.Close()
-	})
+	n := &node{sid: sid, dir: dir, opts: opts, store: st, srv: srv, provider: prov, addr: l.Addr().String()}
+	var once sync.Once
+	n.stop = func() {
+		once.Do(func() {
+			srv.Close()
+			<-done
+			st.Close()
+		})
+	}
+	t.Cleanup(n.stop)
 	return n
+}
+
+// restart stops n and serves its directory again on the same address.
+func (n *node) restart(t testing.TB) *node {
+	t.Helper()
+	n.stop()
+	return serveNode(t, n.dir, n.opts, n.addr)
 }
 
 // consume runs a consumer on to from addr until the test ends (or stop).

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 
 	"postern/ldapstore"
 	"postern/ldapstore/csn"
@@ -38,39 +37,15 @@ type Provider struct {
 	log         *slog.Logger
 	replicators map[string]bool
 
-	mu     sync.Mutex
-	behind csn.CSN // newest change of our own server ID a consumer has seen that we lack
 }
 
-// noteBehind records that a consumer has seen seen, a change of this
-// member's own server ID that the store no longer holds.
-func (p *Provider) noteBehind(seen csn.CSN) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if seen.Compare(p.behind) > 0 {
-		if p.behind.IsZero() {
-			p.log.Warn("replication: this member's directory is older than its peers have seen (restored from an older copy?): serving no consumer until its own changes are back", "seen", seen.String(), "held", p.st.ContextCSN()[seen.SID].String())
-		}
-		p.behind = seen
-	}
-}
-
-// Behind reports whether this member's store holds older changes of its
-// own server ID than a consumer has seen (it went back in time, e.g.
-// restored from a copy), and which CSN it waits for. It clears once the
-// member's consumers have got those changes back from its peers.
+// Behind reports whether this member's store lacks a change of its own
+// server ID that a peer holds (it went back in time, e.g. restored from an
+// older copy), and which: until its consumers have brought it back, the
+// provider serves no sync search.
 func (p *Provider) Behind() (bool, csn.CSN) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.behind.IsZero() {
-		return false, csn.CSN{}
-	}
-	if p.st.ContextCSN()[p.behind.SID].Compare(p.behind) >= 0 {
-		p.log.Info("replication: this member has its own changes back; serving consumers again", "csn", p.behind.String())
-		p.behind = csn.CSN{}
-		return false, csn.CSN{}
-	}
-	return true, p.behind
+	c, lost := p.st.LostChange()
+	return lost, c
 }
 
 // NewProvider returns a provider serving st.
@@ -163,12 +138,11 @@ func (p *Provider) ServeSearch(ctx context.Context, req *server.SearchRequest, w
 	// time (restored from an older copy): until its consumers have got its
 	// own changes back from its peers, it serves nobody, above all no
 	// present phase that would delete what it has lost on its peers.
-	own := uint16(p.st.ServerID())
-	if seen, ok := ck.CSNs[own]; ok {
-		if have := p.st.ContextCSN()[own]; have.Compare(seen) < 0 {
-			p.noteBehind(seen)
-			return ldapstore.Errorf(ldapstore.Busy, "this member holds older changes of its own (%s) than the consumer has seen (%s): it was restored from an older copy and is recovering them from its peers", have, seen)
-		}
+	if seen, ok := ck.CSNs[uint16(p.st.ServerID())]; ok && p.st.NoteLostChange(seen) {
+		p.log.Warn("replication: a consumer has seen a change of this member that its directory lacks (restored from an older copy?)", "csn", seen.String())
+	}
+	if lost, c := p.Behind(); lost {
+		return ldapstore.Errorf(ldapstore.Busy, "this member's directory lacks its own change %s that its peers hold (restored from an older copy): it serves no sync search until replication has brought it back", c)
 	}
 	s := &session{
 		p: p, req: req, w: w, mode: sr.Mode, rid: ck.RID, peer: ck.SID,

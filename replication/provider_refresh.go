@@ -61,7 +61,7 @@ func covers(since, pruned csn.Vector) bool {
 // deltaRefresh is the delete phase of a refresh from a cookie (RFC 4533
 // §3.3.2): from the changelog, the current state of every entry changed
 // after the cookie (state add or modify) and the entries deleted since
-// (syncIdSet, refreshDeletes TRUE), in CSN order, with a cookie every
+// (state delete, with the delete's CSN), in CSN order, with a cookie every
 // Checkpoint records so that an interrupted refresh resumes near where it
 // stopped.
 func (s *session) deltaRefresh(ctx context.Context) error {
@@ -80,9 +80,6 @@ func (s *session) deltaRefresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := st.flushDeletes(nil); err != nil {
-		return err
-	}
 	for _, c := range snap {
 		s.cursor.Update(c)
 	}
@@ -90,12 +87,11 @@ func (s *session) deltaRefresh(ctx context.Context) error {
 }
 
 // stream sends changelog records in CSN order, in the refresh stage
-// (persist false: deletes gathered in syncIdSets) or the persist stage
-// (persist true: every message carries the cookie, RFC 4533 §3.4).
+// (persist false) or the persist stage (persist true: every message
+// carries the cookie, RFC 4533 §3.4).
 type stream struct {
 	s       *session
 	persist bool
-	dels    [][16]byte
 }
 
 func (st *stream) change(ctx context.Context, ch ldapstore.Change) error {
@@ -125,9 +121,6 @@ func (st *stream) change(ctx context.Context, ch ldapstore.Change) error {
 	if !s.inScope(e) {
 		return st.delete(ldapstore.Change{CSN: ch.CSN, Kind: ldapstore.ChangeDelete, EntryUUID: ch.EntryUUID, DN: e.DN})
 	}
-	if err := st.flushDeletes(nil); err != nil {
-		return err
-	}
 	state := StateModify
 	if ch.Kind == ldapstore.ChangeAdd {
 		state = StateAdd
@@ -140,49 +133,33 @@ func (st *stream) change(ctx context.Context, ch ldapstore.Change) error {
 	return s.sendState(s.withParent(wire(e), parent), state, ck)
 }
 
+// delete sends a deleted entry: a SearchResultEntry with its DN and state
+// delete (RFC 4533 §3.3.2 in the refresh, §3.4 in persist). Postern adds
+// the delete's entryCSN (consumers that do not know it ignore attributes
+// of deleted entries), so the delete keeps its own CSN on every member:
+// a syncIdSet names no CSN, and a consumer would record the delete at the
+// entry's last CSN, which is another change's (and its changelog slot).
 func (st *stream) delete(ch ldapstore.Change) error {
 	s := st.s
-	if !st.persist {
-		u, err := uuidBytes(ch.EntryUUID)
-		if err != nil {
-			return err
-		}
-		st.dels = append(st.dels, u)
-		if len(st.dels) >= maxIDSet {
-			return st.flushDeletes(nil)
-		}
-		return nil
+	var ck []byte
+	if st.persist {
+		s.cursor.Update(ch.CSN)
+		ck = s.cookie()
 	}
-	// RFC 4533 §3.4: a deleted entry is a SearchResultEntry with its DN
-	// and state delete. Postern adds the delete's entryCSN (consumers that
-	// do not know it ignore attributes of deleted entries).
-	s.cursor.Update(ch.CSN)
 	e := &ldapstore.Entry{DN: ch.DN, Attributes: []ldapstore.Attribute{
 		{Type: "entryUUID", Vals: []string{ch.EntryUUID}},
 		{Type: "entryCSN", Vals: []string{ch.CSN.String()}},
 	}}
-	return s.sendState(e, StateDelete, s.cookie())
-}
-
-// flushDeletes sends the gathered deletes as one syncIdSet with
-// refreshDeletes TRUE (RFC 4533 §2.5, §3.3.2).
-func (st *stream) flushDeletes(cookie []byte) error {
-	if len(st.dels) == 0 {
-		return nil
+	if e.DN == "" {
+		e.DN = s.base
 	}
-	err := st.s.sendInfo(SyncInfo{Kind: InfoSyncIDSet, RefreshDeletes: true, UUIDs: st.dels, Cookie: cookie})
-	st.dels = st.dels[:0]
-	return err
+	return s.sendState(e, StateDelete, ck)
 }
 
-// checkpoint hands the consumer the cookie of what was sent so far: on the
-// pending syncIdSet, else as a newcookie Sync Info (RFC 4533 §2.5).
+// checkpoint hands the consumer the cookie of what was sent so far, as a
+// newcookie Sync Info (RFC 4533 §2.5).
 func (st *stream) checkpoint() error {
-	ck := st.s.cookie()
-	if len(st.dels) > 0 {
-		return st.flushDeletes(ck)
-	}
-	return st.s.sendInfo(SyncInfo{Kind: InfoNewCookie, Cookie: ck})
+	return st.s.sendInfo(SyncInfo{Kind: InfoNewCookie, Cookie: st.s.cookie()})
 }
 
 // presentRefresh is the present phase (RFC 4533 §3.3.1), for an empty
@@ -245,15 +222,9 @@ func (s *session) presentRefresh(ctx context.Context) error {
 			return err
 		}
 		s.deletePhase = true
+		st := &stream{s: s}
 		for _, d := range snap.Deleted {
-			e := &ldapstore.Entry{DN: d.DN, Attributes: []ldapstore.Attribute{
-				{Type: "entryUUID", Vals: []string{d.EntryUUID.String()}},
-				{Type: "entryCSN", Vals: []string{d.CSN.String()}},
-			}}
-			if e.DN == "" {
-				e.DN = s.base
-			}
-			if err := s.sendState(e, StateDelete, nil); err != nil {
+			if err := st.delete(ldapstore.Change{CSN: d.CSN, Kind: ldapstore.ChangeDelete, EntryUUID: d.EntryUUID.String(), DN: d.DN}); err != nil {
 				return err
 			}
 		}
