@@ -118,8 +118,8 @@ type Store struct {
 	pruned    csn.Vector
 	openedCtx csn.Vector // ctxCSN when the store was opened (rollback.go)
 	lost      csn.CSN    // newest own change a peer holds that this store lacks (rollback.go)
-	subs   map[int]subscriber
-	subSeq int
+	subs      map[int]subscriber
+	subSeq    int
 
 	count atomic.Int64
 	stats counters

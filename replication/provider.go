@@ -36,7 +36,6 @@ type Provider struct {
 	opts        ProviderOptions
 	log         *slog.Logger
 	replicators map[string]bool
-
 }
 
 // Behind reports whether this member's store lacks a change of its own
