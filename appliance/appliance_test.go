@@ -68,7 +68,7 @@ func TestCLIInProcess(t *testing.T) {
 		{"queue show no id", "", []string{"queue", "show"}, 2, "want exactly one queue ID"},
 		{"system set nothing", "", []string{"system", "set"}, 2, "nothing to set"},
 		{"system set", "", []string{"system", "set", "--location", "Basel"}, 0, "Location:   Basel"},
-		{"ldif import stdin", "dn: cn=x,ou=people,dc=postern,dc=local\nobjectClass: person\ncn: x\nsn: y\n", []string{"ldif", "import", "-"}, 0, "imported 1 entries: 1 added, 0 updated"},
+		{"ldif import stdin", "dn: cn=x,ou=people,dc=postern,dc=local\nobjectClass: person\ncn: x\nsn: y\n", []string{"ldif", "import", "-"}, 0, "imported 1 entry: 1 added, 0 updated"},
 		{"ldif import missing file", "", []string{"ldif", "import", "/nonexistent.ldif"}, 1, "no such file"},
 		{"ldif export", "", []string{"ldif", "export"}, 0, "dn: cn=x,ou=people,dc=postern,dc=local"},
 		{"unknown", "", []string{"nope"}, 2, `unknown command "nope"`},

@@ -83,6 +83,7 @@ func usage(w io.Writer) {
   status [--json]
   system show [--json] | system set [--hostname H] [--comment C] [--location L] [--ntp-server S]
   ldif export | ldif import FILE   (FILE "-" reads standard input)
+  ldif restore FILE [--yes]        (the directory becomes FILE's; prints the plan, --yes applies it)
   domain add NAME --deliver-to HOST:PORT [--tls none|may|encrypt] | domain list | domain remove NAME
   relay show | relay networks CIDR...|none | relay smarthost HOST:PORT|none
   queue list | queue show ID | queue flush | queue delete ID
@@ -224,9 +225,10 @@ func cmdSystem(ctx context.Context, args []string, stdout io.Writer) error {
 
 func cmdLDIF(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("want export or import FILE")
+		return usagef("want export, import FILE or restore FILE")
 	}
 	fs, data, _ := clientFlags("ldif " + args[0])
+	yes := fs.Bool("yes", false, "restore: write the changes the plan lists (without it, only print the plan)")
 	if err := parseAll(fs, args[1:]); err != nil {
 		return err
 	}
@@ -265,23 +267,89 @@ func cmdLDIF(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 				return fmt.Errorf("bad progress line from appliance: %q", sc.Text())
 			}
 			if last.Error == "" && !last.Done {
-				fmt.Fprintf(stderr, "imported %d entries (%d added, %d updated, %.0f/s)\n", last.Added+last.Updated, last.Added, last.Updated, last.Rate)
+				fmt.Fprintf(stderr, "imported %s (%d added, %d updated, %d applied, %.0f/s)\n", plural(last.Entries, "entry", "entries"), last.Added, last.Updated, last.Applied, last.Rate)
 			}
 		}
 		if err := sc.Err(); err != nil {
 			return err
 		}
 		if last.Error != "" {
-			return fmt.Errorf("%s (after %d entries imported)", last.Error, last.Added+last.Updated)
+			return fmt.Errorf("%s (after %s read)", last.Error, plural(last.Entries, "entry", "entries"))
 		}
 		if !last.Done {
 			return errors.New("import ended without a result (appliance stopped?)")
 		}
-		fmt.Fprintf(stdout, "imported %d entries: %d added, %d updated\n", last.Added+last.Updated, last.Added, last.Updated)
+		fmt.Fprintf(stdout, "imported %s: %d added, %d updated", plural(last.Entries, "entry", "entries"), last.Added, last.Updated)
+		if last.Applied+last.Stale > 0 {
+			fmt.Fprintf(stdout, ", %d applied with their entryUUID and entryCSN, %d older than the directory's state (kept the directory's)", last.Applied, last.Stale)
+		}
+		if last.Skipped > 0 {
+			fmt.Fprintf(stdout, ", %d below ou=cluster skipped (cluster membership is never taken from LDIF)", last.Skipped)
+		}
+		fmt.Fprintln(stdout)
+		return nil
+	case "restore":
+		if fs.NArg() != 1 || fs.Arg(0) == "-" {
+			return usagef("want exactly one FILE (read twice: once for the plan, once to apply it)")
+		}
+		run := func(apply bool) (RestorePlan, error) {
+			f, err := os.Open(fs.Arg(0))
+			if err != nil {
+				return RestorePlan{}, err
+			}
+			defer f.Close()
+			resp, err := c.do(ctx, "POST", fmt.Sprintf("/v1/ldif/restore?apply=%t", apply), f, "text/plain")
+			if err != nil {
+				return RestorePlan{}, err
+			}
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			var last RestorePlan
+			for sc.Scan() {
+				if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+					return last, fmt.Errorf("bad progress line from appliance: %q", sc.Text())
+				}
+				if !last.Done && last.Error == "" {
+					fmt.Fprintf(stderr, "read %s\n", plural(last.Entries, "entry", "entries"))
+				}
+			}
+			if err := sc.Err(); err != nil {
+				return last, err
+			}
+			if last.Error != "" {
+				return last, errors.New(last.Error)
+			}
+			if !last.Done {
+				return last, errors.New("restore ended without a result (appliance stopped?)")
+			}
+			return last, nil
+		}
+		plan, err := run(false)
+		if err != nil {
+			return err
+		}
+		if !*yes {
+			fmt.Fprintf(stdout, "restore plan for %s: %s\nnothing changed yet: run again with --yes to restore\n", fs.Arg(0), plan.Effect)
+			return errors.New("not restored (no --yes)")
+		}
+		fmt.Fprintf(stdout, "restoring %s: %s\n", fs.Arg(0), plan.Effect)
+		done, err := run(true)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "restored: %d added, %d changed, %d deleted, %d unchanged, %d below ou=cluster kept\n", done.Add, done.Change, done.Delete, done.Unchanged, done.Skipped)
 		return nil
 	default:
-		return usagef("unknown subcommand %q (want export or import)", args[0])
+		return usagef("unknown subcommand %q (want export, import or restore)", args[0])
 	}
+}
+
+// plural returns "1 entry", "2 entries".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // defaultData is $POSTERN_DATA, else ./var.

@@ -197,3 +197,15 @@ func (a *Appliance) handleJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	send(JoinProgress{Done: true})
 }
+
+// ClusterStatus returns the cluster agent's status (Member false on a
+// standalone appliance).
+func (a *Appliance) ClusterStatus(ctx context.Context) (*cluster.Status, error) {
+	a.clusterMu.Lock()
+	c := a.cluster
+	a.clusterMu.Unlock()
+	if c == nil {
+		return &cluster.Status{}, nil
+	}
+	return c.Status(ctx)
+}

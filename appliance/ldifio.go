@@ -70,9 +70,19 @@ func (a *Appliance) handleExport(w http.ResponseWriter, r *http.Request) {
 
 // ImportProgress is one line of an import's progress stream.
 type ImportProgress struct {
-	Entries int     `json:"entries"`
-	Added   int     `json:"added"`
-	Updated int     `json:"updated"`
+	Entries int `json:"entries"`
+	Added   int `json:"added"`
+	Updated int `json:"updated"`
+	// Applied counts entries that carried entryUUID and entryCSN (an
+	// export) and were newer than the directory's state; Stale those that
+	// were not (the directory changed or deleted them since the export:
+	// an older change loses, as a replicated one would).
+	Applied int `json:"applied"`
+	Stale   int `json:"stale"`
+	// Skipped counts entries at or below ou=cluster: cluster membership,
+	// keys, revocations, allowed IPs and the injection ACL are never taken
+	// from an LDIF file.
+	Skipped int     `json:"skipped"`
 	Rate    float64 `json:"rate"`
 	Done    bool    `json:"done,omitempty"`
 	Error   string  `json:"error,omitempty"`
@@ -81,25 +91,47 @@ type ImportProgress struct {
 // importChunk is how many entries go to the store in one transaction.
 const importChunk = 1000
 
-// Import reads LDIF and writes every entry: new DNs are added, existing
-// ones get the imported user attributes (so export → import is
-// idempotent). It stops at the first bad record and says which; entries
-// before it stay imported. progress is called after every chunk.
+// Import reads LDIF and writes every entry, in the file's order:
+//
+//   - an entry with entryUUID and entryCSN (an export of a Postern or
+//     slapd directory) is applied as a replicated change would be: it keeps
+//     its identity and CSN, is written only where it is newer than the
+//     directory's state, and never undoes a delete (a tombstone beats it),
+//     so importing an old export neither resurrects deleted entries nor
+//     overwrites newer changes;
+//   - an entry without them is added, or its user attributes replace the
+//     stored ones (export → import is idempotent);
+//   - entries at or below ou=cluster are skipped and counted.
+//
+// It stops at the first bad record and says which; entries before it stay
+// imported. progress is called after every chunk.
 func (a *Appliance) Import(ctx context.Context, r io.Reader, progress func(ImportProgress)) (ImportProgress, error) {
 	lr := ldif.NewReader(r)
 	by := a.cfg.AdminDN()
 	var p ImportProgress
 	start := time.Now()
-	var chunk []*ldapstore.Entry
+	var plain []*ldapstore.Entry
+	var repl []ldapstore.ReplChange
+	cluster, err := a.store.Schema().NormalizeDN("ou=cluster," + a.cfg.Suffix)
+	if err != nil {
+		return p, err
+	}
 	flush := func() error {
-		if len(chunk) == 0 {
+		if len(plain) == 0 && len(repl) == 0 {
 			return nil
 		}
-		added, updated, err := a.writeChunk(ctx, chunk, by)
-		p.Added += added
-		p.Updated += updated
-		chunk = chunk[:0]
-		p.Rate = float64(p.Added+p.Updated) / time.Since(start).Seconds()
+		var err error
+		if len(plain) > 0 {
+			var added, updated int
+			added, updated, err = a.writeChunk(ctx, plain, by)
+			p.Added += added
+			p.Updated += updated
+			plain = plain[:0]
+		} else {
+			err = a.applyChunk(ctx, repl, &p)
+			repl = repl[:0]
+		}
+		p.Rate = float64(p.Added+p.Updated+p.Applied+p.Stale) / time.Since(start).Seconds()
 		if err == nil && progress != nil {
 			progress(p)
 		}
@@ -115,8 +147,29 @@ func (a *Appliance) Import(ctx context.Context, r io.Reader, progress func(Impor
 			return p, err
 		}
 		p.Entries++
-		chunk = append(chunk, stripOperational(e))
-		if len(chunk) == importChunk {
+		if n, err := a.store.Schema().NormalizeDN(e.DN); err == nil && (n == cluster || strings.HasSuffix(n, ","+cluster)) {
+			if p.Skipped == 0 {
+				a.log.Warn("ldif import: entries below ou=cluster are skipped: cluster membership is never taken from LDIF", "dn", e.DN)
+			}
+			p.Skipped++
+			continue
+		}
+		if e.First("entryUUID") != "" && e.First("entryCSN") != "" {
+			if len(plain) > 0 {
+				if err := flush(); err != nil {
+					return p, err
+				}
+			}
+			repl = append(repl, ldapstore.ReplChange{Entry: withoutComputed(e)})
+		} else {
+			if len(repl) > 0 {
+				if err := flush(); err != nil {
+					return p, err
+				}
+			}
+			plain = append(plain, stripOperational(e))
+		}
+		if len(plain)+len(repl) == importChunk {
 			if err := flush(); err != nil {
 				return p, err
 			}
@@ -127,6 +180,32 @@ func (a *Appliance) Import(ctx context.Context, r io.Reader, progress func(Impor
 	}
 	p.Done = true
 	return p, nil
+}
+
+// applyChunk writes entries that carry their entryUUID and entryCSN through
+// the replication apply path (last writer wins, deletes win).
+func (a *Appliance) applyChunk(ctx context.Context, chunk []ldapstore.ReplChange, p *ImportProgress) error {
+	res, err := a.store.ApplyBatch(ctx, chunk, "", "")
+	if err != nil {
+		return err
+	}
+	p.Applied += res.Applied
+	p.Stale += res.Stale
+	if res.Rejected > 0 {
+		return fmt.Errorf("import: %w", res.Errors[0])
+	}
+	return nil
+}
+
+// withoutComputed drops what the store computes on read.
+func withoutComputed(e *ldapstore.Entry) *ldapstore.Entry {
+	out := &ldapstore.Entry{DN: e.DN}
+	for _, at := range e.Attributes {
+		if l := strings.ToLower(at.Type); l != "hassubordinates" && l != "subschemasubentry" && l != "entrydn" {
+			out.Attributes = append(out.Attributes, at)
+		}
+	}
+	return out
 }
 
 func stripOperational(e *ldapstore.Entry) *ldapstore.Entry {
