@@ -98,9 +98,11 @@ func New(cfg Config) (a *Appliance, err error) {
 	if a.adminHash, a.generated, err = loadOrCreateAdmin(cfg.DataDir, cfg.AdminPassword); err != nil {
 		return nil, err
 	}
-	a.store, err = ldapstore.Open(filepath.Join(cfg.DataDir, storeFile), ldapstore.Options{
-		Suffix: cfg.Suffix, ServerID: 1, Logger: a.log.With("component", "ldapstore"),
-	})
+	opts := ldapstore.Options{Suffix: cfg.Suffix, ServerID: 1, Logger: a.log.With("component", "ldapstore")}
+	if skew := cfg.ClockSkew; skew != 0 {
+		opts.Now = func() time.Time { return time.Now().Add(skew) }
+	}
+	a.store, err = ldapstore.Open(filepath.Join(cfg.DataDir, storeFile), opts)
 	if err != nil {
 		return nil, fmt.Errorf("appliance: open store: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"postern/firmware"
 )
@@ -136,6 +137,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	cfg.AdminPassword = os.Getenv("POSTERN_ADMIN_PASSWORD")
+	if v := os.Getenv("POSTERN_TEST_CLOCK_SKEW"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return usagef("POSTERN_TEST_CLOCK_SKEW: %v", err)
+		}
+		cfg.ClockSkew = d
+	}
 	cfg.Out = stdout
 	TuneGC(MinHeapGoal)
 	a, err := New(cfg)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 
 	"postern/cluster"
 	"postern/firmware"
@@ -34,6 +35,7 @@ func (a *Appliance) startCluster() error {
 		NewLink:   a.newReplicationLink,
 		Version:   firmware.Version,
 		Heartbeat: a.cfg.ClusterHeartbeat,
+		ClockSkew: a.cfg.ClockSkew,
 		Registry:  a.registry,
 		Logger:    a.log.With("component", "cluster"),
 	})
@@ -69,7 +71,7 @@ func (l replicationLink) Run(ctx context.Context) error { return l.c.Run(ctx) }
 func (l replicationLink) Status() cluster.LinkStatus {
 	s := l.c.Status()
 	return cluster.LinkStatus{OK: s.Connected && s.Phase == replication.PhasePersist, Text: s.Text,
-		RemoteEntries: s.RemoteEntries, LocalEntries: s.LocalEntries, Lag: s.Lag}
+		RemoteEntries: s.RemoteEntries, LocalEntries: s.LocalEntries, Lag: s.Lag, Since: s.Since}
 }
 
 // newReplicationLink is one consumer per peer; its connections are tunnels
@@ -81,8 +83,11 @@ func (a *Appliance) newReplicationLink(lc cluster.LinkConfig) cluster.Link {
 		Store:    a.store,
 		Dial:     lc.Dial,
 		Paused:   lc.Paused,
-		Logger:   a.log.With("component", "replication"),
-		Registry: a.registry,
+		// a member back from a restart is OK again within 2 s: the
+		// tunnel's own redial is capped alike (cluster.redialMax)
+		MaxBackoff: 2 * time.Second,
+		Logger:     a.log.With("component", "replication"),
+		Registry:   a.registry,
 	})}
 }
 

@@ -42,6 +42,12 @@ type Config struct {
 	// the peers are checked; default 15 s (tests use 1 s).
 	ClusterHeartbeat time.Duration
 
+	// ClockSkew sets this appliance's clock ahead of the machine's (behind
+	// when negative) for the directory's CSNs and the cluster's NTP
+	// measurement: an injectable clock for tests of clock faults
+	// (POSTERN_TEST_CLOCK_SKEW for `postern serve`). Zero in production.
+	ClockSkew time.Duration
+
 	// AdminPassword is used on the first start only, to set the admin
 	// password; empty means generate one and print it once.
 	AdminPassword string

@@ -53,6 +53,13 @@ type Config struct {
 	// LockTTL is how long a join lock lives without renewal (a crashed
 	// joiner's lock expires); default 5 min.
 	LockTTL time.Duration
+	// CheckInterval is how often each peer's directory is compared with
+	// this one (context CSNs and digests, check.go); default 2×Heartbeat.
+	CheckInterval time.Duration
+	// ClockSkew is how far this process's clock is set ahead of the
+	// machine's (tests only: an injectable clock, as the store's
+	// Options.Now); NTP offsets are measured against the skewed clock.
+	ClockSkew time.Duration
 
 	Registry *prometheus.Registry // nil: no metrics
 	Logger   *slog.Logger         // default discards
@@ -84,6 +91,7 @@ type LinkStatus struct {
 	RemoteEntries int
 	LocalEntries  int
 	Lag           time.Duration
+	Since         time.Time // when the link entered its current state
 }
 
 // Errors of the agent.
@@ -150,6 +158,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.LockTTL <= 0 {
 		cfg.LockTTL = 5 * time.Minute
 	}
+	if cfg.CheckInterval <= 0 {
+		cfg.CheckInterval = 2 * cfg.Heartbeat
+	}
 	if cfg.Local == nil {
 		cfg.Local = func() Local { return Local{} }
 	}
@@ -185,11 +196,22 @@ func (a *Agent) Serve(l net.Listener) error {
 		return ErrClosed
 	}
 	a.lis = l
-	a.wg.Add(1)
+	a.wg.Add(3)
 	a.mu.Unlock()
+	// the clock first: a member whose clock is off must not stamp even its
+	// first heartbeat record with it
+	a.refreshNTP(a.cfg.Local().NTPServer)
 	go func() {
 		defer a.wg.Done()
 		a.heartbeatLoop()
+	}()
+	go func() {
+		defer a.wg.Done()
+		a.ntpLoop()
+	}()
+	go func() {
+		defer a.wg.Done()
+		a.checkLoop()
 	}()
 	for {
 		c, err := l.Accept()

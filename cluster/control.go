@@ -78,6 +78,17 @@ func (a *Agent) serveControl(ch ssh.Channel, role, device string, ip netip.Addr)
 		}
 		a.log.Info("cluster: member left", slog.String("member", device))
 		WriteMessage(ch, &Message{Type: msgOK})
+	case msgCheck:
+		if m.Check == nil {
+			fail(fmt.Errorf("cluster: check without a context CSN"))
+			return
+		}
+		ci, _, err := a.checkInfo(ctx, parseVector(m.Check.Context))
+		if err != nil {
+			fail(err)
+			return
+		}
+		WriteMessage(ch, &Message{Type: msgCheck, Check: ci})
 	case msgRemoved:
 		WriteMessage(ch, &Message{Type: msgOK})
 		a.log.Warn("cluster: removed from the cluster by a member; standalone now", slog.String("by", device))
@@ -95,10 +106,14 @@ func (a *Agent) hello(ctx context.Context) *PeerInfo {
 	if st := a.state(); st != nil {
 		h.ClusterUUID, h.ClusterNo = st.ClusterUUID, st.ClusterNo
 	}
-	if off, err := a.measureNTP(loc.NTPServer); err != nil {
-		h.NTPError = err.Error()
-	} else {
-		h.NTPOffsetMS = float64(off) / float64(time.Millisecond)
+	// the last background measurement: a hello never waits for NTP
+	if n := a.ntpState(); !n.at.IsZero() {
+		h.NTPMeasured = n.at.UTC().Format(time.RFC3339)
+		if n.err != nil {
+			h.NTPError = n.err.Error()
+		} else {
+			h.NTPOffsetMS = float64(n.offset) / float64(time.Millisecond)
+		}
 	}
 	h.Entries, _ = a.cfg.Store.Count(ctx)
 	for _, c := range a.cfg.Store.ContextCSN() {

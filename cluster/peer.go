@@ -29,15 +29,19 @@ type peer struct {
 	hello    *PeerInfo // last heartbeat answer
 	helloAt  time.Time
 	lastErr  string
+	errAt    time.Time // when lastErr was seen
 	lastOK   time.Time
+	check    PeerCheck // the last consistency check (check.go)
 	link     Link
 	changed  chan struct{} // closed and replaced when client changes
 	linkDone chan struct{}
 }
 
+// A peer that is down is redialled every 2 s at most: a member back from
+// a restart is OK again within 2 s (a TCP connect every 2 s costs nothing).
 const (
-	redialMin = 500 * time.Millisecond
-	redialMax = 30 * time.Second
+	redialMin = 250 * time.Millisecond
+	redialMax = 2 * time.Second
 )
 
 func (a *Agent) startPeer(rec MemberInfo) *peer {
@@ -133,7 +137,7 @@ func (p *peer) run(ctx context.Context) {
 
 func (p *peer) setErr(err error) {
 	p.mu.Lock()
-	p.lastErr = describeDialErr(err)
+	p.lastErr, p.errAt = describeDialErr(err), time.Now()
 	p.mu.Unlock()
 }
 

@@ -30,6 +30,7 @@ const (
 	msgDump      = "dump"      // → entries…: the replicated tree, in batches
 	msgLeave     = "leave"     // member → peer: I am leaving, delete my record
 	msgRemoved   = "removed"   // peer → member: you were removed from the cluster
+	msgCheck     = "check"     // member → peer: my context CSN; answer with yours, your digests and what I lack
 	msgOK        = "ok"
 	msgError     = "error"
 	msgEntries   = "entries"
@@ -37,7 +38,7 @@ const (
 
 var knownMsg = map[string]bool{
 	msgHello: true, msgHeartbeat: true, msgLock: true, msgUnlock: true, msgJoin: true, msgDump: true,
-	msgLeave: true, msgRemoved: true, msgOK: true, msgError: true, msgEntries: true,
+	msgLeave: true, msgRemoved: true, msgOK: true, msgError: true, msgEntries: true, msgCheck: true,
 }
 
 // Message is one control message. Fields beyond Type are used by some
@@ -54,6 +55,8 @@ type Message struct {
 	ClusterNo int    `json:"cluster_no,omitempty"` // lock answer
 	Forwarded bool   `json:"forwarded,omitempty"`  // lock/unlock relayed by a member to the coordinator
 
+	Check *CheckInfo `json:"check,omitempty"` // check requests and answers
+
 	Entries []WireEntry `json:"entries,omitempty"` // dump answers
 	Total   int         `json:"total,omitempty"`
 	Done    bool        `json:"done,omitempty"`
@@ -68,6 +71,7 @@ type PeerInfo struct {
 	NTPServer   string   `json:"ntp_server,omitempty"`
 	NTPOffsetMS float64  `json:"ntp_offset_ms,omitempty"`
 	NTPError    string   `json:"ntp_error,omitempty"`
+	NTPMeasured string   `json:"ntp_measured,omitempty"` // RFC 3339: when the offset was measured
 	LDAP        string   `json:"ldap,omitempty"`
 	SMTP        string   `json:"smtp,omitempty"`
 	Entries     int      `json:"entries"`

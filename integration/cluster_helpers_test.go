@@ -79,6 +79,7 @@ type clusterStatus struct {
 		Version          string
 		OK               bool
 		Self             bool
+		State            string `json:"state"`
 	} `json:"members"`
 	Setup []struct {
 		DeviceID  string `json:"device_id"`
@@ -98,6 +99,12 @@ type clusterStatus struct {
 		Self       bool   `json:"self"`
 	} `json:"replication"`
 	LastChange string `json:"last_change"`
+	NTP        struct {
+		Server        string  `json:"server"`
+		OffsetMS      float64 `json:"offset_ms"`
+		Error         string  `json:"error"`
+		WritesRefused bool    `json:"writes_refused"`
+	} `json:"ntp"`
 }
 
 func (a *appliance) clusterStatus(t *testing.T) clusterStatus {

@@ -276,6 +276,16 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("join from another firmware with a stepped clock: %v\n%s", err, out)
 	}
 	ntp.offset.Store(0)
+	// the members measured the stepped clock too and refused local writes
+	// meanwhile; they accept them again once their clocks are back in bound
+	for _, x := range []*appliance{a, b} {
+		eventually(t, 10*time.Second, "writes accepted again after the clock step", func() string {
+			if st := x.clusterStatus(t); st.NTP.WritesRefused {
+				return fmt.Sprintf("%+v", st.NTP)
+			}
+			return ""
+		})
+	}
 
 	// remove c: revoked everywhere, its clusterid.txt and device key are useless.
 	if out, err := a.cli("cluster", "remove", cID); err != nil {

@@ -85,6 +85,7 @@ type appliance struct {
 	ip      string
 	data    string
 	addr    map[string]string // listener name → address
+	env     []string          // extra environment of the next start
 	cmd     *exec.Cmd
 	out     *syncBuffer
 	exited  chan struct{}
@@ -133,7 +134,7 @@ func (a *appliance) start(extra ...string) {
 	a.t.Helper()
 	a.out = &syncBuffer{}
 	a.cmd = exec.Command(a.bin, a.args(extra...)...)
-	a.cmd.Env = append(os.Environ(), "POSTERN_ADMIN_PASSWORD="+adminPassword)
+	a.cmd.Env = append(append(os.Environ(), "POSTERN_ADMIN_PASSWORD="+adminPassword), a.env...)
 	pr, pw := io.Pipe()
 	a.cmd.Stdout = io.MultiWriter(a.out, pw)
 	a.cmd.Stderr = a.out

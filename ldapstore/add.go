@@ -18,6 +18,9 @@ type addReq struct {
 
 // Add adds e (RFC 4511 §4.7). by is the requester's DN (creatorsName).
 func (s *Store) Add(ctx context.Context, e *Entry, by string) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
 	r, err := s.prepareAdd(e, false)
 	if err != nil {
 		return err

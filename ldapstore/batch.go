@@ -13,6 +13,9 @@ import (
 // large import into chunks of a few thousand entries. Schema checks and
 // password hashing run on all cores before the transaction.
 func (s *Store) AddBatch(ctx context.Context, entries []*Entry, by string) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
 	reqs := make([]*addReq, len(entries))
 	errs := make([]error, len(entries))
 	var wg sync.WaitGroup

@@ -11,6 +11,9 @@ import (
 
 // Delete removes the leaf entry dn (RFC 4511 §4.8) and leaves a tombstone.
 func (s *Store) Delete(ctx context.Context, dn string, by string) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
 	t, err := s.resolve(dn, true)
 	if err != nil {
 		return err

@@ -19,6 +19,9 @@ type modDNReq struct {
 // ModifyDN renames dn to newRDN and, when newSuperior is not "", moves it
 // below newSuperior (RFC 4511 §4.9). Subordinates move with it.
 func (s *Store) ModifyDN(ctx context.Context, dn, newRDN string, deleteOldRDN bool, newSuperior string, by string) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
 	r, err := s.prepareModDN(dn, newRDN, deleteOldRDN, newSuperior)
 	if err != nil {
 		return err

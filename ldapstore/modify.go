@@ -16,6 +16,9 @@ type modReq struct {
 
 // Modify applies mods to dn atomically (RFC 4511 §4.6, RFC 4525 increment).
 func (s *Store) Modify(ctx context.Context, dn string, mods []Modification, by string) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
 	r, err := s.prepareModify(dn, mods)
 	if err != nil {
 		return err

@@ -118,8 +118,10 @@ type Store struct {
 	pruned    csn.Vector
 	openedCtx csn.Vector // ctxCSN when the store was opened (rollback.go)
 	lost      csn.CSN    // newest own change a peer holds that this store lacks (rollback.go)
-	subs      map[int]subscriber
-	subSeq    int
+	// writeBlock refuses local writes when not "" (writeblock.go)
+	writeBlock string
+	subs       map[int]subscriber
+	subSeq     int
 
 	count atomic.Int64
 	stats counters

@@ -134,11 +134,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err != nil {
 			msg = err.Error()
 		}
-		c.log.Info("replication: session ended", "err", msg, "retry", backoff)
-		c.update(func(s *LinkStatus) { s.Connected, s.Err = false, msg })
-		c.metrics.connected.Set(0)
 		// ±20% jitter so that members do not reconnect in lockstep
 		d := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
+		level := slog.LevelInfo
+		if !persisted {
+			// a session that never reached persist stops replication
+			level = slog.LevelWarn
+		}
+		c.log.Log(ctx, level, "replication: session ended", "err", msg, "retry_in", d.Round(time.Millisecond))
+		c.update(func(s *LinkStatus) { s.Connected, s.Err = false, msg })
+		c.metrics.connected.Set(0)
 		if !sleep(ctx, d) {
 			break
 		}

@@ -28,6 +28,7 @@ type LinkStatus struct {
 	Connected bool
 	Err       string // why the last session ended, or why the link is paused
 	Phase     string
+	Since     time.Time // when Phase or Err last changed
 	Cookie    string // the provider's last cookie, as stored
 	// Lag is how long the newest applied change took from its CSN time to
 	// being applied here (clock offsets between members included).
@@ -69,7 +70,11 @@ func (c *Consumer) Status() LinkStatus {
 
 func (c *Consumer) update(fn func(*LinkStatus)) {
 	c.mu.Lock()
+	phase, err := c.status.Phase, c.status.Err
 	fn(&c.status)
+	if c.status.Phase != phase || c.status.Err != err || c.status.Since.IsZero() {
+		c.status.Since = time.Now()
+	}
 	c.mu.Unlock()
 }
 
