@@ -29,7 +29,7 @@ type LinkStatus struct {
 	Err       string // why the last session ended, or why the link is paused
 	Phase     string
 	Since     time.Time // when Phase or Err last changed
-	Cookie    string // the provider's last cookie, as stored
+	Cookie    string    // the provider's last cookie, as stored
 	// Lag is how long the newest applied change took from its CSN time to
 	// being applied here (clock offsets between members included).
 	Lag           time.Duration
