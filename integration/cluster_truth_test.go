@@ -122,7 +122,7 @@ func TestStatusTellsTheTruth(t *testing.T) {
 	}
 	t.Logf("ldapadd on b: %s", strings.TrimSpace(out))
 	status, state := b.memberRow(t, b.ip)
-	if state != "writes refused" || !strings.Contains(status, "clock 1h0m0s ahead of NTP server") {
+	if state != "writes refused" || !strings.Contains(status, "clock is 1h0m0s ahead of NTP server") {
 		t.Fatalf("b's own row: %s (%s)", status, state)
 	}
 	if st := b.clusterStatus(t); !st.NTP.WritesRefused || st.NTP.OffsetMS > -3599000 {
