@@ -148,7 +148,8 @@ func (a *applier) entry(e *ldap.Entry, ctrls []ldap.Control) error {
 // own counts a change of our own server ID received in the refresh: this
 // store had gone back in time and gets its own changes back.
 func (a *applier) own(v string) {
-	if c, err := csn.Parse(v); err == nil && int(c.SID) == a.c.cfg.Store.ServerID() && !a.persisted {
+	st := a.c.cfg.Store
+	if c, err := csn.Parse(v); err == nil && int(c.SID) == st.ServerID() && !a.persisted && !st.HasChange(c) {
 		if a.ownBack == 0 {
 			a.c.log.Warn("replication: the provider sends back changes this member made that its store no longer holds (restored from an older copy?); applying them", "csn", v)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"postern/ldapstore"
+	"postern/ldapstore/filter"
 	"postern/ldapstore/server"
 )
 
@@ -285,4 +286,13 @@ func must(t testing.TB, err error) {
 func isCode(err error, code ldapstore.ResultCode) bool {
 	var le *ldapstore.Error
 	return errors.As(err, &le) && le.Code == code
+}
+
+func mustParseFilter(t testing.TB, s string) *filter.Filter {
+	t.Helper()
+	f, err := filter.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

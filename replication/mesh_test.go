@@ -41,6 +41,12 @@ func TestMeshUnderFaults(t *testing.T) {
 		}
 	}
 	stores := []*ldapstore.Store{nodes[0].store, nodes[1].store, nodes[2].store}
+	// one container per worker: its worker renames it while the others
+	// add below the name they know (issue 10: a rename of a parent races
+	// an add below its old DN)
+	for w := range members {
+		must(t, nodes[0].store.Add(ctx, entry(fmt.Sprintf("ou=team%d,%s", w, suffix), "objectClass", "organizationalUnit", "ou", fmt.Sprintf("team%d", w)), rootDN))
+	}
 	waitEqual(t, 20*time.Second, stores...)
 
 	// chaos: cut and restore random links until the writers are done
@@ -85,9 +91,26 @@ func TestMeshUnderFaults(t *testing.T) {
 			st := nodes[w].store
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
 			var mine []string // DNs of entries this worker made (may be gone)
+			team := fmt.Sprintf("ou=team%d,%s", w, suffix)
+			renames := 0
 			for round := range rounds {
 				for range 25 {
 					time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+					if rng.IntN(8) == 0 {
+						if rng.IntN(2) == 0 {
+							// rename this worker's container, children and all
+							renames++
+							if st.ModifyDN(ctx, team, fmt.Sprintf("ou=team%d-%d", w, renames), true, "", rootDN) == nil {
+								team = fmt.Sprintf("ou=team%d-%d,%s", w, renames, suffix)
+							}
+						} else {
+							// add below another worker's container by the name first known
+							other := (w + 1 + rng.IntN(members-1)) % members
+							uid := fmt.Sprintf("in%d-%d-%d", other, w, rng.IntN(100000))
+							st.Add(ctx, entry("uid="+uid+fmt.Sprintf(",ou=team%d,%s", other, suffix), "objectClass", "inetOrgPerson", "uid", uid, "cn", uid, "sn", uid), rootDN)
+						}
+						continue
+					}
 					switch op := rng.IntN(10); {
 					case op < 4 || len(mine) == 0:
 						uid := fmt.Sprintf("r%d-%d", w, len(mine))
@@ -193,6 +216,52 @@ func TestMeshUnderFaults(t *testing.T) {
 		got := count("uid=" + uid)
 		if len(got) != 1 || !strings.Contains(got[0].DN, ",ou=lost\\+found,") {
 			t.Errorf("orphan %s: %v, want one entry in lost+found", uid, got)
+		}
+	}
+	for _, st := range stores {
+		n := 0
+		err := st.Search(ctx, &ldapstore.SearchRequest{BaseDN: suffix, Scope: ldapstore.ScopeSub,
+			Filter: mustParseFilter(t, "(uid=in*)")}, func(e *ldapstore.Entry) error {
+			if strings.Contains(strings.ToLower(e.DN), "lost\\+found") || e.First("posternReplConflict") != "" {
+				t.Errorf("sid %d: an add below a renamed container became a conflict: %s", st.ServerID(), e.DN)
+			}
+			n++
+			return nil
+		})
+		must(t, err)
+		if st == stores[0] {
+			t.Logf("%d entries added below other workers' containers survived their renames", n)
+		}
+	}
+
+	// a fourth member joins (a full copy from the first) and at once
+	// deletes entries the others wrote, before anyone syncs from it
+	d := startNode(t, members+1, "")
+	for from := range nodes {
+		consume(t, d, 90+from, fmt.Sprintf("sid%d", from+1), nodes[from].addr)
+	}
+	waitEqual(t, 30*time.Second, append(stores, d.store)...)
+	var gone []string
+	err := d.store.Search(ctx, &ldapstore.SearchRequest{BaseDN: "ou=people," + suffix, Scope: ldapstore.ScopeOne,
+		Filter: mustParseFilter(t, "(uid=r*)")}, func(e *ldapstore.Entry) error {
+		if len(gone) < 5 {
+			gone = append(gone, e.DN)
+		}
+		return nil
+	})
+	must(t, err)
+	for _, dn := range gone {
+		must(t, d.store.Delete(ctx, dn, rootDN))
+	}
+	for to := range nodes {
+		consume(t, nodes[to], 80+to, "sid4", d.addr)
+	}
+	waitEqual(t, 30*time.Second, append(stores, d.store)...)
+	for _, dn := range gone {
+		for _, st := range stores {
+			if _, err := st.Get(ctx, dn); ldapstore.CodeOf(err) != ldapstore.NoSuchObject {
+				t.Errorf("sid %d: %s, deleted right after the join, is still there: %v", st.ServerID(), dn, err)
+			}
 		}
 	}
 }
