@@ -43,9 +43,9 @@ func (s *Store) NoteLostChange(c csn.CSN) bool {
 		return false
 	}
 	s.mu.Lock()
-	pruned := s.pruned.Covers(c)
+	known := s.pruned.Covers(c) || c.Compare(s.recovered) <= 0
 	s.mu.Unlock()
-	if pruned || s.HasChange(c) {
+	if known || s.HasChange(c) {
 		return false
 	}
 	s.mu.Lock()
@@ -66,7 +66,10 @@ func (s *Store) LostChange() (csn.CSN, bool) {
 	if c.IsZero() {
 		return c, false
 	}
-	if s.HasChange(c) {
+	s.mu.Lock()
+	back := c.Compare(s.recovered) <= 0
+	s.mu.Unlock()
+	if back || s.HasChange(c) {
 		s.mu.Lock()
 		if s.lost == c {
 			s.lost = csn.CSN{}
@@ -75,4 +78,22 @@ func (s *Store) LostChange() (csn.CSN, bool) {
 		return csn.CSN{}, false
 	}
 	return c, true
+}
+
+// NoteRecovered records that replication has brought back this store's
+// own changes up to c: a provider whose context CSN for this store's
+// server ID was c has sent, in a refresh now applied, the current state of
+// every entry this store changed after the context CSN it had when it was
+// opened. A change superseded since comes back as its newer state, so the
+// changelog may never hold its own record again: up to c nothing counts
+// as lost.
+func (s *Store) NoteRecovered(c csn.CSN) {
+	if int(c.SID) != s.ServerID() {
+		return
+	}
+	s.mu.Lock()
+	if c.Compare(s.recovered) > 0 {
+		s.recovered = c
+	}
+	s.mu.Unlock()
 }

@@ -118,6 +118,7 @@ type Store struct {
 	pruned    csn.Vector
 	openedCtx csn.Vector // ctxCSN when the store was opened (rollback.go)
 	lost      csn.CSN    // newest own change a peer holds that this store lacks (rollback.go)
+	recovered csn.CSN    // own changes up to here are back from peers (rollback.go)
 	// writeBlock refuses local writes when not "" (writeblock.go)
 	writeBlock string
 	subs       map[int]subscriber

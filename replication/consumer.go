@@ -324,6 +324,13 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 			close(refreshed)
 			refreshed = nil
 			c.refreshed.Store(true)
+			// the refresh brought back every change of ours the provider
+			// held past what we asked from (rollback.go)
+			if ck, err := ParseCookie(a.cookie); err == nil {
+				if mine, ok := ck.CSNs[own]; ok {
+					cfg.Store.NoteRecovered(mine)
+				}
+			}
 		}
 		if !ok {
 			if a.refreshOnlyDone {

@@ -135,6 +135,10 @@ func TestRestoredMemberGetsItsOwnChangesBack(t *testing.T) {
 	must(t, m.store(b).Delete(ctx, person("pre1").DN, rootDN))
 	must(t, m.store(b).Modify(ctx, person("pre2").DN, mod("sn", "changed on b"), rootDN))
 	waitEqual(t, 10*time.Second, m.stores()...)
+	// a supersedes b's last change (pre2): b's own record of it never
+	// comes back, only pre2's newer state
+	must(t, m.store(0).Modify(ctx, person("pre2").DN, mod("description", "touched by a"), rootDN))
+	waitEqual(t, 10*time.Second, m.stores()...)
 
 	m.down(b)
 	copyFile(t, backup, filepath.Join(m.nodes[b].dir, "ldap.db"))
