@@ -19,7 +19,7 @@ import (
 // Every member ends with the same tree, and status was never wrong: no
 // row ever said "diverged", a killed member's row turned from OK within
 // seconds, and at the end every row is OK. POSTERN_SOAK sets the duration
-// (default 25s; the soak ran 10m).
+// (default 25s; the soak ran 10m), POSTERN_SOAK_SEED the seed.
 func TestClusterSoak(t *testing.T) {
 	dur := 25 * time.Second
 	if v := os.Getenv("POSTERN_SOAK"); v != "" {
@@ -31,10 +31,14 @@ func TestClusterSoak(t *testing.T) {
 	}
 	f := newClusterFixture(t)
 	xs := f.formCluster("127.0.0.25", "127.0.0.26", "127.0.0.27")
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 10))
-	seed := rng.Uint64()
-	t.Logf("seed %d", seed)
-	rng = rand.New(rand.NewPCG(seed, 10))
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("POSTERN_SOAK_SEED"); v != "" {
+		if _, err := fmt.Sscan(v, &seed); err != nil {
+			t.Fatalf("POSTERN_SOAK_SEED: %v", err)
+		}
+	}
+	t.Logf("seed %d (POSTERN_SOAK_SEED repeats the sequence of operations)", seed)
+	rng := rand.New(rand.NewPCG(seed, 10))
 
 	for i := range 3 {
 		xs[0].ldapModify(t, fmt.Sprintf("dn: ou=grp%d,%s\nchangetype: add\nobjectClass: organizationalUnit\nou: grp%d\n", i, suffix, i))
