@@ -30,21 +30,30 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		out := fs.String("out", "clusterid.txt", "where to write the cluster identifier")
 		self := fs.String("self", "", "this member's cluster address IP:PORT (default: the cluster listener)")
 		allow := fs.String("allow", "", "IPs that may use the identifier (the joiners'), comma-separated")
+		valid := fs.Duration("valid", cluster.DefaultValid, "how long the identifier admits joins")
+		once := fs.Bool("once", false, "the identifier admits one join or attach only")
 		if err := parseAll(fs, args[1:]); err != nil {
 			return err
+		}
+		if *valid <= 0 {
+			return usagef("--valid %s: want a positive duration such as 1h or 30m", *valid)
 		}
 		pw, err := readPassword(*pwFile)
 		if err != nil {
 			return err
 		}
 		var ans struct{ ClusterID string }
-		if err := c().call(ctx, "POST", "/v1/cluster/prepare", cluster.PrepareRequest{Password: pw, Self: *self, Allow: splitList(*allow)}, &ans); err != nil {
+		if err := c().call(ctx, "POST", "/v1/cluster/prepare", cluster.PrepareRequest{Password: pw, Self: *self, Allow: splitList(*allow), Valid: *valid, Once: *once}, &ans); err != nil {
 			return err
 		}
 		if err := os.WriteFile(*out, []byte(ans.ClusterID), 0o600); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "cluster identifier written to %s\n", *out)
+		how := "joins"
+		if *once {
+			how = "one join"
+		}
+		fmt.Fprintf(stdout, "cluster identifier written to %s (admits %s until %s)\n", *out, how, time.Now().Add(*valid).UTC().Format(time.RFC3339))
 		return nil
 	case "join", "check":
 		idFile := fs.String("id", "clusterid.txt", "the cluster identifier from the base")

@@ -29,6 +29,8 @@ import (
 //	Member: 192.0.2.10:22
 //	Host-Key: ssh-ed25519 AAAA…
 //	Created: 2026-05-01T10:00:00Z
+//	Expires: 2026-05-02T10:00:00Z
+//	Once: yes                       (only for `prepare --once`)
 //
 //	-----BEGIN OPENSSH PRIVATE KEY-----
 //	…
@@ -39,7 +41,12 @@ type Identifier struct {
 	Member      string        // the base's cluster address, ip:port
 	HostKey     ssh.PublicKey // the base's SSH host key (pinned by the joiner)
 	Created     time.Time
-	Key         []byte // the "OPENSSH PRIVATE KEY" PEM block, encrypted
+	// Expires is when the members stop accepting the identifier's key (zero
+	// in files of earlier firmware: no expiry); Once that the key admits
+	// one join or attach only.
+	Expires time.Time
+	Once    bool
+	Key     []byte // the "OPENSSH PRIVATE KEY" PEM block, encrypted
 }
 
 const (
@@ -84,9 +91,16 @@ func newClusterKey(password string) (ssh.Signer, []byte, error) {
 // Marshal returns the file content.
 func (id *Identifier) Marshal() []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s\nVersion: 1\nCluster-UUID: %s\nMember: %s\nHost-Key: %s\nCreated: %s\n\n",
+	fmt.Fprintf(&b, "%s\nVersion: 1\nCluster-UUID: %s\nMember: %s\nHost-Key: %s\nCreated: %s\n",
 		idBegin, id.ClusterUUID, id.Member, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(id.HostKey))),
 		id.Created.UTC().Format(time.RFC3339))
+	if !id.Expires.IsZero() {
+		fmt.Fprintf(&b, "Expires: %s\n", id.Expires.UTC().Format(time.RFC3339))
+	}
+	if id.Once {
+		b.WriteString("Once: yes\n")
+	}
+	b.WriteString("\n")
 	b.Write(bytes.TrimSpace(id.Key))
 	b.WriteString("\n" + idEnd + "\n")
 	return b.Bytes()
@@ -156,6 +170,17 @@ func ParseIdentifier(data []byte) (*Identifier, error) {
 				return nil, bad("Created %q", v)
 			}
 			id.Created = t
+		case "Expires":
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return nil, bad("Expires %q", v)
+			}
+			id.Expires = t
+		case "Once":
+			if v != "yes" {
+				return nil, bad("Once %q (want yes)", v)
+			}
+			id.Once = true
 		default:
 			return nil, bad("unknown header %q", k)
 		}
@@ -191,4 +216,59 @@ func (id *Identifier) Signer(password string) (ssh.Signer, error) {
 		return nil, fmt.Errorf("%w: cluster key: %v", ErrBadIdentifier, err)
 	}
 	return ssh.NewSignerFromKey(raw)
+}
+
+// keyMeta is what a member knows of a cluster key besides the key: the
+// comment of its authorized_keys line, "postern expires=T[ once][ used=T]".
+type keyMeta struct {
+	Expires time.Time // zero: no expiry (a key of earlier firmware)
+	Once    bool
+	Used    time.Time // when a once key admitted its join
+}
+
+// keyLine returns the authorized_keys line of a cluster key with its meta.
+func keyLine(pk ssh.PublicKey, m keyMeta) string {
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk))) + " postern"
+	if !m.Expires.IsZero() {
+		line += " expires=" + m.Expires.UTC().Format(time.RFC3339)
+	}
+	if m.Once {
+		line += " once"
+	}
+	if !m.Used.IsZero() {
+		line += " used=" + m.Used.UTC().Format(time.RFC3339)
+	}
+	return line
+}
+
+// parseKeyLine parses a cluster key line (keyLine's form, or a bare key).
+func parseKeyLine(line string) (ssh.PublicKey, keyMeta, error) {
+	pk, comment, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	if err != nil {
+		return nil, keyMeta{}, err
+	}
+	var m keyMeta
+	for _, f := range strings.Fields(comment) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "expires":
+			m.Expires, _ = time.Parse(time.RFC3339, v)
+		case "used":
+			m.Used, _ = time.Parse(time.RFC3339, v)
+		case "once":
+			m.Once = true
+		}
+	}
+	return pk, m, nil
+}
+
+// refusal says why a cluster key no longer admits joins ("" when it does).
+func (m keyMeta) refusal(now time.Time) string {
+	switch {
+	case !m.Used.IsZero():
+		return fmt.Sprintf("this cluster identifier admitted one join (prepare --once) and was used at %s; make a new one on a member with `postern cluster prepare`", m.Used.UTC().Format(time.RFC3339))
+	case !m.Expires.IsZero() && now.After(m.Expires):
+		return fmt.Sprintf("this cluster identifier expired at %s; make a new one on a member with `postern cluster prepare` (--valid sets how long it is valid)", m.Expires.UTC().Format(time.RFC3339))
+	}
+	return ""
 }

@@ -18,7 +18,15 @@ import (
 // serveControl answers one control request. A joiner (cluster key) may
 // only say hello, take and release the join lock and register; members may
 // do the rest.
-func (a *Agent) serveControl(ch ssh.Channel, role, device string, ip netip.Addr) {
+// caller is who opened a control channel: a joiner (cluster key, with the
+// key's line and why it admits nothing, if so) or a member (device key).
+type caller struct {
+	role, device, key, refusal string
+	ip                         netip.Addr
+}
+
+func (a *Agent) serveControl(ch ssh.Channel, c caller) {
+	role, device, ip := c.role, c.device, c.ip
 	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Minute)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ch.Close() })
@@ -34,9 +42,21 @@ func (a *Agent) serveControl(ch ssh.Channel, role, device string, ip netip.Addr)
 		fail(fmt.Errorf("cluster: %s needs a member key", m.Type))
 		return
 	}
+	if role == roleJoiner && c.refusal != "" && m.Type != msgHello && m.Type != msgUnlock {
+		fail(fmt.Errorf("cluster: %s", c.refusal))
+		return
+	}
 	switch m.Type {
 	case msgHello:
-		WriteMessage(ch, &Message{Type: msgHello, Peer: a.hello(ctx)})
+		h := a.hello(ctx)
+		if role == roleJoiner {
+			// what a joiner's pre-join check needs: why its identifier
+			// admits nothing, and who is a member (names and addresses
+			// must not be taken twice)
+			h.Refusal = c.refusal
+			h.Members = a.briefs(ctx)
+		}
+		WriteMessage(ch, &Message{Type: msgHello, Peer: h})
 	case msgHeartbeat:
 		if m.Member == nil || m.Member.DeviceID != device {
 			fail(fmt.Errorf("cluster: heartbeat must carry the sender's own record"))
@@ -55,7 +75,17 @@ func (a *Agent) serveControl(ch ssh.Channel, role, device string, ip netip.Addr)
 		}
 		WriteMessage(ch, &Message{Type: msgOK, ClusterNo: no})
 	case msgUnlock:
-		if err := a.release(ctx, m.Device, m.ClusterNo, m.Forwarded); err != nil {
+		if m.Failed && role == roleJoiner {
+			// a join that failed after registering takes its record back
+			if err := a.unregister(ctx, m.Device, m.ClusterNo, ip); err != nil {
+				a.log.Warn("cluster: roll back a failed join's registration", slog.String("device", m.Device), slog.Any("err", err))
+			}
+		}
+		no := m.ClusterNo
+		if m.Failed {
+			no = 0 // its number is handed out again
+		}
+		if err := a.release(ctx, m.Device, no, m.Forwarded); err != nil {
 			fail(err)
 			return
 		}
@@ -65,6 +95,9 @@ func (a *Agent) serveControl(ch ssh.Channel, role, device string, ip netip.Addr)
 		if err != nil {
 			fail(err)
 			return
+		}
+		if c.key != "" {
+			a.useKey(ctx, c.key)
 		}
 		WriteMessage(ch, &Message{Type: msgOK, ClusterNo: no, Peer: a.hello(ctx)})
 	case msgDump:
@@ -238,14 +271,23 @@ func (a *Agent) register(ctx context.Context, m *MemberInfo, ip netip.Addr) (int
 	if m.Version != a.cfg.Version {
 		return 0, fmt.Errorf("cluster: firmware versions differ: %s here, %s on the joiner", a.cfg.Version, m.Version)
 	}
+	if other, what := takenBy(a.briefs(ctx), m.DeviceID, m.Hostname, m.Addr); other != "" {
+		return 0, fmt.Errorf("cluster: %s is already member %s's: give this appliance another one", what, other)
+	}
 	no, err := a.acquire(ctx, m.DeviceID, false)
 	if err != nil {
 		return 0, err
 	}
 	rec := *m
 	rec.ClusterNo, rec.Role, rec.LastUpdate = no, "backend", time.Now().UTC().Truncate(time.Second)
-	pk, _ := parseKey(rec.DeviceKey)
+	pk, err := parseKey(rec.DeviceKey)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: the joiner's device key: %v", err)
+	}
 	rec.Fingerprint = ssh.FingerprintSHA256(pk)
+	if err := a.liftRevocation(ctx, rec.Fingerprint, rec.DeviceID); err != nil {
+		return 0, err
+	}
 	rec.InjectTo, rec.BackendOf = nil, nil
 	if err := writeMember(ctx, a.cfg.Store, &rec, a.cfg.RootDN); err != nil {
 		return 0, err
@@ -261,9 +303,14 @@ const dumpBatch = 500
 // dump streams the replicated tree, parents first, operational attributes
 // included (entryUUID and entryCSN keep their values on the joiner).
 func (a *Agent) dump(ctx context.Context, ch ssh.Channel) error {
+	// the context CSN before the read: every change up to it is in what
+	// follows (or superseded by it); the joiner takes it as its own
+	seen := a.cfg.Store.ContextCSN()
 	var all []*ldapstore.Entry
 	err := a.cfg.Store.Search(ctx, &ldapstore.SearchRequest{BaseDN: a.cfg.Store.Suffix(), Scope: ldapstore.ScopeSub}, func(e *ldapstore.Entry) error {
-		all = append(all, e)
+		if !ldapstore.IsGlue(e) {
+			all = append(all, e)
+		}
 		return nil
 	})
 	if err != nil {
@@ -278,6 +325,9 @@ func (a *Agent) dump(ctx context.Context, ch ssh.Channel) error {
 	for i := 0; i < len(all) || i == 0; i += dumpBatch {
 		batch := all[i:min(i+dumpBatch, len(all))]
 		msg := &Message{Type: msgEntries, Total: len(all), Done: i+dumpBatch >= len(all)}
+		if msg.Done {
+			msg.Context = seen.Strings()
+		}
 		for _, e := range batch {
 			we := WireEntry{DN: e.DN}
 			for _, at := range e.Attributes {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"postern/ldapstore"
+	"postern/ldapstore/csn"
 )
 
 // PrepareRequest is `postern cluster prepare`.
@@ -23,6 +25,10 @@ type PrepareRequest struct {
 	Password string   `json:"password"`
 	Self     string   `json:"self,omitempty"`  // this member's cluster address; default the cluster listener's
 	Allow    []string `json:"allow,omitempty"` // IPs that may use the identifier (Protect cluster identifier)
+	// Valid is how long the identifier admits joins (default DefaultValid);
+	// Once makes it admit one join or attach only.
+	Valid time.Duration `json:"valid,omitempty"`
+	Once  bool          `json:"once,omitempty"`
 }
 
 // Prepare writes a cluster identifier. The first prepare makes this
@@ -44,7 +50,15 @@ func (a *Agent) Prepare(ctx context.Context, req PrepareRequest) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	pub := string(trimNL(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+	if req.Valid < 0 {
+		return nil, fmt.Errorf("cluster: --valid %s: want a positive duration", req.Valid)
+	}
+	if req.Valid == 0 {
+		req.Valid = DefaultValid
+	}
+	created := time.Now().UTC().Truncate(time.Second)
+	meta := keyMeta{Expires: created.Add(req.Valid), Once: req.Once}
+	pub := keyLine(signer.PublicKey(), meta)
 	st := a.state()
 	if st == nil {
 		self := req.Self
@@ -76,6 +90,13 @@ func (a *Agent) Prepare(ctx context.Context, req PrepareRequest) ([]byte, error)
 		if err != nil {
 			return nil, err
 		}
+		// keys that expired or were used up a week ago are of no use any
+		// more, not even to say why they admit nothing
+		ce.Keys = slices.DeleteFunc(ce.Keys, func(k string) bool {
+			_, m, err := parseKeyLine(k)
+			return err == nil && (!m.Expires.IsZero() && created.Sub(m.Expires) > 7*24*time.Hour ||
+				!m.Used.IsZero() && created.Sub(m.Used) > 7*24*time.Hour)
+		})
 		ce.Keys = append(ce.Keys, pub)
 		for _, ip := range allow {
 			if !containsFold(ce.AllowedIPs, ip) {
@@ -87,7 +108,8 @@ func (a *Agent) Prepare(ctx context.Context, req PrepareRequest) ([]byte, error)
 		}
 	}
 	a.wake()
-	id := &Identifier{ClusterUUID: st.ClusterUUID, Member: st.Addr, HostKey: a.hostKey.PublicKey(), Created: time.Now().UTC().Truncate(time.Second), Key: key}
+	id := &Identifier{ClusterUUID: st.ClusterUUID, Member: st.Addr, HostKey: a.hostKey.PublicKey(), Created: created,
+		Expires: meta.Expires, Once: meta.Once, Key: key}
 	return id.Marshal(), nil
 }
 
@@ -173,7 +195,15 @@ func (a *Agent) check(ctx context.Context, req JoinRequest) (CheckReport, *check
 		return rep, nil
 	}
 	c.id = id
-	ok("cluster identifier of cluster %s, made on %s", id.ClusterUUID, id.Member)
+	switch {
+	case !id.Expires.IsZero() && time.Now().After(id.Expires):
+		bad(fmt.Sprintf("this cluster identifier expired at %s", id.Expires.UTC().Format(time.RFC3339)),
+			"make a new one on a member with `postern cluster prepare` (--valid sets how long it is valid)")
+	case !id.Expires.IsZero():
+		ok("cluster identifier of cluster %s, made on %s, valid until %s%s", id.ClusterUUID, id.Member, id.Expires.UTC().Format(time.RFC3339), map[bool]string{true: " for one join", false: ""}[id.Once])
+	default:
+		ok("cluster identifier of cluster %s, made on %s", id.ClusterUUID, id.Member)
+	}
 	signer, err := id.Signer(req.Password)
 	switch {
 	case errors.Is(err, ErrWrongPassword):
@@ -259,6 +289,21 @@ func (a *Agent) check(ctx context.Context, req JoinRequest) (CheckReport, *check
 		return rep, c
 	}
 	h := ans.Peer
+	if h.Refusal != "" {
+		bad(h.Refusal, "make a new clusterid.txt on a member with `postern cluster prepare`")
+	}
+	if other, what := takenBy(h.Members, a.cfg.DeviceID, loc.Hostname, c.self.String()); other != "" {
+		fix := "give this appliance another hostname: postern system set --hostname NAME"
+		if strings.HasPrefix(what, "cluster address") {
+			fix = "give this appliance its own cluster address (--self and `postern serve --cluster`)"
+		}
+		bad(fmt.Sprintf("%s is already member %s's", what, other), fix)
+	}
+	for _, m := range h.Members {
+		if m.DeviceID == a.cfg.DeviceID {
+			ok("this device is still listed as a member (%s): the join takes its record over", m.Addr)
+		}
+	}
 	if h.ClusterUUID != id.ClusterUUID {
 		bad(fmt.Sprintf("member %s belongs to cluster %q, the identifier to %s", member, h.ClusterUUID, id.ClusterUUID), "make a new clusterid.txt on the member")
 	}
@@ -307,11 +352,17 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 		return fmt.Errorf("cluster: join lock: %w", err)
 	}
 	progress(fmt.Sprintf("join lock taken: this device becomes Cluster No. %d", ans.ClusterNo))
-	registered := 0
+	registered, joined := 0, false
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		callClient(uctx, c.client, &Message{Type: msgUnlock, Device: a.cfg.DeviceID, ClusterNo: registered})
+		// a join that fails after registering takes its registration
+		// back: no ghost member, no Cluster No. burnt
+		failed := registered > 0 && !joined
+		if failed {
+			progress(fmt.Sprintf("join failed: removing the registration as Cluster No. %d", registered))
+		}
+		callClient(uctx, c.client, &Message{Type: msgUnlock, Device: a.cfg.DeviceID, ClusterNo: registered, Failed: failed})
 	}()
 	loc := a.cfg.Local()
 	me := MemberInfo{DeviceID: a.cfg.DeviceID, UUID: a.cfg.UUID, Role: "backend", Hostname: loc.Hostname, Addr: c.self.String(),
@@ -345,6 +396,7 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 			others = append(others, fmt.Sprintf("%s (No. %d, %s)", m.DeviceID, m.ClusterNo, m.Addr))
 		}
 	}
+	joined = true
 	progress("replicating with " + strings.Join(others, ", "))
 	progress(fmt.Sprintf("joined cluster %s as Cluster No. %d", c.id.ClusterUUID, no))
 	a.log.Info("cluster: joined", slog.String("cluster", c.id.ClusterUUID), slog.Int("cluster_no", no))
@@ -391,7 +443,12 @@ func (a *Agent) copyTree(ctx context.Context, c *ssh.Client, no int, progress fu
 			}
 			changes = append(changes, ldapstore.ReplChange{Entry: e})
 		}
-		res, err := a.cfg.Store.ApplyBatch(ctx, changes, "", "")
+		var seen csn.Vector
+		if m.Done {
+			seen = parseVector(m.Context)
+			delete(seen, uint16(no))
+		}
+		res, err := a.cfg.Store.ApplySync(ctx, changes, "", "", seen)
 		if err != nil {
 			return fmt.Errorf("cluster: copy: %w", err)
 		}

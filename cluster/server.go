@@ -123,10 +123,12 @@ func (a *Agent) authenticate(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permi
 	if slices.Contains(ce.Revoked, fp) {
 		return refuse("the key of a removed member")
 	}
-	role, device := "", ""
+	role, device, keyUsed, refusal := "", "", "", ""
 	for _, k := range ce.Keys {
-		if pk, err := parseKey(k); err == nil && keysEqual(pk, key) {
-			role = roleJoiner
+		if pk, meta, err := parseKeyLine(k); err == nil && keysEqual(pk, key) {
+			// an expired or used-up identifier still authenticates, so
+			// that its holder is told why it admits nothing (serveControl)
+			role, keyUsed, refusal = roleJoiner, k, meta.refusal(time.Now())
 		}
 	}
 	if role == "" {
@@ -155,7 +157,7 @@ func (a *Agent) authenticate(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permi
 	if ok, err := a.ipAllowed(ctx, ip, device); err != nil || !ok {
 		return refuse("IP not allowed (Protect cluster identifier)")
 	}
-	return &ssh.Permissions{Extensions: map[string]string{"role": role, "device": device}}, nil
+	return &ssh.Permissions{Extensions: map[string]string{"role": role, "device": device, "key": keyUsed, "refusal": refusal}}, nil
 }
 
 func keysEqual(a, b ssh.PublicKey) bool {
@@ -224,7 +226,8 @@ func (a *Agent) serveConn(c net.Conn) {
 			go func() {
 				defer wg.Done()
 				defer ch.Close()
-				a.serveControl(ch, role, device, addrIP(sc.RemoteAddr()))
+				a.serveControl(ch, caller{role: role, device: device, key: sc.Permissions.Extensions["key"],
+					refusal: sc.Permissions.Extensions["refusal"], ip: addrIP(sc.RemoteAddr())})
 			}()
 		case "direct-tcpip":
 			if role != roleMember {

@@ -54,11 +54,13 @@ type Message struct {
 	Since     string `json:"since,omitempty"`      // lock: RFC 3339
 	ClusterNo int    `json:"cluster_no,omitempty"` // lock answer
 	Forwarded bool   `json:"forwarded,omitempty"`  // lock/unlock relayed by a member to the coordinator
+	Failed    bool   `json:"failed,omitempty"`     // unlock: the join failed after registering; take the record back
 
 	Check *CheckInfo `json:"check,omitempty"` // check requests and answers
 
 	Entries []WireEntry `json:"entries,omitempty"` // dump answers
 	Total   int         `json:"total,omitempty"`
+	Context []string    `json:"context,omitempty"` // the last dump answer: the context CSN the dump reflects
 	Done    bool        `json:"done,omitempty"`
 }
 
@@ -77,6 +79,17 @@ type PeerInfo struct {
 	Entries     int      `json:"entries"`
 	ContextCSN  []string `json:"context_csn,omitempty"`
 	Time        string   `json:"time"`
+	// For joiners only: why their cluster identifier admits nothing ("" if
+	// it does), and the members' names and addresses.
+	Refusal string        `json:"refusal,omitempty"`
+	Members []MemberBrief `json:"members,omitempty"`
+}
+
+// MemberBrief is a member's Device ID, hostname and cluster address.
+type MemberBrief struct {
+	DeviceID string `json:"device_id"`
+	Hostname string `json:"hostname,omitempty"`
+	Addr     string `json:"addr,omitempty"`
 }
 
 // WireEntry is one entry of a dump, operational attributes included.

@@ -112,7 +112,7 @@ func TestConvergenceScenarios(t *testing.T) {
 		time.Sleep(500 * time.Millisecond) // c gets the rename
 		a.signal(t, syscall.SIGSTOP)
 		c.signal(t, syscall.SIGSTOP)
-		b.restart(f.common...)
+		b.restart()
 		b.ldapModify(t, person("k2", dept)) // b has not seen the rename
 		a.signal(t, syscall.SIGCONT)
 		c.signal(t, syscall.SIGCONT)
@@ -126,12 +126,12 @@ func TestConvergenceScenarios(t *testing.T) {
 		b.stop()
 		backup := filepath.Join(t.TempDir(), "ldap.db")
 		copyTo(t, filepath.Join(b.data, "ldap.db"), backup)
-		b.restart(f.common...)
+		b.restart()
 		b.ldapModify(t, person("postB", "ou=people,"+suffix)+"\ndn: uid=pre1,ou=people,"+suffix+"\nchangetype: delete\n\ndn: uid=pre2,ou=people,"+suffix+"\nchangetype: modify\nreplace: sn\nsn: changed on b\n")
 		waitEqualTrees(t, 20*time.Second, xs...)
 		b.stop()
 		copyTo(t, backup, filepath.Join(b.data, "ldap.db"))
-		b.restart(f.common...)
+		b.restart()
 		b.ldapModify(t, person("afterRestore", "ou=people,"+suffix))
 		tree := waitEqualTrees(t, 30*time.Second, xs...)
 		if !strings.Contains(tree, "dn: uid=postb,ou=people") || strings.Contains(tree, "dn: uid=pre1,") || !strings.Contains(tree, "sn: changed on b") || !strings.Contains(tree, "dn: uid=afterrestore,") {

@@ -46,7 +46,7 @@ func TestFirmwareParityPause(t *testing.T) {
 	}
 	b.stop()
 	b.bin = other
-	b.restart(f.common...)
+	b.restart()
 	eventually(t, 30*time.Second, "a's status shows the firmware mismatch and the paused link", func() string {
 		st := a.clusterStatus(t)
 		for _, m := range st.Members {
@@ -72,7 +72,7 @@ func TestFirmwareParityPause(t *testing.T) {
 	// Back on the cluster's version: replication resumes and catches up.
 	b.stop()
 	b.bin = binary
-	b.restart(f.common...)
+	b.restart()
 	if !visibleOnB("during-mismatch", 30*time.Second) {
 		t.Fatal("replication did not resume after the versions matched again")
 	}

@@ -97,7 +97,7 @@ func TestClusterSoak(t *testing.T) {
 				return ""
 			})
 			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
-			x.restart(f.common...)
+			x.restart()
 			delete(down, i)
 		case op < 6 && len(down) == 0:
 			x.signal(t, syscall.SIGSTOP)
@@ -110,13 +110,13 @@ func TestClusterSoak(t *testing.T) {
 				x.stop()
 				backup = filepath.Join(t.TempDir(), "ldap.db")
 				copyTo(t, filepath.Join(x.data, "ldap.db"), backup)
-				x.restart(f.common...)
+				x.restart()
 				counts["backup"]++
 			} else if counts["write"] > 50 {
 				x = xs[1]
 				x.stop()
 				copyTo(t, backup, filepath.Join(x.data, "ldap.db"))
-				x.restart(f.common...)
+				x.restart()
 				restored = true
 				counts["restore"]++
 			}

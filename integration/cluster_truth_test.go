@@ -93,7 +93,7 @@ func TestStatusTellsTheTruth(t *testing.T) {
 		t.Fatal("the ghost moved the context CSN")
 	}
 	st.Close()
-	b.restart(f.common...)
+	b.restart()
 	for _, x := range []*appliance{a, b} {
 		other := b
 		if x == b {
@@ -114,7 +114,7 @@ func TestStatusTellsTheTruth(t *testing.T) {
 	// shows it in b's parity; nothing of b's future reaches a
 	b.stop()
 	b.env = []string{"POSTERN_TEST_CLOCK_SKEW=1h"}
-	b.restart(f.common...)
+	b.restart()
 	out, err := tool(t, nil, "dn: uid=future,ou=people,"+suffix+"\nobjectClass: inetOrgPerson\nuid: future\ncn: F\nsn: F\n",
 		"ldapadd", "-x", "-H", b.ldapURL(), "-D", adminDN, "-w", adminPassword)
 	if exitCode(err) != 53 || !strings.Contains(out, "clock") {

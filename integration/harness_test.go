@@ -86,6 +86,7 @@ type appliance struct {
 	data    string
 	addr    map[string]string // listener name → address
 	env     []string          // extra environment of the next start
+	extra   []string          // the options of the last start
 	cmd     *exec.Cmd
 	out     *syncBuffer
 	exited  chan struct{}
@@ -132,6 +133,7 @@ func (a *appliance) args(extra ...string) []string {
 
 func (a *appliance) start(extra ...string) {
 	a.t.Helper()
+	a.extra = extra
 	a.out = &syncBuffer{}
 	a.cmd = exec.Command(a.bin, a.args(extra...)...)
 	a.cmd.Env = append(append(os.Environ(), "POSTERN_ADMIN_PASSWORD="+adminPassword), a.env...)
@@ -214,8 +216,14 @@ func (a *appliance) kill9() {
 	<-a.exited
 }
 
-// restart starts the appliance again on the same data and ports.
-func (a *appliance) restart(extra ...string) { a.start(extra...) }
+// restart starts the appliance again on the same data and ports, with the
+// options of the last start when none are given.
+func (a *appliance) restart(extra ...string) {
+	if len(extra) == 0 {
+		extra = a.extra
+	}
+	a.start(extra...)
+}
 
 // cli runs a postern CLI command against this appliance's data directory.
 func (a *appliance) cli(args ...string) (string, error) {

@@ -102,6 +102,18 @@ type replReq struct {
 // Changes refused by the schema are counted in the result, not fatal. An
 // empty changes slice only stores the cookie.
 func (s *Store) ApplyBatch(ctx context.Context, changes []ReplChange, cookieKey, cookie string) (ApplyResult, error) {
+	return s.ApplySync(ctx, changes, cookieKey, cookie, nil)
+}
+
+// ApplySync is ApplyBatch that also raises the context CSN to seen in the
+// same transaction: the provider's state vector from the cookie stored
+// (RFC 4533 §3.5; OpenLDAP's consumer does the same with its cookie). After
+// a refresh the consumer holds the provider's state up to that vector,
+// including changes it never received as such because a later state or a
+// full copy superseded them; without this its context CSN would stay
+// behind the provider's for good, and a comparison of the two members
+// would never find them equal.
+func (s *Store) ApplySync(ctx context.Context, changes []ReplChange, cookieKey, cookie string, seen csn.Vector) (ApplyResult, error) {
 	var res ApplyResult
 	if s.closed.Load() {
 		return res, ErrClosed
@@ -130,6 +142,16 @@ func (s *Store) ApplyBatch(ctx context.Context, changes []ReplChange, cookieKey,
 				return fmt.Errorf("%w: %v", errDirty, err)
 			}
 			w.put(bk, []byte(cookieKey), []byte(cookie))
+		}
+		if len(seen) > 0 {
+			s.mu.Lock()
+			cur := s.ctxCSN.Clone()
+			s.mu.Unlock()
+			for _, c := range seen {
+				if !cur.Covers(c) && w.ctx.Update(c) {
+					w.changes++ // context CSN to be written (writeMeta)
+				}
+			}
 		}
 		return w.err
 	})

@@ -277,10 +277,16 @@ func (a *applier) flush(ctx context.Context) error {
 		n := min(len(a.batch), a.c.cfg.BatchSize)
 		chunk := a.batch[:n]
 		key, ck := "", ""
+		var seen csn.Vector
 		if n == len(a.batch) {
 			key, ck = a.c.key, a.cookie
+			if c, err := ParseCookie(ck); err == nil {
+				// our own server ID stays what our changelog says
+				seen = c.CSNs.Clone()
+				delete(seen, uint16(st.ServerID()))
+			}
 		}
-		res, err := st.ApplyBatch(ctx, chunk, key, ck)
+		res, err := st.ApplySync(ctx, chunk, key, ck, seen)
 		if err != nil {
 			return fmt.Errorf("replication: apply: %w", err)
 		}
