@@ -128,6 +128,12 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "record of %s deleted (an active member comes back by its heartbeat)\n", fs.Arg(0))
 		}
 		return nil
+	case "compare":
+		attrs := fs.Bool("attrs", false, "compare every attribute too, not only DN and entryCSN")
+		if err := parseAll(fs, args[1:]); err != nil {
+			return err
+		}
+		return cmdCompare(ctx, c(), *attrs, *asJSON, stdout)
 	case "protect":
 		ips := fs.String("ips", "", "the IPs allowed besides the members' own, comma-separated (replaces the list)")
 		add := fs.String("add", "", "IPs to add to the allowed list")
@@ -298,4 +304,69 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// cmdCompare runs `cluster compare`: progress on stderr, the report on
+// stdout, an error (exit 1) when the members differ.
+func cmdCompare(ctx context.Context, c *client, attrs, asJSON bool, stdout io.Writer) error {
+	resp, err := c.do(ctx, "POST", fmt.Sprintf("/v1/cluster/compare?attrs=%t", attrs), nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	var rep *cluster.CompareReport
+	for sc.Scan() {
+		var p CompareProgress
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			return fmt.Errorf("bad progress line from appliance: %q", sc.Text())
+		}
+		switch {
+		case p.Error != "":
+			return errors.New(p.Error)
+		case p.Report != nil:
+			rep = p.Report
+		default:
+			fmt.Fprintln(os.Stderr, p.Line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if rep == nil {
+		return errors.New("compare ended without a result (appliance stopped?)")
+	}
+	if asJSON {
+		if err := printJSON(stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "Device ID\tCluster No.\tEntries\tTombstones\tConflict entries\tGlue\tError")
+		for _, m := range rep.Members {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", m.DeviceID, m.ClusterNo, m.Entries, m.Tombstones, m.Conflicts, m.Glue, m.Error)
+		}
+		tw.Flush()
+		for _, d := range rep.Diffs {
+			fmt.Fprintf(stdout, "%s %s:\n", d.Kind, d.UUID)
+			ids := make([]string, 0, len(d.Members))
+			for id := range d.Members {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			for _, id := range ids {
+				fmt.Fprintf(stdout, "  %s: %s\n", id, d.Members[id])
+			}
+		}
+		if n := rep.Missing + rep.Versions; n > len(rep.Diffs) {
+			fmt.Fprintf(stdout, "... and %d more (see --json)\n", n-len(rep.Diffs))
+		}
+		fmt.Fprintf(stdout, "%d entries compared on %d members in %.1fs: %d missing somewhere, %d in different versions\n",
+			rep.Entries, len(rep.Members), rep.DurationSec, rep.Missing, rep.Versions)
+	}
+	if !rep.Equal {
+		return errors.New("the members' trees differ")
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"postern/cluster"
@@ -123,6 +124,7 @@ func (a *Appliance) clusterRoutes(mux *http.ServeMux) {
 		return c.Check(r.Context(), req), nil
 	}))
 	mux.HandleFunc("POST /v1/cluster/join", a.handleJoin)
+	mux.HandleFunc("POST /v1/cluster/compare", a.handleCompare)
 	mux.HandleFunc("POST /v1/cluster/leave", h(func(r *http.Request, c *cluster.Agent) (any, error) {
 		return map[string]bool{"ok": true}, clusterError(c.Leave(r.Context()))
 	}))
@@ -213,4 +215,40 @@ func (a *Appliance) ClusterStatus(ctx context.Context) (*cluster.Status, error) 
 		return &cluster.Status{}, nil
 	}
 	return c.Status(ctx)
+}
+
+// CompareProgress is one line of a comparison's streamed answer: progress
+// lines, then the report (or the error).
+type CompareProgress struct {
+	Line   string                 `json:"line,omitempty"`
+	Report *cluster.CompareReport `json:"report,omitempty"`
+	Error  string                 `json:"error,omitempty"`
+}
+
+// handleCompare streams `cluster compare`: POST /v1/cluster/compare?attrs=true.
+func (a *Appliance) handleCompare(w http.ResponseWriter, r *http.Request) {
+	a.clusterMu.Lock()
+	c := a.cluster
+	a.clusterMu.Unlock()
+	if c == nil {
+		writeError(w, &apiError{http.StatusServiceUnavailable, "cluster agent not running"})
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	fl, _ := w.(http.Flusher)
+	var mu sync.Mutex
+	send := func(p CompareProgress) {
+		mu.Lock()
+		defer mu.Unlock()
+		json.NewEncoder(w).Encode(p)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	rep, err := c.Compare(r.Context(), r.URL.Query().Get("attrs") == "true", func(line string) { send(CompareProgress{Line: line}) })
+	if err != nil {
+		send(CompareProgress{Error: clusterError(err).Error()})
+		return
+	}
+	send(CompareProgress{Report: rep})
 }

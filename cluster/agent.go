@@ -138,6 +138,8 @@ type Agent struct {
 	lock      *joinLock // held when this member coordinates joins
 	allocated int       // highest Cluster No. handed out here
 	ntp       ntpCache
+	// lastCompare is the last `cluster compare` (compare.go)
+	lastCompare *CompareReport
 }
 
 // New loads (or makes) the host key and the membership state. Start

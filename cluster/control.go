@@ -122,6 +122,14 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 			return
 		}
 		WriteMessage(ch, &Message{Type: msgCheck, Check: ci})
+	case msgCompare:
+		if m.Compare == nil {
+			fail(fmt.Errorf("cluster: compare without a request"))
+			return
+		}
+		if err := a.serveCompare(ctx, ch, *m.Compare); err != nil {
+			fail(err)
+		}
 	case msgRemoved:
 		WriteMessage(ch, &Message{Type: msgOK})
 		a.log.Warn("cluster: removed from the cluster by a member; standalone now", slog.String("by", device))

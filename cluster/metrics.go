@@ -15,6 +15,7 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	membersUp, member, ctxAge, lag, remote, local, parity, ntpOffset *prometheus.Desc
+	compareDiffs, compareTime                                         *prometheus.Desc
 }
 
 func newMetrics(a *Agent, reg *prometheus.Registry) *metrics {
@@ -27,6 +28,8 @@ func newMetrics(a *Agent, reg *prometheus.Registry) *metrics {
 		local:     prometheus.NewDesc("postern_cluster_local_entries", "Entries in the local database.", nil, nil),
 		parity:    prometheus.NewDesc("postern_cluster_parity", "1 when a peer runs this firmware version and NTP server, else 0.", []string{"device_id"}, nil),
 		ntpOffset: prometheus.NewDesc("postern_cluster_ntp_offset_seconds", "Clock offset against the NTP server (last measurement).", nil, nil),
+		compareDiffs: prometheus.NewDesc("postern_cluster_compare_differences", "Entries the backend members did not hold alike at the last `cluster compare`, by kind (missing, version).", []string{"kind"}, nil),
+		compareTime:  prometheus.NewDesc("postern_cluster_compare_timestamp_seconds", "When the last `cluster compare` ran (Unix time).", nil, nil),
 	}
 	if reg != nil {
 		reg.MustRegister(m)
@@ -41,7 +44,7 @@ func (m *metrics) unregister() {
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.membersUp, m.member, m.ctxAge, m.lag, m.remote, m.local, m.parity, m.ntpOffset} {
+	for _, d := range []*prometheus.Desc{m.membersUp, m.member, m.ctxAge, m.lag, m.remote, m.local, m.parity, m.ntpOffset, m.compareDiffs, m.compareTime} {
 		ch <- d
 	}
 }
@@ -95,4 +98,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(m.membersUp, prometheus.GaugeValue, float64(up))
+	if rep := a.LastCompare(); rep != nil {
+		ch <- prometheus.MustNewConstMetric(m.compareDiffs, prometheus.GaugeValue, float64(rep.Missing), "missing")
+		ch <- prometheus.MustNewConstMetric(m.compareDiffs, prometheus.GaugeValue, float64(rep.Versions), "version")
+		ch <- prometheus.MustNewConstMetric(m.compareTime, prometheus.GaugeValue, float64(rep.Measured.Unix()))
+	}
 }

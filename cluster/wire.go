@@ -31,6 +31,8 @@ const (
 	msgLeave     = "leave"     // member → peer: I am leaving, delete my record
 	msgRemoved   = "removed"   // peer → member: you were removed from the cluster
 	msgCheck     = "check"     // member → peer: my context CSN; answer with yours, your digests and what I lack
+	msgCompare   = "compare"   // member → peer: list your tree (cluster compare) → items…
+	msgItems     = "items"
 	msgOK        = "ok"
 	msgError     = "error"
 	msgEntries   = "entries"
@@ -39,6 +41,7 @@ const (
 var knownMsg = map[string]bool{
 	msgHello: true, msgHeartbeat: true, msgLock: true, msgUnlock: true, msgJoin: true, msgDump: true,
 	msgLeave: true, msgRemoved: true, msgOK: true, msgError: true, msgEntries: true, msgCheck: true,
+	msgCompare: true, msgItems: true,
 }
 
 // Message is one control message. Fields beyond Type are used by some
@@ -57,6 +60,9 @@ type Message struct {
 	Failed    bool   `json:"failed,omitempty"`     // unlock: the join failed after registering; take the record back
 
 	Check *CheckInfo `json:"check,omitempty"` // check requests and answers
+
+	Compare *CompareRequest `json:"compare,omitempty"` // compare requests
+	Items   []CompareItem   `json:"items,omitempty"`   // compare answers
 
 	Entries []WireEntry `json:"entries,omitempty"` // dump answers
 	Total   int         `json:"total,omitempty"`

@@ -151,6 +151,11 @@ func TestClusterSoak(t *testing.T) {
 		x.waitAllOK(t, 3)
 	}
 	t.Logf("soak of %s: %v; converged on %d entries", dur, counts, strings.Count(tree, "\n")+1)
+	out, err := xs[0].cli("cluster", "compare", "--attrs")
+	if err != nil {
+		t.Fatalf("cluster compare --attrs after the soak: %v\n%s", err, out)
+	}
+	t.Logf("cluster compare --attrs: %s", lastLine(out))
 	if len(wrong) > 0 {
 		t.Fatalf("status said diverged %d times, first:\n%s", len(wrong), wrong[0])
 	}

@@ -110,12 +110,29 @@ func TestStatusTellsTheTruth(t *testing.T) {
 		t.Logf("%s about %s: %s", x.ip, other.ip, status)
 	}
 
+	// cluster compare names the entry and exits 1
+	out, err := a.cli("cluster", "compare")
+	if exitCode(err) != 1 || !strings.Contains(out, "missing 01a20000-0000-7000-8000-00000000beef") || !strings.Contains(out, "uid=ghost,ou=people,"+suffix) ||
+		!strings.Contains(out, "1 missing somewhere, 0 in different versions") {
+		t.Fatalf("cluster compare of diverged members: exit %d\n%s", exitCode(err), out)
+	}
+	t.Logf("cluster compare:\n%s", out)
+	resp, err := http.Get("http://" + a.addr["metrics"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `postern_cluster_compare_differences{kind="missing"} 1`) {
+		t.Errorf("metrics lack the last comparison:\n%s", grepLines(string(body), "compare"))
+	}
+
 	// b's clock an hour ahead: it refuses local writes and says why; a
 	// shows it in b's parity; nothing of b's future reaches a
 	b.stop()
 	b.env = []string{"POSTERN_TEST_CLOCK_SKEW=1h"}
 	b.restart()
-	out, err := tool(t, nil, "dn: uid=future,ou=people,"+suffix+"\nobjectClass: inetOrgPerson\nuid: future\ncn: F\nsn: F\n",
+	out, err = tool(t, nil, "dn: uid=future,ou=people,"+suffix+"\nobjectClass: inetOrgPerson\nuid: future\ncn: F\nsn: F\n",
 		"ldapadd", "-x", "-H", b.ldapURL(), "-D", adminDN, "-w", adminPassword)
 	if exitCode(err) != 53 || !strings.Contains(out, "clock") {
 		t.Fatalf("ldapadd on a member an hour ahead: exit %d\n%s", exitCode(err), out)
@@ -136,11 +153,11 @@ func TestStatusTellsTheTruth(t *testing.T) {
 		}
 		return fmt.Sprintf("%+v", a.clusterStatus(t).Setup)
 	})
-	resp, err := http.Get("http://" + b.addr["metrics"] + "/metrics")
+	resp, err = http.Get("http://" + b.addr["metrics"] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
+	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if !strings.Contains(string(body), "postern_cluster_ntp_offset_seconds -3599.9") && !strings.Contains(string(body), "postern_cluster_ntp_offset_seconds -3600") {
 		t.Errorf("b's metrics lack its offset:\n%s", grepLines(string(body), "ntp"))
