@@ -15,19 +15,19 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	membersUp, member, ctxAge, lag, remote, local, parity, ntpOffset *prometheus.Desc
-	compareDiffs, compareTime                                         *prometheus.Desc
+	compareDiffs, compareTime                                        *prometheus.Desc
 }
 
 func newMetrics(a *Agent, reg *prometheus.Registry) *metrics {
 	m := &metrics{a: a, reg: reg,
-		membersUp: prometheus.NewDesc("postern_cluster_members_up", "Backend members reachable from here, this one included.", nil, nil),
-		member:    prometheus.NewDesc("postern_cluster_member_up", "Whether a peer answers its heartbeats (1) or not (0).", []string{"device_id", "cluster_no"}, nil),
-		ctxAge:    prometheus.NewDesc("postern_cluster_context_csn_age_seconds", "Age of the newest change seen from each server ID (Cluster No.).", []string{"sid"}, nil),
-		lag:       prometheus.NewDesc("postern_cluster_replication_lag_seconds", "Replication lag from each peer.", []string{"device_id"}, nil),
-		remote:    prometheus.NewDesc("postern_cluster_peer_entries", "Entries in each peer's database at its last heartbeat.", []string{"device_id"}, nil),
-		local:     prometheus.NewDesc("postern_cluster_local_entries", "Entries in the local database.", nil, nil),
-		parity:    prometheus.NewDesc("postern_cluster_parity", "1 when a peer runs this firmware version and NTP server, else 0.", []string{"device_id"}, nil),
-		ntpOffset: prometheus.NewDesc("postern_cluster_ntp_offset_seconds", "Clock offset against the NTP server (last measurement).", nil, nil),
+		membersUp:    prometheus.NewDesc("postern_cluster_members_up", "Backend members reachable from here, this one included.", nil, nil),
+		member:       prometheus.NewDesc("postern_cluster_member_up", "Whether a peer answers its heartbeats (1) or not (0).", []string{"device_id", "cluster_no"}, nil),
+		ctxAge:       prometheus.NewDesc("postern_cluster_context_csn_age_seconds", "Age of the newest change seen from each server ID (Cluster No.).", []string{"sid"}, nil),
+		lag:          prometheus.NewDesc("postern_cluster_replication_lag_seconds", "Replication lag from each peer.", []string{"device_id"}, nil),
+		remote:       prometheus.NewDesc("postern_cluster_peer_entries", "Entries in each peer's database at its last heartbeat.", []string{"device_id"}, nil),
+		local:        prometheus.NewDesc("postern_cluster_local_entries", "Entries in the local database.", nil, nil),
+		parity:       prometheus.NewDesc("postern_cluster_parity", "1 when a peer runs this firmware version and NTP server, else 0.", []string{"device_id"}, nil),
+		ntpOffset:    prometheus.NewDesc("postern_cluster_ntp_offset_seconds", "Clock offset against the NTP server (last measurement).", nil, nil),
 		compareDiffs: prometheus.NewDesc("postern_cluster_compare_differences", "Entries the backend members did not hold alike at the last `cluster compare`, by kind (missing, version).", []string{"kind"}, nil),
 		compareTime:  prometheus.NewDesc("postern_cluster_compare_timestamp_seconds", "When the last `cluster compare` ran (Unix time).", nil, nil),
 	}
