@@ -120,3 +120,48 @@ func firstProblem(s string) string {
 	}
 	return strings.TrimSpace(s)
 }
+
+// TestRecoveryAfterRestart is issue 11's fifth item: while a member is
+// down, `cluster status` answers at once from what the agent measured
+// (it does not dial the dead member while the admin waits), and a member
+// back from a kill -9 is OK again within about 2 s of being ready.
+func TestRecoveryAfterRestart(t *testing.T) {
+	f := newClusterFixture(t)
+	xs := f.formCluster("127.0.0.33", "127.0.0.34")
+	a, b := xs[0], xs[1]
+	b.kill9()
+	eventually(t, 15*time.Second, "b shown unreachable", func() string {
+		if status, state := a.memberRow(t, b.ip); state != "unreachable" {
+			return status
+		}
+		return ""
+	})
+	start := time.Now()
+	a.clusterStatus(t)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("cluster status took %s while a member is down", took)
+	} else {
+		t.Logf("cluster status with a member down answered in %s", took.Round(time.Millisecond))
+	}
+	status, _ := a.memberRow(t, b.ip)
+	if !strings.Contains(status, "unreachable (since ") {
+		t.Errorf("row of the dead member: %s", status)
+	}
+	time.Sleep(5 * time.Second) // long enough for the redial backoff to reach its cap
+	b.restart()
+	ready := time.Now()
+	for {
+		if _, state := a.memberRow(t, b.ip); state == "ok" {
+			break
+		}
+		if time.Since(ready) > 8*time.Second {
+			status, _ := a.memberRow(t, b.ip)
+			t.Fatalf("b not OK on a 8 s after its restart: %s", status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("b OK on a %s after it was ready again", time.Since(ready).Round(100*time.Millisecond))
+	if took := time.Since(ready); took > 4*time.Second {
+		t.Errorf("recovery took %s, want about 2 s", took)
+	}
+}
