@@ -123,6 +123,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		c.update(func(s *LinkStatus) { s.Phase = PhaseConnecting })
+		c.metrics.sessions.Inc()
 		persisted, err := c.session(ctx)
 		if ctx.Err() != nil {
 			break

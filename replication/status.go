@@ -99,8 +99,8 @@ func ContextStatus(st *ldapstore.Store) []SIDStatus {
 
 // linkMetrics are one link's collectors.
 type linkMetrics struct {
-	connected, lag     prometheus.Gauge
-	applied, conflicts prometheus.Counter
+	connected, lag               prometheus.Gauge
+	applied, conflicts, sessions prometheus.Counter
 }
 
 func newLinkMetrics(reg *prometheus.Registry, rid int, provider string, log *slog.Logger) *linkMetrics {
@@ -114,9 +114,11 @@ func newLinkMetrics(reg *prometheus.Registry, rid int, provider string, log *slo
 			Help: "Replicated changes written to the local store.", ConstLabels: labels}),
 		conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "postern_replication_conflicts_total",
 			Help: "Same-DN conflicts and lost+found placements resolved.", ConstLabels: labels}),
+		sessions: prometheus.NewCounter(prometheus.CounterOpts{Name: "postern_replication_sessions_total",
+			Help: "Sync sessions started with the provider (the first, and every reconnect).", ConstLabels: labels}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connected, m.lag, m.applied, m.conflicts} {
+		for _, c := range []prometheus.Collector{m.connected, m.lag, m.applied, m.conflicts, m.sessions} {
 			if err := reg.Register(c); err != nil {
 				log.Warn("replication: metrics not registered", "err", err)
 			}
