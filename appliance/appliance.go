@@ -37,8 +37,10 @@ type Appliance struct {
 	system System
 
 	tlsConfig *tls.Config
+	adminMu   sync.Mutex // guards adminHash after Start
 	adminHash string
-	generated string // the generated admin password, printed once by Start
+	generated  string // the generated admin password, printed once by Start
+	freshAdmin bool   // adminHash is new: Start stores it once every listener is up
 
 	registry *prometheus.Registry
 	store    *ldapstore.Store
@@ -95,7 +97,7 @@ func New(cfg Config) (a *Appliance, err error) {
 		return nil, err
 	}
 	a.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if a.adminHash, a.generated, err = loadOrCreateAdmin(cfg.DataDir, cfg.AdminPassword); err != nil {
+	if a.adminHash, a.generated, a.freshAdmin, err = loadOrCreateAdmin(cfg.DataDir, cfg.AdminPassword); err != nil {
 		return nil, err
 	}
 	opts := ldapstore.Options{Suffix: cfg.Suffix, ServerID: 1, Logger: a.log.With("component", "ldapstore")}
@@ -207,10 +209,6 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 		}
 	}()
 	a.started = time.Now()
-	if a.generated != "" {
-		fmt.Fprintf(a.cfg.Out, "admin password (shown once): %s\n", a.generated)
-		a.generated = ""
-	}
 	if enabled(a.cfg.LDAPAddr) {
 		l, err := a.listen("ldap", a.cfg.LDAPAddr)
 		if err != nil {
@@ -246,6 +244,18 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 	}
 	if err := a.startControl(); err != nil {
 		return err
+	}
+	// every listener is up: now the first start's admin password is
+	// stored and, when generated, shown (once)
+	if a.freshAdmin {
+		if err := storeAdminHash(a.cfg.DataDir, a.adminHash); err != nil {
+			return err
+		}
+		a.freshAdmin = false
+	}
+	if a.generated != "" {
+		fmt.Fprintf(a.cfg.Out, "admin password (shown once): %s\n", a.generated)
+		a.generated = ""
 	}
 	for _, name := range []string{"ldap", "ldaps", "smtp", "cluster", "metrics"} {
 		if addr, ok := a.addrs[name]; ok {

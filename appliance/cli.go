@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -26,11 +27,15 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return 2
 	}
 	cmd, rest := args[1], args[2:]
+	if sub := subcommands[cmd]; len(rest) > 0 && sub != nil && !strings.HasPrefix(rest[0], "-") && !slices.Contains(sub, rest[0]) {
+		fmt.Fprintf(stderr, "postern %s: %s\n", cmd, unknown("subcommand of postern "+cmd, rest[0], sub).Error())
+		return 2
+	}
 	var err error
 	switch cmd {
 	case "serve":
 		err = cmdServe(ctx, rest, stdout, stderr)
-	case "version":
+	case "version", "--version", "-V":
 		fmt.Fprintf(stdout, "postern %s\n", firmware.String())
 	case "status":
 		err = cmdStatus(ctx, rest, stdout)
@@ -46,23 +51,27 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		err = cmdQueue(ctx, rest, stdout)
 	case "cluster":
 		err = cmdCluster(ctx, rest, stdout)
+	case "admin":
+		err = cmdAdmin(ctx, rest, stdout)
 	case "help", "-h", "--help":
 		usage(stdout)
 	default:
-		fmt.Fprintf(stderr, "postern: unknown command %q\n", cmd)
-		usage(stderr)
+		fmt.Fprintf(stderr, "postern: %s\n", unknown("command", cmd, commands).Error())
+		fmt.Fprintln(stderr, "run `postern help` for the list of commands")
 		return 2
 	}
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 2
+		var hr helpRequest
+		if errors.As(err, &hr) {
+			printHelp(stdout, hr.fs)
+			return 0
 		}
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "postern %s: %s\n", cmd, ue.msg)
+			fmt.Fprintf(stderr, "postern %s: %s\n", cmd, cleanMessage(cmd, ue.msg))
 			return 2
 		}
-		fmt.Fprintf(stderr, "postern %s: %v\n", cmd, err)
+		fmt.Fprintf(stderr, "postern %s: %s\n", cmd, cleanMessage(cmd, err.Error()))
 		return 1
 	}
 	return 0
@@ -92,9 +101,12 @@ func usage(w io.Writer) {
   cluster join --id clusterid.txt --password-file F --member IP:PORT --self IP:PORT
   cluster check --id clusterid.txt --password-file F --member IP:PORT --self IP:PORT
   cluster status [--json]
+  cluster prepare ... [--valid DURATION] [--once]
   cluster leave | cluster remove DEVICE-ID | cluster forget DEVICE-ID
   cluster protect --ips IP,... | --add IP,... | --off | (no option: show)
-  cluster inject --backends ID,... --frontends ID,...
+  cluster inject --backends ID,... --frontends ID,... | (no option: show)
+  cluster compare [--attrs] [--json]
+  admin password [--password-file F]   (resets the admin password; without a file one is generated and printed)
 
 Every command but serve and version talks to the running appliance through
 the control socket in its data directory: --data DIR (default $POSTERN_DATA,
@@ -105,6 +117,7 @@ else ./var).
 // flags returns a FlagSet with the options every client command shares.
 func clientFlags(name string) (*flag.FlagSet, *string, *bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors and help are printed once, by Main
 	data := fs.String("data", defaultData(), "data directory of the appliance ($POSTERN_DATA)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	return fs, data, asJSON
@@ -113,7 +126,7 @@ func clientFlags(name string) (*flag.FlagSet, *string, *bool) {
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg Config
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	fs.StringVar(&cfg.DataDir, "data", defaultData(), "data directory ($POSTERN_DATA)")
 	fs.StringVar(&cfg.LDAPAddr, "ldap", DefaultLDAP, `LDAP listen address ("off" disables)`)
 	fs.StringVar(&cfg.LDAPSAddr, "ldaps", DefaultLDAPS, "LDAPS listen address")
@@ -126,7 +139,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.ClusterHeartbeat, "heartbeat", 0, "cluster heartbeat interval (default 15s)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return flagError(fs, err)
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))

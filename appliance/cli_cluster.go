@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -159,11 +160,8 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		if *asJSON {
 			return printJSON(stdout, p)
 		}
-		state := "on"
-		if !p.On {
-			state = "off (every IP may use the cluster identifier)"
-		}
-		fmt.Fprintf(stdout, "Protect cluster identifier: %s\nMember IPs:  %s\nAllowed IPs: %s\n", state, strings.Join(p.MemberIPs, ", "), strings.Join(p.AllowedIPs, ", "))
+		state := protectState(p)
+		fmt.Fprintf(stdout, "Protect cluster identifier: %s\nMember IPs:  %s\nAllowed IPs: %s\n", state, orNone(strings.Join(p.MemberIPs, ", ")), orNone(strings.Join(p.AllowedIPs, ", ")))
 		return nil
 	case "inject":
 		backends := fs.String("backends", "", "backend Device IDs this device may inject mail on")
@@ -174,8 +172,20 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		var ans struct {
 			InjectTo []string `json:"inject_to"`
 		}
-		if err := c().call(ctx, "POST", "/v1/cluster/inject", cluster.InjectRequest{Backends: splitList(*backends), Frontends: splitList(*frontends)}, &ans); err != nil {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "backends" || f.Name == "frontends" })
+		if !set {
+			// no option only shows (as protect does): it never clears the list
+			var st cluster.Status
+			if err := c().call(ctx, "GET", "/v1/cluster/status", nil, &st); err != nil {
+				return err
+			}
+			ans.InjectTo = st.InjectTo
+		} else if err := c().call(ctx, "POST", "/v1/cluster/inject", cluster.InjectRequest{Backends: splitList(*backends), Frontends: splitList(*frontends)}, &ans); err != nil {
 			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, ans)
 		}
 		fmt.Fprintf(stdout, "this device may inject mail on: %s\n", orNone(strings.Join(ans.InjectTo, ", ")))
 		return nil
@@ -284,17 +294,9 @@ func printClusterStatus(w io.Writer, st *cluster.Status) {
 		fmt.Fprintf(w, "Last change in the cluster: %s   (* = this device)\n", st.LastChange)
 	}
 	if p := st.Protection; p != nil {
-		state := "on"
-		if !p.On {
-			state = "off"
-		}
-		var ips []string
-		for _, ip := range append(append([]string{}, p.MemberIPs...), p.AllowedIPs...) {
-			if !slices.Contains(ips, ip) {
-				ips = append(ips, ip)
-			}
-		}
-		fmt.Fprintf(w, "\nProtect cluster identifier: %s; allowed IPs: %s\n", state, orNone(strings.Join(ips, ", ")))
+		state := protectState(*p)
+		// the same two lists, in the same words, as `cluster protect`
+		fmt.Fprintf(w, "\nProtect cluster identifier: %s\nMember IPs:  %s\nAllowed IPs: %s\n", state, orNone(strings.Join(p.MemberIPs, ", ")), orNone(strings.Join(p.AllowedIPs, ", ")))
 	}
 	fmt.Fprintf(w, "Allow mail injection on: %s\n", orNone(strings.Join(st.InjectTo, ", ")))
 }
@@ -369,4 +371,11 @@ func cmdCompare(ctx context.Context, c *client, attrs, asJSON bool, stdout io.Wr
 		return errors.New("the members' trees differ")
 	}
 	return nil
+}
+
+func protectState(p cluster.Protection) string {
+	if p.On {
+		return "on"
+	}
+	return "off (every IP may use the cluster identifier)"
 }

@@ -138,7 +138,7 @@ func parseAll(fs *flag.FlagSet, args []string) error {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return err
+			return flagError(fs, err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -146,7 +146,10 @@ func parseAll(fs *flag.FlagSet, args []string) error {
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	return fs.Parse(append([]string{"--"}, pos...))
+	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil {
+		return flagError(fs, err)
+	}
+	return nil
 }
 
 func cmdQueue(ctx context.Context, args []string, stdout io.Writer) error {

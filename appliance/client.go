@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // client talks to a running appliance through its control socket.
@@ -42,7 +43,13 @@ func (c *client) do(ctx context.Context, method, path string, body io.Reader, ct
 	if err != nil {
 		var oe *net.OpError
 		if errors.As(err, &oe) && oe.Op == "dial" {
-			return nil, fmt.Errorf("no running appliance at %s (start it with `postern serve`): %v", c.sock, oe.Err)
+			switch {
+			case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+				return nil, fmt.Errorf("permission denied on the control socket %s: it is mode 0600, for the user the appliance runs as (run the command as that user, e.g. with sudo)", c.sock)
+			case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
+				return nil, fmt.Errorf("no running appliance at %s (start it with `postern serve`, or give --data DIR)", c.sock)
+			}
+			return nil, fmt.Errorf("cannot reach the appliance at %s: %v", c.sock, oe.Err)
 		}
 		return nil, err
 	}

@@ -64,6 +64,7 @@ func (a *Appliance) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/ldif/export", a.handleExport)
 	mux.HandleFunc("POST /v1/ldif/import", a.handleImport)
 	mux.HandleFunc("POST /v1/ldif/restore", a.handleRestore)
+	a.adminRoutes(mux)
 	a.policyRoutes(mux)
 	a.queueRoutes(mux)
 	a.clusterRoutes(mux)

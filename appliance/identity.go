@@ -147,13 +147,16 @@ func loadOrCreateCert(dir, hostname string, ips []net.IP) (tls.Certificate, erro
 
 // loadOrCreateAdmin returns the admin password hash. On the first start it
 // hashes the given password, or generates one and returns it in plain so
-// the caller prints it once; it is never stored or logged in plain.
-func loadOrCreateAdmin(dir, given string) (hash, generated string, err error) {
+// the caller prints it once; it is never stored or logged in plain. A new
+// hash is not written yet (fresh true): Start stores it, and prints a
+// generated password, only once every listener is up, so a start that
+// fails leaves no password behind that nobody saw.
+func loadOrCreateAdmin(dir, given string) (hash, generated string, fresh bool, err error) {
 	p := filepath.Join(dir, adminHashFile)
 	if b, err := os.ReadFile(p); err == nil {
-		return strings.TrimSpace(string(b)), "", nil
+		return strings.TrimSpace(string(b)), "", false, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", "", fmt.Errorf("appliance: read admin password: %w", err)
+		return "", "", false, fmt.Errorf("appliance: read admin password: %w", err)
 	}
 	pw := given
 	if pw == "" {
@@ -162,12 +165,14 @@ func loadOrCreateAdmin(dir, given string) (hash, generated string, err error) {
 	}
 	hash, err = ldapstore.HashPassword(pw)
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
-	if err := writeFileAtomic(p, []byte(hash+"\n"), 0o600); err != nil {
-		return "", "", err
-	}
-	return hash, generated, nil
+	return hash, generated, true, nil
+}
+
+// storeAdminHash writes the admin password hash (mode 0600).
+func storeAdminHash(dir, hash string) error {
+	return writeFileAtomic(filepath.Join(dir, adminHashFile), []byte(hash+"\n"), 0o600)
 }
 
 // randomPassword returns 20 characters from an alphabet without look-alikes

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -118,11 +119,30 @@ func newLinkMetrics(reg *prometheus.Registry, rid int, provider string, log *slo
 			Help: "Sync sessions started with the provider (the first, and every reconnect).", ConstLabels: labels}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connected, m.lag, m.applied, m.conflicts, m.sessions} {
-			if err := reg.Register(c); err != nil {
-				log.Warn("replication: metrics not registered", "err", err)
-			}
-		}
+		// a link made again for the same provider (a member that left and
+		// joined again) carries on with the series already registered
+		m.connected = register(reg, m.connected, log)
+		m.lag = register(reg, m.lag, log)
+		m.applied = register(reg, m.applied, log)
+		m.conflicts = register(reg, m.conflicts, log)
+		m.sessions = register(reg, m.sessions, log)
 	}
 	return m
+}
+
+// register registers c, or returns the collector already registered for
+// the same series.
+func register[C prometheus.Collector](reg *prometheus.Registry, c C, log *slog.Logger) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if old, ok := are.ExistingCollector.(C); ok {
+			return old
+		}
+	}
+	log.Warn("replication: metrics not registered", "err", err)
+	return c
 }

@@ -68,11 +68,12 @@ func (s *Server) authenticate(ctx context.Context, ip string, r *bindRequest) (i
 	if s.rootNorm != "" && norm == s.rootNorm {
 		// RFC 4513 §5.1.3: name/password authentication of the root DN
 		// against its configured hash.
-		if s.cfg.RootPassword == "" {
+		hash := *s.rootPW.Load()
+		if hash == "" {
 			return identity{}, errInvalidCredentials
 		}
 		err := s.pw.do(ctx, ip, func() error {
-			if !ldapstore.VerifyPassword(s.cfg.RootPassword, r.password) {
+			if !ldapstore.VerifyPassword(hash, r.password) {
 				return errInvalidCredentials
 			}
 			return nil

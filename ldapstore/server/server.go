@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -69,6 +70,8 @@ type Server struct {
 	workers   *workers
 	pw        *pwLimiter
 
+	rootPW atomic.Pointer[string] // the root DN's password hash (SetRootPassword)
+
 	mu        sync.Mutex
 	closed    bool
 	listeners map[net.Listener]struct{}
@@ -120,6 +123,7 @@ func New(cfg Config) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
+	s.rootPW.Store(&cfg.RootPassword)
 	if cfg.RootDN != "" {
 		n, err := dn.Normalize(cfg.RootDN)
 		if err != nil {
@@ -306,3 +310,8 @@ func (s *Server) isRoot(name string) bool {
 	n, err := dn.Normalize(name)
 	return err == nil && n == s.rootNorm
 }
+
+// SetRootPassword replaces the root DN's password hash (a hash accepted by
+// ldapstore.VerifyPassword) for every later bind; the appliance's `postern
+// admin password` uses it.
+func (s *Server) SetRootPassword(hash string) { s.rootPW.Store(&hash) }
