@@ -36,9 +36,9 @@ type Appliance struct {
 	mu     sync.Mutex // guards system
 	system System
 
-	tlsConfig *tls.Config
-	adminMu   sync.Mutex // guards adminHash after Start
-	adminHash string
+	tlsConfig  *tls.Config
+	adminMu    sync.Mutex // guards adminHash after Start
+	adminHash  string
 	generated  string // the generated admin password, printed once by Start
 	freshAdmin bool   // adminHash is new: Start stores it once every listener is up
 
