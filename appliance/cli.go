@@ -53,6 +53,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		err = cmdCluster(ctx, rest, stdout)
 	case "admin":
 		err = cmdAdmin(ctx, rest, stdout)
+	case "wait":
+		err = cmdWait(ctx, rest, stdout)
+	case "ntpd":
+		err = cmdNTPD(ctx, rest, stdout)
 	case "help", "-h", "--help":
 		usage(stdout)
 	default:
@@ -107,6 +111,8 @@ func usage(w io.Writer) {
   cluster inject --backends ID,... --frontends ID,... | (no option: show)
   cluster compare [--attrs] [--json]
   admin password [--password-file F]   (resets the admin password; without a file one is generated and printed)
+  wait [--timeout 30s]                 (until the appliance answers: for scripts)
+  ntpd [--listen 127.0.0.1:10123]      (an SNTP server on this machine's clock: for labs without network)
 
 Every command but serve and version talks to the running appliance through
 the control socket in its data directory: --data DIR (default $POSTERN_DATA,

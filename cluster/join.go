@@ -398,6 +398,7 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 	}
 	joined = true
 	progress("replicating with " + strings.Join(others, ", "))
+	a.waitLinked(ctx, len(others), 30*time.Second, progress)
 	progress(fmt.Sprintf("joined cluster %s as Cluster No. %d", c.id.ClusterUUID, no))
 	a.log.Info("cluster: joined", slog.String("cluster", c.id.ClusterUUID), slog.Int("cluster_no", no))
 	return nil
@@ -459,6 +460,53 @@ func (a *Agent) copyTree(ctx context.Context, c *ssh.Client, no int, progress fu
 		progress(fmt.Sprintf("copied %d/%d entries", copied, m.Total))
 		if m.Done {
 			return nil
+		}
+	}
+}
+
+// waitLinked waits, up to limit, until this member replicates with want
+// peers (each link in its persist stage) and every one of them has
+// connected back, so that the join returns with the cluster in sync both
+// ways and `cluster status` says OK everywhere.
+func (a *Agent) waitLinked(ctx context.Context, want int, limit time.Duration, progress func(string)) {
+	deadline := time.Now().Add(limit)
+	last := -1
+	for {
+		linked, back := 0, 0
+		a.mu.Lock()
+		inbound := map[string]bool{}
+		for _, dev := range a.conns {
+			inbound[dev] = true
+		}
+		peers := make([]*peer, 0, len(a.peers))
+		for _, p := range a.peers {
+			peers = append(peers, p)
+		}
+		a.mu.Unlock()
+		for _, p := range peers {
+			if p.link != nil && p.link.Status().OK {
+				linked++
+			}
+			if inbound[p.id] {
+				back++
+			}
+		}
+		done := min(linked, back)
+		if done != last {
+			progress(fmt.Sprintf("in sync with %d/%d members (replicating from %d, connected back by %d)", done, want, linked, back))
+			last = done
+		}
+		if done >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			progress(fmt.Sprintf("not yet in sync with every member after %s: see postern cluster status", limit))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,8 +33,12 @@ func (a *Agent) serverConfig() *ssh.ServerConfig {
 		PublicKeyCallback: a.authenticate,
 		BannerCallback: func(cm ssh.ConnMetadata) string {
 			ip := addrIP(cm.RemoteAddr())
-			if ok, _ := a.ipAllowed(context.Background(), ip, ""); ok {
+			ok, err := a.ipAllowed(context.Background(), ip, "")
+			switch {
+			case ok:
 				return ""
+			case errors.Is(err, ErrNotMember):
+				return fmt.Sprintf("postern: %s is not a cluster member (it may be joining right now)\n", a.cfg.DeviceID)
 			}
 			return a.protectHint(ip) + "\n"
 		},
