@@ -129,6 +129,44 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "record of %s deleted (an active member comes back by its heartbeat)\n", fs.Arg(0))
 		}
 		return nil
+	case "rekey":
+		idFile := fs.String("id", "", "a new cluster identifier from a member (when this device's old key is lost)")
+		pwFile := fs.String("password-file", "", "file holding the cluster password (with --id)")
+		member := fs.String("member", "", "cluster address IP:PORT of a member (default: the identifier's)")
+		if err := parseAll(fs, args[1:]); err != nil {
+			return err
+		}
+		var req cluster.RekeyRequest
+		if *idFile != "" {
+			id, err := os.ReadFile(*idFile)
+			if err != nil {
+				return err
+			}
+			pw, err := readPassword(*pwFile)
+			if err != nil {
+				return err
+			}
+			req = cluster.RekeyRequest{ID: id, Password: pw, Member: *member}
+		}
+		var res cluster.RekeyResult
+		if err := c().call(ctx, "POST", "/v1/cluster/rekey", req, &res); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "device key replaced: %s (was %s), taken by %s; the old key is revoked\n", res.New, orNone(res.Old), res.Told)
+		return nil
+	case "readdress":
+		self := fs.String("self", "", "this member's new cluster address IP:PORT")
+		if err := parseAll(fs, args[1:]); err != nil {
+			return err
+		}
+		if *self == "" {
+			return usagef("--self IP:PORT is required")
+		}
+		if err := c().call(ctx, "POST", "/v1/cluster/readdress", map[string]string{"self": *self}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "cluster address is now %s; the members are told with the next heartbeat\n", *self)
+		return nil
 	case "compare":
 		attrs := fs.Bool("attrs", false, "compare every attribute too, not only DN and entryCSN")
 		if err := parseAll(fs, args[1:]); err != nil {

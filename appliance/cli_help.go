@@ -23,7 +23,7 @@ var (
 		"domain":  {"add", "list", "remove"},
 		"relay":   {"show", "networks", "smarthost"},
 		"queue":   {"list", "show", "flush", "delete"},
-		"cluster": {"prepare", "join", "check", "status", "leave", "remove", "forget", "protect", "inject", "compare"},
+		"cluster": {"prepare", "join", "check", "status", "leave", "remove", "forget", "protect", "inject", "compare", "readdress", "rekey", "password"},
 		"admin":   {"password"},
 	}
 )

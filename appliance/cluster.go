@@ -84,6 +84,7 @@ func (a *Appliance) newReplicationLink(lc cluster.LinkConfig) cluster.Link {
 		Store:    a.store,
 		Dial:     lc.Dial,
 		Paused:   lc.Paused,
+		Version:  firmware.Version,
 		// a member back from a restart is OK again within 2 s: the
 		// tunnel's own redial is capped alike (cluster.redialMax)
 		MaxBackoff: 2 * time.Second,
@@ -125,6 +126,23 @@ func (a *Appliance) clusterRoutes(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("POST /v1/cluster/join", a.handleJoin)
 	mux.HandleFunc("POST /v1/cluster/compare", a.handleCompare)
+	mux.HandleFunc("POST /v1/cluster/rekey", h(func(r *http.Request, c *cluster.Agent) (any, error) {
+		var req cluster.RekeyRequest
+		if err := decodeJSON(r, &req); err != nil {
+			return nil, err
+		}
+		res, err := c.Rekey(r.Context(), req)
+		return res, clusterError(err)
+	}))
+	mux.HandleFunc("POST /v1/cluster/readdress", h(func(r *http.Request, c *cluster.Agent) (any, error) {
+		var req struct {
+			Self string `json:"self"`
+		}
+		if err := decodeJSON(r, &req); err != nil {
+			return nil, err
+		}
+		return map[string]string{"addr": req.Self}, clusterError(c.Readdress(r.Context(), req.Self))
+	}))
 	mux.HandleFunc("POST /v1/cluster/leave", h(func(r *http.Request, c *cluster.Agent) (any, error) {
 		return map[string]bool{"ok": true}, clusterError(c.Leave(r.Context()))
 	}))

@@ -203,6 +203,7 @@ func (a *Agent) Serve(l net.Listener) error {
 	// the clock first: a member whose clock is off must not stamp even its
 	// first heartbeat record with it
 	a.refreshNTP(a.cfg.Local().NTPServer)
+	a.checkOwnAddr(a.ctx)
 	go func() {
 		defer a.wg.Done()
 		a.heartbeatLoop()
@@ -263,7 +264,21 @@ func (a *Agent) Close() error {
 }
 
 // HostKey returns this appliance's SSH host (device) public key.
-func (a *Agent) HostKey() ssh.PublicKey { return a.hostKey.PublicKey() }
+func (a *Agent) HostKey() ssh.PublicKey { return a.key().PublicKey() }
+
+// key returns this appliance's SSH host (device) key.
+func (a *Agent) key() ssh.Signer {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.hostKey
+}
+
+// serverCfg returns the SSH server configuration (it changes with the key).
+func (a *Agent) serverCfg() *ssh.ServerConfig {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sshCfg
+}
 
 func (a *Agent) state() *state {
 	a.mu.Lock()

@@ -38,7 +38,7 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 		return
 	}
 	fail := func(err error) { WriteMessage(ch, &Message{Type: msgError, Error: err.Error()}) }
-	if role == roleJoiner && !slices.Contains([]string{msgHello, msgLock, msgUnlock, msgJoin}, m.Type) {
+	if role == roleJoiner && !slices.Contains([]string{msgHello, msgLock, msgUnlock, msgJoin, msgRekey, msgCompare}, m.Type) {
 		fail(fmt.Errorf("cluster: %s needs a member key", m.Type))
 		return
 	}
@@ -62,6 +62,7 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 			fail(fmt.Errorf("cluster: heartbeat must carry the sender's own record"))
 			return
 		}
+		a.takeAnnounced(ctx, device, m.Member)
 		WriteMessage(ch, &Message{Type: msgHello, Peer: a.hello(ctx)})
 	case msgLock:
 		who := m.Device
@@ -122,6 +123,12 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 			return
 		}
 		WriteMessage(ch, &Message{Type: msgCheck, Check: ci})
+	case msgRekey:
+		if err := a.takeRekey(ctx, c, m.Member); err != nil {
+			fail(err)
+			return
+		}
+		WriteMessage(ch, &Message{Type: msgOK, Peer: a.hello(ctx)})
 	case msgCompare:
 		if m.Compare == nil {
 			fail(fmt.Errorf("cluster: compare without a request"))

@@ -35,8 +35,8 @@ func (a *Agent) selfRecord(ctx context.Context, st *state) MemberInfo {
 		DeviceID: a.cfg.DeviceID, UUID: a.cfg.UUID, ClusterNo: st.ClusterNo, Role: "backend",
 		Hostname: loc.Hostname, Addr: st.Addr, Comment: loc.Comment, Location: loc.Location,
 		Version: a.cfg.Version, NTPServer: loc.NTPServer,
-		DeviceKey:   string(trimNL(ssh.MarshalAuthorizedKey(a.hostKey.PublicKey()))),
-		Fingerprint: ssh.FingerprintSHA256(a.hostKey.PublicKey()),
+		DeviceKey:   string(trimNL(ssh.MarshalAuthorizedKey(a.key().PublicKey()))),
+		Fingerprint: ssh.FingerprintSHA256(a.key().PublicKey()),
 		LastUpdate:  time.Now().UTC().Truncate(time.Second),
 	}
 	members, _ := readMembers(ctx, a.cfg.Store)
@@ -61,7 +61,7 @@ func (a *Agent) beat(ctx context.Context) {
 		a.syncPeers(nil)
 		return
 	}
-	if ce, err := readCluster(ctx, a.cfg.Store); err == nil && slices.Contains(ce.Revoked, ssh.FingerprintSHA256(a.hostKey.PublicKey())) {
+	if ce, err := readCluster(ctx, a.cfg.Store); err == nil && slices.Contains(ce.Revoked, ssh.FingerprintSHA256(a.key().PublicKey())) {
 		a.log.Warn("cluster: this device was removed from the cluster; it is standalone now")
 		a.becomeStandalone(ctx)
 		return

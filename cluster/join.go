@@ -108,7 +108,7 @@ func (a *Agent) Prepare(ctx context.Context, req PrepareRequest) ([]byte, error)
 		}
 	}
 	a.wake()
-	id := &Identifier{ClusterUUID: st.ClusterUUID, Member: st.Addr, HostKey: a.hostKey.PublicKey(), Created: created,
+	id := &Identifier{ClusterUUID: st.ClusterUUID, Member: st.Addr, HostKey: a.key().PublicKey(), Created: created,
 		Expires: meta.Expires, Once: meta.Once, Key: key}
 	return id.Marshal(), nil
 }
@@ -367,7 +367,7 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 	loc := a.cfg.Local()
 	me := MemberInfo{DeviceID: a.cfg.DeviceID, UUID: a.cfg.UUID, Role: "backend", Hostname: loc.Hostname, Addr: c.self.String(),
 		Comment: loc.Comment, Location: loc.Location, Version: a.cfg.Version, NTPServer: loc.NTPServer,
-		DeviceKey: string(trimNL(ssh.MarshalAuthorizedKey(a.hostKey.PublicKey())))}
+		DeviceKey: string(trimNL(ssh.MarshalAuthorizedKey(a.key().PublicKey())))}
 	ans, err = callClient(ctx, c.client, &Message{Type: msgJoin, Member: &me})
 	if err != nil {
 		return fmt.Errorf("cluster: register: %w", err)
@@ -377,7 +377,7 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 	progress(fmt.Sprintf("registered at %s (%s) as Cluster No. %d", c.member, ans.Peer.DeviceID, no))
 
 	d := net.Dialer{Timeout: handshakeTimeout, LocalAddr: &net.TCPAddr{IP: c.self.Addr().AsSlice()}}
-	mc, err := dialSSH(ctx, d, c.member, c.id.HostKey, a.hostKey)
+	mc, err := dialSSH(ctx, d, c.member, c.id.HostKey, a.key())
 	if err != nil {
 		return fmt.Errorf("cluster: connect with this device's key: %w", err)
 	}

@@ -87,7 +87,7 @@ func (p *peer) setRecord(r MemberInfo) {
 func (p *peer) run(ctx context.Context) {
 	backoff := redialMin
 	for ctx.Err() == nil {
-		c, err := p.a.dialMember(ctx, p.record().Addr, p.record().DeviceKey, p.a.hostKey)
+		c, err := p.a.dialMember(ctx, p.record().Addr, p.record().DeviceKey, p.a.key())
 		if err != nil {
 			p.setErr(err)
 			select {
@@ -177,17 +177,19 @@ func (p *peer) dialLDAP(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := p.info()
-	if h == nil || h.LDAP == "" {
-		hello, err := callClient(ctx, c, &Message{Type: msgHello})
-		if err != nil {
-			return nil, err
-		}
-		if hello.Peer == nil {
-			return nil, errors.New("cluster: peer sent no hello")
-		}
-		h = hello.Peer
-		p.setHello(h)
+	// a fresh hello on every connect: a peer upgraded since its last
+	// heartbeat is paused before its first session, not after it
+	hello, err := callClient(ctx, c, &Message{Type: msgHello})
+	if err != nil {
+		return nil, err
+	}
+	if hello.Peer == nil {
+		return nil, errors.New("cluster: peer sent no hello")
+	}
+	h := hello.Peer
+	p.setHello(h)
+	if paused, why := p.paused(); paused {
+		return nil, errors.New(why)
 	}
 	return c.DialContext(ctx, "tcp", h.LDAP)
 }

@@ -44,7 +44,7 @@ func (a *Agent) serverConfig() *ssh.ServerConfig {
 		},
 		ServerVersion: "SSH-2.0-Postern",
 	}
-	cfg.AddHostKey(a.hostKey)
+	cfg.AddHostKey(a.key())
 	return cfg
 }
 
@@ -159,8 +159,13 @@ func (a *Agent) authenticate(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permi
 	if role == "" {
 		return refuse("not a cluster key nor a member's device key")
 	}
-	if ok, err := a.ipAllowed(ctx, ip, device); err != nil || !ok {
-		return refuse("IP not allowed (Protect cluster identifier)")
+	// Protect cluster identifier limits the cluster key; a member's device
+	// key authenticates it from wherever it is now (a new address is
+	// announced by its heartbeat, readdress.go)
+	if role == roleJoiner {
+		if ok, err := a.ipAllowed(ctx, ip, ""); err != nil || !ok {
+			return refuse("IP not allowed (Protect cluster identifier)")
+		}
 	}
 	return &ssh.Permissions{Extensions: map[string]string{"role": role, "device": device, "key": keyUsed, "refusal": refusal}}, nil
 }
@@ -178,7 +183,7 @@ func (a *Agent) serveConn(c net.Conn) {
 		c.Close()
 	}()
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
-	sc, chans, reqs, err := ssh.NewServerConn(c, a.sshCfg)
+	sc, chans, reqs, err := ssh.NewServerConn(c, a.serverCfg())
 	if err != nil {
 		a.log.Debug("cluster: handshake failed", slog.String("peer", c.RemoteAddr().String()), slog.Any("err", err))
 		return

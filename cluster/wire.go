@@ -32,6 +32,7 @@ const (
 	msgRemoved   = "removed"   // peer → member: you were removed from the cluster
 	msgCheck     = "check"     // member → peer: my context CSN; answer with yours, your digests and what I lack
 	msgCompare   = "compare"   // member → peer: list your tree (cluster compare) → items…
+	msgRekey     = "rekey"     // member (own key, or a cluster key) → peer: this member's new device key
 	msgItems     = "items"
 	msgOK        = "ok"
 	msgError     = "error"
@@ -41,7 +42,7 @@ const (
 var knownMsg = map[string]bool{
 	msgHello: true, msgHeartbeat: true, msgLock: true, msgUnlock: true, msgJoin: true, msgDump: true,
 	msgLeave: true, msgRemoved: true, msgOK: true, msgError: true, msgEntries: true, msgCheck: true,
-	msgCompare: true, msgItems: true,
+	msgCompare: true, msgItems: true, msgRekey: true,
 }
 
 // Message is one control message. Fields beyond Type are used by some

@@ -211,10 +211,16 @@ func TestCluster(t *testing.T) {
 	if out, err := tool(t, nil, "", sshBin, sshArgs(bKey, "127.0.0.3", "-W", a.addr["admin"])...); err == nil {
 		t.Fatalf("-W to the admin port with a device key succeeded:\n%s", out)
 	}
-	// A disallowed IP with a valid key: refused and told the command.
+	// The cluster key from a disallowed IP: refused, and told the command.
+	out, err = tool(t, nil, "", sshBin, sshArgs(keyFile, "127.0.0.5", "-T")...)
+	if err == nil || !hasLine(out, "protect --add 127.0.0.5") || !hasLine(out, "Permission denied") {
+		t.Fatalf("ssh with the cluster key from a disallowed IP: %v\n%s", err, out)
+	}
+	// A member's device key from another IP (it moved, issue 12): it
+	// authenticates the member wherever it is; its LDAP tunnel opens.
 	out, err = tool(t, nil, "", sshBin, sshArgs(bKey, "127.0.0.5", "-W", a.addr["ldap"])...)
-	if err == nil || !hasLine(out, "protect --add 127.0.0.5") {
-		t.Fatalf("ssh from a disallowed IP: %v\n%s", err, out)
+	if strings.Contains(out, "Permission denied") {
+		t.Fatalf("a member's device key from a new IP: %v\n%s", err, out)
 	}
 
 	// Injection: b may inject on a, c may not.

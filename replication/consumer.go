@@ -33,6 +33,10 @@ type ConsumerConfig struct {
 	// Paused, when it reports true, stops syncing (cluster parity); the
 	// reason is shown in the status.
 	Paused func() (bool, string)
+	// Version, when set, is this member's firmware version: a session with
+	// a Postern provider of another version (its Root DSE vendorVersion)
+	// ends before any entry moves, on every connect.
+	Version string
 
 	MinBackoff    time.Duration // first reconnect delay, default 100ms
 	MaxBackoff    time.Duration // reconnect delay cap, default 30s
@@ -138,8 +142,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// ±20% jitter so that members do not reconnect in lockstep
 		d := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
 		level := slog.LevelInfo
-		if !persisted {
-			// a session that never reached persist stops replication
+		if err != nil {
+			// a failure that stops replication (apply, disk, provider)
 			level = slog.LevelWarn
 		}
 		c.log.Log(ctx, level, "replication: session ended", "err", msg, "retry_in", d.Round(time.Millisecond))
@@ -208,6 +212,12 @@ func (c *Consumer) session(ctx context.Context) (bool, error) {
 	var info providerInfo
 	if err := bounded(sctx, cfg.Timeout, l, func() (err error) { info, err = readProviderInfo(l); return err }); err != nil {
 		return false, fmt.Errorf("replication: root DSE of %s: %w", cfg.Provider, err)
+	}
+	if cfg.Version != "" && info.postern && info.version != "" && info.version != cfg.Version {
+		// checked on every connect, before the sync search: nothing moves
+		// between firmware versions, even in the moment before the
+		// cluster's own parity check has seen an upgrade
+		return false, fmt.Errorf("paused: firmware %s here, %s there", cfg.Version, info.version)
 	}
 	stored, err := cfg.Store.Cookie(c.key)
 	if err != nil {

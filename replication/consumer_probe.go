@@ -17,6 +17,7 @@ import (
 // before a sync search.
 type providerInfo struct {
 	postern bool       // vendorName Postern: it sends parents, tombstones and its pruning horizon
+	version string     // vendorVersion: a Postern provider's firmware version
 	context csn.Vector // contextCSN
 	pruned  csn.Vector // posternPrunedCSN: the newest change pruned per server ID
 	entries int        // posternEntryCount, -1 when not published
@@ -26,7 +27,7 @@ type providerInfo struct {
 func readProviderInfo(l *ldap.Conn) (providerInfo, error) {
 	info := providerInfo{context: csn.Vector{}, pruned: csn.Vector{}, entries: -1}
 	res, err := l.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"vendorName", "contextCSN", "posternPrunedCSN", "posternEntryCount"}, nil))
+		"(objectClass=*)", []string{"vendorName", "vendorVersion", "contextCSN", "posternPrunedCSN", "posternEntryCount"}, nil))
 	if err != nil {
 		return info, err
 	}
@@ -35,6 +36,7 @@ func readProviderInfo(l *ldap.Conn) (providerInfo, error) {
 	}
 	e := res.Entries[0]
 	info.postern = strings.EqualFold(e.GetAttributeValue("vendorName"), "Postern")
+	info.version = e.GetAttributeValue("vendorVersion")
 	for _, v := range e.GetAttributeValues("contextCSN") {
 		if c, err := csn.Parse(v); err == nil {
 			info.context.Update(c)
