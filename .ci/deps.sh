@@ -21,6 +21,7 @@ caps=(
 	"openssh-client|openssh-client|ssh -V && command -v ssh-keygen"
 	"prometheus-server|prometheus|prometheus --version && promtool --version"
 	"openssl-cms|openssl|openssl cms -help"
+	"mkpasswd-libxcrypt|whois|mkpasswd -m help | grep -q '^yescrypt' && mkpasswd -m help | grep -q '^bcrypt '"
 )
 
 have() { bash -c "$1" >/dev/null 2>&1; }

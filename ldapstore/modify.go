@@ -49,7 +49,7 @@ func (s *Store) prepareModify(dn string, mods []Modification) (*modReq, error) {
 			fallthrough
 		case ModReplace:
 			if len(vals) > 0 {
-				if vals, err = s.checkValues(at, vals); err != nil {
+				if vals, err = s.checkValues(at, vals, false); err != nil {
 					return nil, err
 				}
 			}

@@ -1,6 +1,9 @@
 package ldapstore
 
 import (
+	"log/slog"
+	"strings"
+
 	"postern/ldapstore/dn"
 	"postern/ldapstore/schema"
 )
@@ -90,7 +93,7 @@ func (s *Store) prepareAttrs(attrs []Attribute, internal bool) ([]Attribute, err
 		if len(a.Vals) == 0 {
 			return nil, Errorf(ProtocolError, "%s: no values for attribute type", a.Type)
 		}
-		vals, err := s.checkValues(at, a.Vals)
+		vals, err := s.checkValues(at, a.Vals, internal)
 		if err != nil {
 			return nil, err
 		}
@@ -109,14 +112,23 @@ func (s *Store) prepareAttrs(attrs []Attribute, internal bool) ([]Attribute, err
 }
 
 // checkValues validates values per syntax and refuses duplicates; it hashes
-// plaintext passwords.
-func (s *Store) checkValues(at *schema.AttributeType, vals []string) ([]string, error) {
+// plaintext passwords and refuses userPassword values no password could
+// verify (CheckPasswordValue) from clients. internal (replication) values
+// are stored as the peer has them: refusing them would make the members'
+// trees differ for good.
+func (s *Store) checkValues(at *schema.AttributeType, vals []string, internal bool) ([]string, error) {
 	out := make([]string, 0, len(vals))
 	for i, v := range vals {
 		if err := at.Syntax.Validate(v); err != nil {
 			return nil, Errorf(InvalidAttributeSyntax, "%s: value #%d invalid per syntax", at.Name(), i)
 		}
 		if at == s.pwAttr {
+			if err := CheckPasswordValue(v); err != nil {
+				if !internal {
+					return nil, Errorf(ConstraintViolation, "%s: value #%d: %s", at.Name(), i, strings.TrimPrefix(err.Error(), ErrPasswordScheme.Error()+": "))
+				}
+				s.log.Warn("ldapstore: replicated userPassword value cannot be verified", slog.Any("err", err))
+			}
 			h, err := hashIfPlain(v)
 			if err != nil {
 				return nil, Errorf(Other, "%s: cannot hash value", at.Name())

@@ -120,6 +120,11 @@ func New(cfg Config) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
+	// A root password hash the server cannot verify would fail every root
+	// bind; refuse it at start-up instead (issue 9, item 13).
+	if err := ldapstore.CheckPasswordValue(cfg.RootPassword); err != nil {
+		return nil, fmt.Errorf("server: RootPassword: %w", err)
+	}
 	if cfg.RootDN != "" {
 		n, err := dn.Normalize(cfg.RootDN)
 		if err != nil {
