@@ -16,6 +16,9 @@ type SearchRequest struct {
 	Scope     Scope
 	Filter    *filter.Filter // nil = (objectClass=*)
 	SizeLimit int            // 0 = none; exceeding returns *Error SizeLimitExceeded after fn got SizeLimit entries
+	// Access, when not nil, is the client's read access: attributes it
+	// denies evaluate as Undefined in Filter (filter.Access).
+	Access filter.Access
 }
 
 // searchChunk is how many matching entries a search collects in one read
@@ -38,7 +41,7 @@ func (s *Store) Search(ctx context.Context, req *SearchRequest, fn func(*Entry) 
 		}
 		base = s.suffix
 		if req.Scope == ScopeOne {
-			req = &SearchRequest{BaseDN: base, Scope: ScopeBase, Filter: req.Filter, SizeLimit: req.SizeLimit}
+			req = &SearchRequest{BaseDN: base, Scope: ScopeBase, Filter: req.Filter, SizeLimit: req.SizeLimit, Access: req.Access}
 		}
 	}
 	t, err := s.resolveBase(base)
@@ -46,7 +49,7 @@ func (s *Store) Search(ctx context.Context, req *SearchRequest, fn func(*Entry) 
 		return err
 	}
 	f := req.Filter
-	cur := &cursor{s: s, scope: req.Scope, baseKey: t.key, filter: f}
+	cur := &cursor{s: s, scope: req.Scope, baseKey: t.key, filter: f, access: req.Access}
 	sent := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -82,6 +85,7 @@ type cursor struct {
 	scope   Scope
 	baseKey []byte
 	filter  *filter.Filter
+	access  filter.Access
 
 	started bool
 	baseID  uuid.UUID
@@ -161,7 +165,7 @@ func (c *cursor) check(b buckets, id []byte, buf []byte) (*Entry, error) {
 		return nil, err
 	}
 	e := c.s.complete(b, id, r.entry)
-	if c.filter != nil && c.filter.Match(c.s.sch, e) != filter.True {
+	if c.filter != nil && c.filter.MatchAccess(c.s.sch, e, c.access) != filter.True {
 		return nil, nil
 	}
 	return e, nil

@@ -131,7 +131,7 @@ func (c *conn) pagedSearch(op *operation, m *message, r *searchRequest, id ident
 		}
 		// The first page runs the whole search: the first entries go out
 		// at once, the others are remembered by entryUUID.
-		err := c.srv.store.Search(ctx, c.storeRequest(r), func(ent *ldapstore.Entry) error {
+		err := c.srv.store.Search(ctx, c.storeRequest(r, id), func(ent *ldapstore.Entry) error {
 			if err := op.ctx.Err(); err != nil {
 				return err
 			}
@@ -173,7 +173,7 @@ func (c *conn) pagedSearch(op *operation, m *message, r *searchRequest, id ident
 					return
 				}
 				// The entry may have changed since the first page.
-				if r.filter != nil && !r.filter.Matches(c.srv.store.Schema(), ent) {
+				if r.filter != nil && !r.filter.MatchesAccess(c.srv.store.Schema(), ent, c.srv.access(id)) {
 					continue
 				}
 			}
