@@ -20,7 +20,7 @@ func TestMatchAccess(t *testing.T) {
 	pw := sch.Attr("userPassword")
 	noPW := Access(func(e Entry, at *schema.AttributeType) bool { return at != pw })
 	for _, tc := range []struct {
-		f             string
+		f              string
 		all, withoutPW Result
 	}{
 		{"(userPassword=*)", True, Undefined},

@@ -40,7 +40,7 @@ func TestFilterAccessLikeSlapd(t *testing.T) {
 		"(userPassword<=" + hi + ")",
 		"(userPassword=*SSHA*)",
 		"(userPassword=\\7bSSHA*)",
-		"(:2.5.13.18:=" + hi + ")",     // octetStringOrderingMatch without a type: the less-than oracle
+		"(:2.5.13.18:=" + hi + ")",        // octetStringOrderingMatch without a type: the less-than oracle
 		"(:octetStringMatch:=" + pw + ")", // equality rule without a type
 		"(:2.5.13.17:=" + pw + ")",
 		"(userPassword:2.5.13.17:=" + pw + ")",
