@@ -24,6 +24,11 @@ const (
 	DefaultMaxInFlight    = 64
 	DefaultIdleTimeout    = 10 * time.Minute
 	DefaultWriteTimeout   = time.Minute
+	// DefaultAnonymousIdleTimeout closes connections that have not bound
+	// (anonymous may read only the Root DSE and cn=Subschema) far sooner.
+	DefaultAnonymousIdleTimeout = 30 * time.Second
+	DefaultMaxConnections       = 4096
+	DefaultMaxConnectionsPerIP  = 256
 )
 
 // ErrServerClosed is returned by Serve and ServeTLS after Close.
@@ -42,6 +47,17 @@ type Config struct {
 	MaxInFlight    int           // concurrent operations per connection; default 64
 	IdleTimeout    time.Duration // close connections idle this long; default 10 min
 	WriteTimeout   time.Duration // give up on a peer that reads nothing this long; default 1 min
+	// AnonymousIdleTimeout closes a connection that is not bound (or whose
+	// bind failed) after this long without a request, and bounds its TLS
+	// handshake; default 30 s.
+	AnonymousIdleTimeout time.Duration
+	// MaxConnections and MaxConnectionsPerIP cap the connections accepted
+	// from the listeners (Serve, ServeTLS), in all and per client address;
+	// defaults 4096 and 256. A connection over a cap gets a Notice of
+	// Disconnection (unavailable) and is closed. ServeConn's connections,
+	// authenticated by their transport, are not counted.
+	MaxConnections      int
+	MaxConnectionsPerIP int
 	// MaxPasswordChecks bounds the password hashes verified or computed at
 	// once (binds, Password Modify); default the number of CPUs. Each
 	// client address also has at most MaxPasswordChecksPerIP.
@@ -68,6 +84,7 @@ type Server struct {
 	timeUnit  time.Duration // of a search's timeLimit: a second (tests shorten it)
 	workers   *workers
 	pw        *pwLimiter
+	caps      *connCaps
 
 	mu        sync.Mutex
 	closed    bool
@@ -105,6 +122,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.AnonymousIdleTimeout <= 0 {
+		cfg.AnonymousIdleTimeout = DefaultAnonymousIdleTimeout
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerIP <= 0 {
+		cfg.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+	}
 	if cfg.MaxPasswordChecks <= 0 {
 		cfg.MaxPasswordChecks = runtime.NumCPU()
 	}
@@ -117,6 +143,7 @@ func New(cfg Config) (*Server, error) {
 		timeUnit:  time.Second,
 		workers:   newWorkers(),
 		pw:        newPWLimiter(cfg.MaxPasswordChecks),
+		caps:      newConnCaps(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
@@ -243,16 +270,24 @@ func (s *Server) serve(l net.Listener, useTLS bool) error {
 			if closed {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			// A resource exhausted for now (EMFILE when the process has no
+			// file descriptor left) must not end the listener: back off
+			// and retry, as net/http does (issue 9, item 9).
+			if temporaryAccept(err) {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.log.Warn("ldap accept", slog.Any("err", err), slog.Duration("retry", delay))
+				s.metrics.acceptError()
 				time.Sleep(delay)
 				continue
 			}
 			return fmt.Errorf("server: accept: %w", err)
 		}
 		delay = 0
+		ip := remoteIP(nc)
+		if !s.caps.acquire(ip) {
+			s.refuse(nc, ip, useTLS)
+			continue
+		}
 		raw := nc
 		if useTLS {
 			nc = tls.Server(nc, s.tls)
@@ -262,6 +297,7 @@ func (s *Server) serve(l net.Listener, useTLS bool) error {
 		if s.closed {
 			s.mu.Unlock()
 			nc.Close()
+			s.caps.release(ip)
 			return ErrServerClosed
 		}
 		s.conns[c] = struct{}{}
@@ -270,6 +306,7 @@ func (s *Server) serve(l net.Listener, useTLS bool) error {
 		s.metrics.connOpened()
 		go func() {
 			defer s.wg.Done()
+			defer s.caps.release(ip)
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)
