@@ -57,6 +57,8 @@ type conn struct {
 	bw   *bufio.Writer
 	werr error
 
+	results *budget // memory of this connection's unsent search results
+
 	mu       sync.Mutex
 	ops      map[int64]*operation
 	inflight int
@@ -76,17 +78,18 @@ func newConn(s *Server, nc, raw net.Conn, isTLS bool) *conn {
 		}
 	}
 	return &conn{
-		srv:    s,
-		log:    s.log.With(slog.String("peer", peer)),
-		raw:    raw,
-		nc:     nc,
-		br:     bufio.NewReaderSize(nc, 16<<10),
-		bw:     bufio.NewWriterSize(nc, 16<<10),
-		isTLS:  isTLS,
-		ip:     ip,
-		ctx:    ctx,
-		cancel: cancel,
-		ops:    make(map[int64]*operation),
+		srv:     s,
+		log:     s.log.With(slog.String("peer", peer)),
+		raw:     raw,
+		nc:      nc,
+		br:      bufio.NewReaderSize(nc, 16<<10),
+		bw:      bufio.NewWriterSize(nc, 16<<10),
+		isTLS:   isTLS,
+		ip:      ip,
+		ctx:     ctx,
+		cancel:  cancel,
+		ops:     make(map[int64]*operation),
+		results: newBudget(s.cfg.MaxResultBufferConn),
 	}
 }
 

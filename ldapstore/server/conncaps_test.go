@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -94,8 +95,10 @@ func TestConnectionCaps(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if got := strings.TrimSpace(gather(t, ts.reg, "postern_ldap_connections_refused_total")); got != "2" {
-		t.Errorf("refused counter %q, want 2", got)
+	// two refusals above, and one per retry while the server had not yet
+	// seen the close
+	if got, _ := strconv.Atoi(strings.TrimSpace(gather(t, ts.reg, "postern_ldap_connections_refused_total"))); got < 2 {
+		t.Errorf("refused counter %d, want at least 2", got)
 	}
 }
 

@@ -65,6 +65,7 @@ func (c *conn) storeRequest(r *searchRequest, id identity) *ldapstore.SearchRequ
 		Filter:    r.filter,
 		SizeLimit: int(r.sizeLimit),
 		Access:    c.srv.access(id),
+		Buffer:    resultBuffer{conn: c.results, global: c.srv.results},
 	}
 }
 

@@ -29,6 +29,8 @@ const (
 	DefaultAnonymousIdleTimeout = 30 * time.Second
 	DefaultMaxConnections       = 4096
 	DefaultMaxConnectionsPerIP  = 256
+	DefaultMaxResultBuffer      = 64 << 20
+	DefaultMaxResultBufferConn  = 2 << 20
 )
 
 // ErrServerClosed is returned by Serve and ServeTLS after Close.
@@ -58,6 +60,14 @@ type Config struct {
 	// authenticated by their transport, are not counted.
 	MaxConnections      int
 	MaxConnectionsPerIP int
+	// MaxResultBuffer bounds the memory (octets, estimated) of search
+	// results read from the store and not yet sent, over all connections;
+	// MaxResultBufferConn over one connection's searches. A search past
+	// them waits until its client reads; one whose client never reads holds
+	// at most a chunk (256 KiB) until WriteTimeout closes the connection.
+	// Defaults 64 MiB and 2 MiB.
+	MaxResultBuffer     int64
+	MaxResultBufferConn int64
 	// MaxPasswordChecks bounds the password hashes verified or computed at
 	// once (binds, Password Modify); default the number of CPUs. Each
 	// client address also has at most MaxPasswordChecksPerIP.
@@ -85,6 +95,7 @@ type Server struct {
 	workers   *workers
 	pw        *pwLimiter
 	caps      *connCaps
+	results   *budget // memory of unsent search results, all connections
 
 	mu        sync.Mutex
 	closed    bool
@@ -131,6 +142,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxConnectionsPerIP <= 0 {
 		cfg.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
 	}
+	if cfg.MaxResultBuffer <= 0 {
+		cfg.MaxResultBuffer = DefaultMaxResultBuffer
+	}
+	if cfg.MaxResultBufferConn <= 0 {
+		cfg.MaxResultBufferConn = DefaultMaxResultBufferConn
+	}
 	if cfg.MaxPasswordChecks <= 0 {
 		cfg.MaxPasswordChecks = runtime.NumCPU()
 	}
@@ -144,6 +161,7 @@ func New(cfg Config) (*Server, error) {
 		workers:   newWorkers(),
 		pw:        newPWLimiter(cfg.MaxPasswordChecks),
 		caps:      newConnCaps(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
+		results:   newBudget(cfg.MaxResultBuffer),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
