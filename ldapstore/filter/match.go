@@ -246,39 +246,31 @@ func matchOrdering(at *schema.AttributeType, k Kind, value string, e Entry, acce
 	return result(r == True, denied)
 }
 
-// substringNorm prepares a substring piece: folded like the value, but
-// spaces at its ends are significant inside a larger value.
-func substringNorm(rule *schema.MatchingRule, piece string) (string, error) {
-	if piece == "" {
-		return "", nil
-	}
-	n, err := rule.Normalize(piece)
-	if err != nil {
-		return "", err
-	}
-	if strings.HasPrefix(piece, " ") && !strings.HasPrefix(n, " ") {
-		n = " " + n
-	}
-	if strings.HasSuffix(piece, " ") && !strings.HasSuffix(n, " ") && n != "" {
-		n += " "
-	}
-	return n, nil
-}
-
 func matchSubstrings(at *schema.AttributeType, f *Filter, e Entry, access Access) Result {
+	// RFC 4518 §2.6.1: the pieces are prepared as the values are, with
+	// the SPACEs at their ends that are significant kept.
 	rule := at.Substr
-	initial, err1 := substringNorm(rule, f.Initial)
-	final, err2 := substringNorm(rule, f.Final)
-	if err1 != nil || err2 != nil {
-		return Undefined
+	var initial, final string
+	var err error
+	if f.Initial != "" {
+		if initial, err = rule.NormalizeSubstring(f.Initial, true, false); err != nil {
+			return Undefined
+		}
+	}
+	if f.Final != "" {
+		if final, err = rule.NormalizeSubstring(f.Final, false, true); err != nil {
+			return Undefined
+		}
 	}
 	anys := make([]string, 0, len(f.Any))
 	for _, a := range f.Any {
-		n, err := substringNorm(rule, a)
+		n, err := rule.NormalizeSubstring(a, false, false)
 		if err != nil {
 			return Undefined
 		}
-		anys = append(anys, n)
+		if n != "" {
+			anys = append(anys, n)
+		}
 	}
 	r := False
 	denied := eachValues(at, e, access, func(vals []string) bool {
