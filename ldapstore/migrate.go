@@ -20,6 +20,11 @@ import (
 // "uid=straße" and "uid=strasse") cannot both keep their names: Open
 // fails and names them, and the previous build can rename one.
 //
+// Version 2 dropped attribute options: a certificate added as
+// "userCertificate;binary" was stored as "userCertificate", which version 3
+// refuses (RFC 4523 §2 requires the binary transfer option, as slapd).
+// Its name is renamed in the names bucket, so every record follows.
+//
 // The userPassword values that Add and Modify would now refuse
 // (CheckPasswordValue) are logged, not changed.
 func (s *Store) migrate2(tx *bolt.Tx) error {
@@ -28,6 +33,9 @@ func (s *Store) migrate2(tx *bolt.Tx) error {
 	sufRDNs, err := s.sch.NormalizeRDNs(strings.Join(old, ","))
 	if err != nil || !bytes.Equal(dnKey(sufRDNs), s.sufKey) {
 		return fmt.Errorf("ldapstore: database holds another suffix than %q", s.suffix)
+	}
+	if err := s.renameBinaryTypes(tx); err != nil {
+		return err
 	}
 	type rekey struct{ id, rec []byte }
 	var moved []rekey
@@ -134,4 +142,37 @@ func (s *Store) logUnusablePasswords(tx *bolt.Tx, id, rec []byte, d string) int 
 		}
 	}
 	return n
+}
+
+// renameBinaryTypes renames the stored names of attribute types that
+// require ";binary" (certificates) to their description with it. Records
+// name types by number (names.go), so this renames them everywhere.
+func (s *Store) renameBinaryTypes(tx *bolt.Tx) error {
+	b := tx.Bucket(bNames)
+	nm := s.names.Load()
+	renamed := false
+	for n, name := range nm.byNum {
+		at := s.sch.Attr(name)
+		if at == nil || strings.IndexByte(name, ';') >= 0 || !at.RequiresBinary() || at.Name() != name {
+			continue
+		}
+		to := name + ";binary"
+		if _, taken := nm.nums[to]; taken {
+			return fmt.Errorf("ldapstore: migrate: both %q and %q are stored names", name, to)
+		}
+		if err := b.Put(nameKey(uint64(n)), []byte(to)); err != nil {
+			return err
+		}
+		s.log.Info("ldapstore: migrate: attribute renamed", slog.String("from", name), slog.String("to", to))
+		renamed = true
+	}
+	if !renamed {
+		return nil
+	}
+	fresh, err := loadNames(b)
+	if err != nil {
+		return err
+	}
+	s.names.Store(fresh)
+	return nil
 }

@@ -19,6 +19,8 @@ import (
 //	cn=<U+FB01 LIGATURE FI>sh,ou=Grün<NBSP>Team,
 //	uid=straße,ou=people (cn "Straße Weg", mail strasse@example.com),
 //	uid=tab<TAB>user,ou=people (cn "Tab<SOFT HYPHEN>User"),
+//	uid=cert,ou=people (cn;lang-de Zertifikat and userCertificate;binary,
+//	  both stored without their options by that build),
 //	uid=alice,ou=people (userPassword a valid {SSHA}).
 //
 // Its DN keys and indexes hold the old string preparation.
@@ -64,7 +66,7 @@ func TestMigrateLayout2(t *testing.T) {
 		"(cn=fish)":            1,
 		"(cn=tabuser)":         1, // soft hyphen maps to nothing
 		"(uid=tab user)":       1,
-		"(objectClass=person)": 4,
+		"(objectClass=person)": 5,
 	} {
 		if got := search(t, s, "dc=postern,dc=local", ScopeSub, f); len(got) != want {
 			t.Errorf("%s: %v, want %d entries", f, got, want)
@@ -77,4 +79,19 @@ func TestMigrateLayout2(t *testing.T) {
 	// writes work on the migrated tree; reopening does not migrate again
 	must(t, s.Add(ctx, entry("uid=new,ou=grün team,dc=postern,dc=local", "objectClass", "inetOrgPerson", "cn", "N", "sn", "N"), admin))
 	wantCode(t, s.Add(ctx, entry("uid=STRASSE,ou=people,dc=postern,dc=local", "objectClass", "inetOrgPerson", "cn", "S", "sn", "S"), admin), EntryAlreadyExists)
+}
+
+// TestMigrateLayout2Certificates: the certificate the old build stored as
+// "userCertificate" (it dropped ";binary") is userCertificate;binary after
+// the migration, as Add stores it now.
+func TestMigrateLayout2Certificates(t *testing.T) {
+	s := openLayout2(t, io.Discard)
+	e, err := s.Get(context.Background(), "uid=cert,ou=people,dc=postern,dc=local")
+	must(t, err)
+	if got := e.Get("userCertificate;binary"); len(got) != 1 || got[0] != "0\x82\x01\x02fake-der" {
+		t.Fatalf("userCertificate;binary = %q (attributes %+v)", got, e.Attributes)
+	}
+	if e.Get("userCertificate") != nil {
+		t.Fatal("plain userCertificate still stored")
+	}
 }

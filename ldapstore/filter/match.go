@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"errors"
 	"strings"
 
 	"postern/ldapstore/dn"
@@ -90,42 +91,45 @@ func (f *Filter) MatchAccess(s *schema.Schema, e Entry, access Access) Result {
 		}
 		return Undefined
 	case Present:
-		at := s.Attr(f.Attr)
-		if at == nil {
+		d, err := s.Describe(f.Attr)
+		if errors.Is(err, schema.ErrUndefinedType) {
 			if len(e.Get(f.Attr)) > 0 {
 				return True
 			}
 			return Undefined
 		}
+		if err != nil {
+			return Undefined // an unrecognized option (RFC 4512 §2.5)
+		}
 		found := false
-		denied := eachValues(at, e, access, func([]string) bool { found = true; return false })
+		denied := eachValues(s, d, e, access, func([]string) bool { found = true; return false })
 		return result(found, denied)
 	case Equality, Approx:
 		// Approximate matching uses the equality rule (RFC 4511 §4.5.1.7.6
 		// leaves the algorithm to the server).
-		at := s.Attr(f.Attr)
-		if at == nil || at.Equality == nil {
+		d, err := s.Describe(f.Attr)
+		if err != nil || d.Type.Equality == nil {
 			return Undefined
 		}
-		if at.Name() == "objectClass" {
+		if at := d.Type; at.Name() == "objectClass" && !d.HasOptions() {
 			if !access.allows(e, at) {
 				return Undefined
 			}
 			return matchObjectClass(s, f.Value, e)
 		}
-		return matchEquality(at, at.Equality, f.Value, e, access)
+		return matchEquality(s, d, d.Type.Equality, f.Value, e, access)
 	case GreaterEq, LessEq:
-		at := s.Attr(f.Attr)
-		if at == nil || at.Ordering == nil {
+		d, err := s.Describe(f.Attr)
+		if err != nil || d.Type.Ordering == nil {
 			return Undefined
 		}
-		return matchOrdering(at, f.Kind, f.Value, e, access)
+		return matchOrdering(s, d, f.Kind, f.Value, e, access)
 	case Substrings:
-		at := s.Attr(f.Attr)
-		if at == nil || at.Substr == nil {
+		d, err := s.Describe(f.Attr)
+		if err != nil || d.Type.Substr == nil {
 			return Undefined
 		}
-		return matchSubstrings(at, f, e, access)
+		return matchSubstrings(s, d, f, e, access)
 	case Extensible:
 		return matchExtensible(s, f, e, access)
 	}
@@ -144,11 +148,19 @@ func result(matched, denied bool) Result {
 	return False
 }
 
-// eachValues calls fn with the values of at and of its subtypes present in
-// e (RFC 4511 §4.5.1.7: an attribute description also matches subtypes),
-// until fn returns false. Types access denies are skipped; denied reports
-// whether one that e holds was.
-func eachValues(at *schema.AttributeType, e Entry, access Access, fn func([]string) bool) (denied bool) {
+// eachValues calls fn with the values of the attributes of e that d
+// names (RFC 4511 §4.5.1.7: an attribute description also matches
+// subtypes, and RFC 4512 §2.5 a description with options the attributes
+// that have at least those options), until fn returns false. Types access
+// denies are skipped; denied reports whether one that e holds was.
+func eachValues(s *schema.Schema, d schema.Description, e Entry, access Access, fn func([]string) bool) (denied bool) {
+	if hasOptions(e) {
+		return eachDescribed(s, d, e, access, fn)
+	}
+	if len(d.Tags) > 0 {
+		return false // no attribute of e has a tag
+	}
+	at := d.Type
 	if v := getAny(at, e); len(v) > 0 {
 		if !access.allows(e, at) {
 			denied = true
@@ -168,6 +180,36 @@ func eachValues(at *schema.AttributeType, e Entry, access Access, fn func([]stri
 	return denied
 }
 
+// eachDescribed is eachValues for an entry whose attributes may have
+// options: each attribute's description is compared with d.
+func eachDescribed(s *schema.Schema, d schema.Description, e Entry, access Access, fn func([]string) bool) (denied bool) {
+	stop := false
+	e.EachAttr(func(typ string, vals []string) {
+		if stop || len(vals) == 0 {
+			return
+		}
+		od, err := s.Describe(typ)
+		if err != nil || !d.Covers(od) {
+			return
+		}
+		if !access.allows(e, od.Type) {
+			denied = true
+			return
+		}
+		stop = !fn(vals)
+	})
+	return denied
+}
+
+// hasOptions reports whether an attribute of e may have options: entries
+// that can tell (ldapstore.Entry's HasOptions) take the faster path.
+func hasOptions(e Entry) bool {
+	if o, ok := e.(interface{ HasOptions() bool }); ok {
+		return o.HasOptions()
+	}
+	return true
+}
+
 func getAny(at *schema.AttributeType, e Entry) []string {
 	if v := e.Get(at.Name()); v != nil {
 		return v
@@ -180,13 +222,13 @@ func getAny(at *schema.AttributeType, e Entry) []string {
 	return e.Get(at.OID)
 }
 
-func matchEquality(at *schema.AttributeType, rule *schema.MatchingRule, value string, e Entry, access Access) Result {
+func matchEquality(s *schema.Schema, d schema.Description, rule *schema.MatchingRule, value string, e Entry, access Access) Result {
 	want, err := rule.Normalize(value)
 	if err != nil {
 		return Undefined
 	}
 	r := False
-	denied := eachValues(at, e, access, func(vals []string) bool {
+	denied := eachValues(s, d, e, access, func(vals []string) bool {
 		for _, v := range vals {
 			if v == want {
 				r = True
@@ -222,14 +264,14 @@ func matchObjectClass(s *schema.Schema, value string, e Entry) Result {
 	return False
 }
 
-func matchOrdering(at *schema.AttributeType, k Kind, value string, e Entry, access Access) Result {
-	rule := at.Ordering
+func matchOrdering(s *schema.Schema, d schema.Description, k Kind, value string, e Entry, access Access) Result {
+	rule := d.Type.Ordering
 	want, err := rule.Normalize(value)
 	if err != nil {
 		return Undefined
 	}
 	r := False
-	denied := eachValues(at, e, access, func(vals []string) bool {
+	denied := eachValues(s, d, e, access, func(vals []string) bool {
 		for _, v := range vals {
 			nv, err := rule.Normalize(v)
 			if err != nil {
@@ -246,10 +288,10 @@ func matchOrdering(at *schema.AttributeType, k Kind, value string, e Entry, acce
 	return result(r == True, denied)
 }
 
-func matchSubstrings(at *schema.AttributeType, f *Filter, e Entry, access Access) Result {
+func matchSubstrings(s *schema.Schema, d schema.Description, f *Filter, e Entry, access Access) Result {
 	// RFC 4518 §2.6.1: the pieces are prepared as the values are, with
 	// the SPACEs at their ends that are significant kept.
-	rule := at.Substr
+	rule := d.Type.Substr
 	var initial, final string
 	var err error
 	if f.Initial != "" {
@@ -273,7 +315,7 @@ func matchSubstrings(at *schema.AttributeType, f *Filter, e Entry, access Access
 		}
 	}
 	r := False
-	denied := eachValues(at, e, access, func(vals []string) bool {
+	denied := eachValues(s, d, e, access, func(vals []string) bool {
 		for _, v := range vals {
 			nv, err := rule.Normalize(v)
 			if err == nil && SubstringsMatch(nv, initial, anys, final) {
@@ -309,15 +351,18 @@ func SubstringsMatch(v, initial string, anys []string, final string) bool {
 func matchExtensible(s *schema.Schema, f *Filter, e Entry, access Access) Result {
 	var rule *schema.MatchingRule
 	var at *schema.AttributeType
+	var d schema.Description
 	if f.Rule != "" {
 		if rule = s.Rule(f.Rule); rule == nil {
 			return Undefined
 		}
 	}
 	if f.Attr != "" {
-		if at = s.Attr(f.Attr); at == nil {
+		var err error
+		if d, err = s.Describe(f.Attr); err != nil {
 			return Undefined
 		}
+		at = d.Type
 		if rule == nil {
 			rule = at.Equality
 		}
@@ -346,7 +391,7 @@ func matchExtensible(s *schema.Schema, f *Filter, e Entry, access Access) Result
 	}
 	r, denied := False, false
 	if at != nil {
-		denied = eachValues(at, e, access, func(vals []string) bool {
+		denied = eachValues(s, d, e, access, func(vals []string) bool {
 			for _, v := range vals {
 				if test(v) {
 					r = True
@@ -378,14 +423,15 @@ func matchExtensible(s *schema.Schema, f *Filter, e Entry, access Access) Result
 	if r == True || !f.DNAttributes {
 		return result(r == True, denied)
 	}
-	d, err := dn.Parse(e.EntryDN())
+	name, err := dn.Parse(e.EntryDN())
 	if err != nil {
 		return result(false, denied)
 	}
-	for _, rdn := range d {
+	for _, rdn := range name {
 		for _, ava := range rdn {
 			a := s.Attr(ava.Type)
-			if a == nil || at != nil && !a.IsSubtypeOf(at) || at == nil && !compatible(a, rule) {
+			// a DN's AVAs have no options: a description with tags names none
+			if a == nil || at != nil && (!a.IsSubtypeOf(at) || len(d.Tags) > 0) || at == nil && !compatible(a, rule) {
 				continue
 			}
 			// RFC 4511 §4.5.1.7.7: the DN's values are attribute values too;
