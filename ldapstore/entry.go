@@ -109,3 +109,10 @@ func (e *Entry) HasOptions() bool {
 	}
 	return false
 }
+
+// NumAttrs and AttrAt walk e's attributes by index (filter matching of
+// attributes with options).
+func (e *Entry) NumAttrs() int { return len(e.Attributes) }
+
+// AttrAt returns the type and values of e's i-th attribute.
+func (e *Entry) AttrAt(i int) (string, []string) { return e.Attributes[i].Type, e.Attributes[i].Vals }

@@ -158,6 +158,7 @@ type cursor struct {
 
 	started bool
 	need    int64 // the size of an entry a chunk could not take (0: none)
+	chunk   chunk
 	baseID  uuid.UUID
 	planned bool
 	ids     []uuid.UUID // indexed candidates
@@ -171,7 +172,10 @@ type cursor struct {
 // one larger than the whole budget sets c.need and ends the chunk empty,
 // so that the caller reserves enough for it.
 func (c *cursor) next(ctx context.Context, n int, budget int64) ([]found, bool, error) {
-	out := &chunk{max: n, budget: budget}
+	// the chunk and its items are the cursor's, reused: the caller is done
+	// with the previous chunk's items when it asks for the next
+	out := &c.chunk
+	*out = chunk{items: out.items[:0], max: n, budget: budget}
 	done := false
 	err := c.s.db.View(func(tx *bolt.Tx) error {
 		b := c.s.bucketsOf(tx)

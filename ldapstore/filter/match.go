@@ -181,24 +181,59 @@ func eachValues(s *schema.Schema, d schema.Description, e Entry, access Access, 
 }
 
 // eachDescribed is eachValues for an entry whose attributes may have
-// options: each attribute's description is compared with d.
+// options: each attribute's description is compared with d. It walks the
+// attributes by index (no closure for fn to escape into: the hot paths
+// stay allocation-free).
 func eachDescribed(s *schema.Schema, d schema.Description, e Entry, access Access, fn func([]string) bool) (denied bool) {
-	stop := false
-	e.EachAttr(func(typ string, vals []string) {
-		if stop || len(vals) == 0 {
-			return
+	ie, ok := e.(indexedEntry)
+	if !ok {
+		ie = collectAttrs(e)
+	}
+	for i, n := 0, ie.NumAttrs(); i < n; i++ {
+		typ, vals := ie.AttrAt(i)
+		if len(vals) == 0 {
+			continue
 		}
 		od, err := s.Describe(typ)
 		if err != nil || !d.Covers(od) {
-			return
+			continue
 		}
 		if !access.allows(e, od.Type) {
 			denied = true
-			return
+			continue
 		}
-		stop = !fn(vals)
-	})
+		if !fn(vals) {
+			return denied
+		}
+	}
 	return denied
+}
+
+// indexedEntry is an Entry whose attributes can be walked by index
+// (ldapstore.Entry is one).
+type indexedEntry interface {
+	NumAttrs() int
+	AttrAt(i int) (typ string, vals []string)
+}
+
+// attrList is an indexedEntry made from any Entry's EachAttr.
+type attrList []struct {
+	typ  string
+	vals []string
+}
+
+func (l attrList) NumAttrs() int                   { return len(l) }
+func (l attrList) AttrAt(i int) (string, []string) { return l[i].typ, l[i].vals }
+
+func collectAttrs(e Entry) attrList {
+	var l attrList
+	e.EachAttr(func(typ string, vals []string) {
+		l = append(l, struct {
+			typ  string
+			vals []string
+		}{typ, vals})
+	})
+	return l
 }
 
 // hasOptions reports whether an attribute of e may have options: entries
