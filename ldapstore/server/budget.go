@@ -61,6 +61,17 @@ func (b *budget) acquire(ctx context.Context, n int64) error {
 	}
 }
 
+// tryAcquire takes n bytes if they are free now, without waiting.
+func (b *budget) tryAcquire(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.waiters) > 0 || b.used+n > b.size {
+		return false
+	}
+	b.used += n
+	return true
+}
+
 // release returns n bytes.
 func (b *budget) release(n int64) {
 	if n <= 0 {

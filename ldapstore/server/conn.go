@@ -117,6 +117,7 @@ func (c *conn) serve() {
 	defer func() {
 		c.close()
 		c.opsWG.Wait()
+		c.dropPaged()
 		c.log.Debug("ldap connection closed")
 	}()
 	defer c.recoverPanic("connection")

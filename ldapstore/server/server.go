@@ -65,7 +65,8 @@ type Config struct {
 	// MaxResultBufferConn over one connection's searches. A search past
 	// them waits until its client reads; one whose client never reads holds
 	// at most a chunk (256 KiB) until WriteTimeout closes the connection.
-	// Defaults 64 MiB and 2 MiB.
+	// Defaults 64 MiB and 2 MiB. The entries paged searches remember
+	// between pages have a budget of MaxResultBuffer of their own.
 	MaxResultBuffer     int64
 	MaxResultBufferConn int64
 	// MaxPasswordChecks bounds the password hashes verified or computed at
@@ -96,6 +97,7 @@ type Server struct {
 	pw        *pwLimiter
 	caps      *connCaps
 	results   *budget // memory of unsent search results, all connections
+	paged     *budget // memory of paged searches' remembered results (paged.go)
 
 	mu        sync.Mutex
 	closed    bool
@@ -162,6 +164,7 @@ func New(cfg Config) (*Server, error) {
 		pw:        newPWLimiter(cfg.MaxPasswordChecks),
 		caps:      newConnCaps(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 		results:   newBudget(cfg.MaxResultBuffer),
+		paged:     newBudget(cfg.MaxResultBuffer),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
