@@ -22,6 +22,7 @@ caps=(
 	"prometheus-server|prometheus|prometheus --version && promtool --version"
 	"openssl-cms|openssl|openssl cms -help"
 	"git|git|git --version"
+	"mkpasswd-libxcrypt|whois|mkpasswd -m help | grep -q '^yescrypt' && mkpasswd -m help | grep -q '^bcrypt '"
 )
 
 have() { bash -c "$1" >/dev/null 2>&1; }

@@ -222,8 +222,11 @@ func (a *Agent) Serve(l net.Listener) error {
 			if a.ctx.Err() != nil {
 				return nil
 			}
+			// A timeout, ECONNABORTED or no descriptor left (EMFILE,
+			// ENFILE) is temporary: wait it out as net/http does instead of
+			// ending the listener (issue 9, item 9).
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if errors.As(err, &ne) && (ne.Timeout() || ne.Temporary()) {
 				time.Sleep(50 * time.Millisecond)
 				continue
 			}

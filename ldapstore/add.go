@@ -6,6 +6,8 @@ import (
 	"github.com/google/uuid"
 
 	"postern/ldapstore/csn"
+	"postern/ldapstore/dn"
+	"postern/ldapstore/schema"
 )
 
 // addReq is an Add checked against the schema, ready for the writer.
@@ -44,6 +46,9 @@ func (s *Store) prepareAdd(e *Entry, internal bool) (*addReq, error) {
 		return nil, err
 	}
 	ne := &Entry{DN: e.DN, Attributes: attrs}
+	if err := s.addRDNValues(ne, t.parsed[0], internal); err != nil {
+		return nil, err
+	}
 	// slapd's entry_naming_check: the RDN's values must be in the entry.
 	if m := s.missingRDN(ne, t.parsed[0]); m != "" {
 		return nil, Errorf(NamingViolation, "value of naming attribute '%s' is not present in entry", m)
@@ -137,4 +142,45 @@ func (w *wtx) buckets() buckets {
 		w.b = w.s.writeBuckets(w.tx)
 	}
 	return w.b
+}
+
+// addRDNValues adds to e the values of its RDN that it lacks. RFC 4511
+// §4.7: "Clients MAY or MAY NOT include the RDN attribute(s) in this list";
+// slapd's entry_naming_check adds them on Add, and so does Postern. A
+// single-valued attribute that holds another value is left alone (slapd:
+// namingViolation, "value of single-valued naming attribute conflicts").
+func (s *Store) addRDNValues(e *Entry, rdn dn.RDN, internal bool) error {
+	for _, ava := range rdn {
+		at := s.sch.Attr(ava.Type)
+		if at == nil {
+			continue // resolve refused the DN already
+		}
+		have := e.Get(at.Name())
+		if s.hasValue(at, have, ava.Value) {
+			continue
+		}
+		if at.SingleValue && len(have) > 0 {
+			return Errorf(NamingViolation, "value of single-valued naming attribute '%s' conflicts with value present in entry", at.Name())
+		}
+		if err := s.checkRDNValue(at, ava.Value, internal); err != nil {
+			return err
+		}
+		e.Set(at.Name(), append(have[:len(have):len(have)], ava.Value)...)
+	}
+	return nil
+}
+
+// checkRDNValue checks a value an RDN adds to its entry (Add, ModifyDN):
+// valid per syntax, and for userPassword one Postern can verify. It is
+// stored as the DN spells it (not hashed: the DN names it).
+func (s *Store) checkRDNValue(at *schema.AttributeType, v string, internal bool) error {
+	if err := at.Syntax.Validate(v); err != nil {
+		return Errorf(InvalidAttributeSyntax, "%s: value invalid per syntax", at.Name())
+	}
+	if at == s.pwAttr && !internal {
+		if err := CheckPasswordValue(v); err != nil {
+			return Errorf(ConstraintViolation, "%s: %v", at.Name(), err)
+		}
+	}
+	return nil
 }

@@ -6,8 +6,9 @@
 // group-committed writes (fsync before a write returns).
 //
 // Its sub-packages own the vocabulary: csn (change sequence numbers), dn
-// (RFC 4514 names), filter (RFC 4515 filters and their evaluation) and
-// schema (the built-in schema and matching rules). The LDAP protocol server
+// (RFC 4514 names), filter (RFC 4515 filters and their evaluation), schema
+// (the built-in schema, matching rules and attribute descriptions) and
+// stringprep (RFC 4518 string preparation for matching). The LDAP protocol server
 // is ldapstore/server; replication (RFC 4533) lives outside and uses the
 // change feed (Notify, ChangesSince) and the internal apply path
 // (ApplyEntry, ApplyDelete). The store knows nothing of clusters or access

@@ -2,6 +2,7 @@ package ldapstore
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -33,7 +34,9 @@ func TestAddErrors(t *testing.T) {
 		{"undefined type", entry("uid=x,"+p, "objectClass", "inetOrgPerson", "uid", "x", "cn", "x", "sn", "x", "shoeSize", "9"), UndefinedAttributeType, ""},
 		{"operational", entry("uid=x,"+p, "objectClass", "inetOrgPerson", "uid", "x", "cn", "x", "sn", "x", "entryUUID", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"), ConstraintViolation, ""},
 		{"computed", entry("uid=x,"+p, "objectClass", "inetOrgPerson", "uid", "x", "cn", "x", "sn", "x", "hasSubordinates", "TRUE"), ConstraintViolation, ""},
-		{"RDN value missing", entry("uid=x,"+p, "objectClass", "inetOrgPerson", "uid", "y", "cn", "x", "sn", "x"), NamingViolation, ""},
+		// RFC 4511 §4.7: a missing RDN value is added (TestAddRDNValues), but
+		// a single-valued attribute holding another value conflicts
+		{"RDN value conflicts", entry("dc=x,dc=postern,dc=local", "objectClass", "organization", "objectClass", "dcObject", "o", "x", "dc", "y"), NamingViolation, ""},
 		{"duplicate value", entry("uid=x,"+p, "objectClass", "inetOrgPerson", "uid", "x", "cn", "x", "cn", "X", "sn", "x"), AttributeOrValueExists, ""},
 		{"bad syntax", entry("cn=x,ou=cluster,dc=postern,dc=local", "objectClass", "posternMember", "cn", "x", "posternDeviceID", "d", "posternUUID", "u", "posternClusterNo", "one"), InvalidAttributeSyntax, ""},
 		{"empty values", &Entry{DN: "uid=x," + p, Attributes: []Attribute{{Type: "objectClass", Vals: []string{"inetOrgPerson"}}, {Type: "uid", Vals: []string{"x"}}, {Type: "cn"}}}, ProtocolError, ""},
@@ -230,5 +233,28 @@ func TestVerifyPassword(t *testing.T) {
 		if got := VerifyPassword(tc.hash, tc.pw); got != tc.want {
 			t.Errorf("VerifyPassword(%q, %q) = %v", tc.hash, tc.pw, got)
 		}
+	}
+}
+
+// TestAddRDNValues: RFC 4511 §4.7 lets a client leave the RDN's values out
+// of an Add; the store adds them (as slapd: ldapstore/server's
+// TestAddWithoutRDNValues compares the two).
+func TestAddRDNValues(t *testing.T) {
+	s := openTest(t, Options{})
+	seed(t, s)
+	ctx := context.Background()
+	p := "ou=people,dc=postern,dc=local"
+	must(t, s.Add(ctx, entry("uid=erin,"+p, "objectClass", "inetOrgPerson", "cn", "Erin", "sn", "E"), admin))
+	must(t, s.Add(ctx, entry("uid=finn,"+p, "objectClass", "inetOrgPerson", "uid", "other", "cn", "Finn", "sn", "F"), admin))
+	for dn, want := range map[string]string{"uid=erin," + p: "erin", "uid=finn," + p: "other|finn"} {
+		e, err := s.Get(ctx, dn)
+		must(t, err)
+		if got := strings.Join(e.Get("uid"), "|"); got != want {
+			t.Errorf("%s: uid %q, want %q", dn, got, want)
+		}
+	}
+	// the uid index has the added value
+	if got := search(t, s, "dc=postern,dc=local", ScopeSub, "(uid=erin)"); len(got) != 1 {
+		t.Errorf("(uid=erin): %v", got)
 	}
 }

@@ -44,7 +44,7 @@ func seed(t testing.TB, s *Store) {
 func person(uid string) *Entry {
 	return entry("uid="+uid+",ou=people,dc=postern,dc=local",
 		"objectClass", "inetOrgPerson", "uid", uid, "cn", "User "+uid, "sn", uid,
-		"mail", uid+"@example.com", "userPassword", "{SSHA}x")
+		"mail", uid+"@example.com", "userPassword", "{SSHA}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==")
 }
 
 func must(t testing.TB, err error) {

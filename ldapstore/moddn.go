@@ -120,8 +120,8 @@ func (w *wtx) modDN(r *modDNReq, by string, c csn.CSN) error {
 		at := s.sch.Attr(ava.Type)
 		have := e.Get(at.Name())
 		if !s.hasValue(at, have, ava.Value) {
-			if err := at.Syntax.Validate(ava.Value); err != nil {
-				return Errorf(InvalidAttributeSyntax, "%s: value invalid per syntax", at.Name())
+			if err := s.checkRDNValue(at, ava.Value, !c.IsZero()); err != nil {
+				return err
 			}
 			e.Set(at.Name(), append(have[:len(have):len(have)], ava.Value)...)
 		}

@@ -36,10 +36,11 @@ func (s *Store) prepareModify(dn string, mods []Modification) (*modReq, error) {
 		if m.Op < ModAdd || m.Op > ModIncrement {
 			return nil, Errorf(ProtocolError, "unknown modify operation %d", m.Op)
 		}
-		at := s.sch.Attr(m.Attr.Type)
-		if at == nil {
-			return nil, Errorf(UndefinedAttributeType, "%s: attribute type undefined", m.Attr.Type)
+		d, err := s.describe(m.Attr.Type, false)
+		if err != nil {
+			return nil, err
 		}
+		at := d.Type
 		if at.NoUserMod || computedAttrs[at.Name()] {
 			return nil, Errorf(ConstraintViolation, "%s: no user modification allowed", m.Attr.Type)
 		}
@@ -52,7 +53,7 @@ func (s *Store) prepareModify(dn string, mods []Modification) (*modReq, error) {
 			fallthrough
 		case ModReplace:
 			if len(vals) > 0 {
-				if vals, err = s.checkValues(at, vals); err != nil {
+				if vals, err = s.checkValues(at, vals, false); err != nil {
 					return nil, err
 				}
 			}
@@ -65,7 +66,7 @@ func (s *Store) prepareModify(dn string, mods []Modification) (*modReq, error) {
 				return nil, Errorf(InvalidAttributeSyntax, "modify/increment: %s: invalid syntax", at.Name())
 			}
 		}
-		out = append(out, Modification{Op: m.Op, Attr: Attribute{Type: at.Name(), Vals: vals}})
+		out = append(out, Modification{Op: m.Op, Attr: Attribute{Type: d.String(), Vals: vals}})
 	}
 	return &modReq{t: t, mods: out}, nil
 }
@@ -106,7 +107,7 @@ func (w *wtx) modify(r *modReq, by string, c csn.CSN) error {
 // applyMod applies one modification to e (RFC 4511 §4.6).
 func (s *Store) applyMod(e *Entry, m Modification) error {
 	at := s.sch.Attr(m.Attr.Type)
-	name := at.Name()
+	name := m.Attr.Type // the canonical attribute description (prepareModify)
 	have := e.Get(name)
 	switch m.Op {
 	case ModAdd:

@@ -3,18 +3,14 @@ package ldapstore
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
-	"hash"
 	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Argon2id parameters of HashPassword: OpenLDAP pw-argon2's defaults and
@@ -41,129 +37,81 @@ func HashPassword(password string) (string, error) {
 		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
-// hasScheme reports whether v starts with "{SCHEME}" (RFC 3112 §3 style).
-func hasScheme(v string) bool {
-	if len(v) < 3 || v[0] != '{' {
-		return false
-	}
-	end := strings.IndexByte(v, '}')
-	if end < 2 {
-		return false
-	}
-	for _, c := range v[1:end] {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 // hashIfPlain hashes v unless it already carries a {SCHEME} prefix.
 func hashIfPlain(v string) (string, error) {
-	if hasScheme(v) {
+	if _, _, ok := SplitPasswordScheme(v); ok {
 		return v, nil
 	}
 	return HashPassword(v)
 }
 
-// VerifyPassword reports whether password matches the stored value hash:
-// {ARGON2} (argon2id and argon2i), {SSHA}, {SHA}, {SSHA256}, {SHA256},
-// {SSHA512}, {SHA512}, {BCRYPT}/{CRYPT} with a bcrypt hash, {CLEARTEXT}, or a
-// value without scheme compared as cleartext.
-func VerifyPassword(hashed, password string) bool {
-	if !hasScheme(hashed) {
-		return subtle.ConstantTimeCompare([]byte(hashed), []byte(password)) == 1
-	}
-	end := strings.IndexByte(hashed, '}')
-	scheme, rest := strings.ToUpper(hashed[1:end]), hashed[end+1:]
-	switch scheme {
-	case "ARGON2":
-		return verifyArgon2(rest, password)
-	case "SSHA":
-		return verifySalted(sha1.New, rest, password, true)
-	case "SHA":
-		return verifySalted(sha1.New, rest, password, false)
-	case "SSHA256":
-		return verifySalted(sha256.New, rest, password, true)
-	case "SHA256":
-		return verifySalted(sha256.New, rest, password, false)
-	case "SSHA512":
-		return verifySalted(sha512.New, rest, password, true)
-	case "SHA512":
-		return verifySalted(sha512.New, rest, password, false)
-	case "BCRYPT", "CRYPT":
-		if strings.HasPrefix(rest, "$2") {
-			return bcrypt.CompareHashAndPassword([]byte(rest), []byte(password)) == nil
-		}
-	case "CLEARTEXT":
-		return subtle.ConstantTimeCompare([]byte(rest), []byte(password)) == 1
-	}
-	return false
+// argon2Hash is a parsed PHC string "$argon2id$v=19$m=..,t=..,p=..$salt$hash"
+// (OpenLDAP pw-argon2's format).
+type argon2Hash struct {
+	id      bool // argon2id; else argon2i
+	m, t, p uint64
+	salt    []byte
+	want    []byte
 }
 
-// verifySalted checks base64(H(password + salt) + salt) ({SSHA} family) or
-// base64(H(password)) ({SHA} family).
-func verifySalted(newHash func() hash.Hash, enc, password string, salted bool) bool {
-	raw, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil {
-		return false
-	}
-	h := newHash()
-	size := h.Size()
-	if len(raw) < size || !salted && len(raw) != size {
-		return false
-	}
-	h.Write([]byte(password))
-	h.Write(raw[size:])
-	return subtle.ConstantTimeCompare(h.Sum(nil), raw[:size]) == 1
-}
-
-// verifyArgon2 checks a PHC string "$argon2id$v=19$m=..,t=..,p=..$salt$hash".
-func verifyArgon2(phc, password string) bool {
+func parseArgon2(phc string) (*argon2Hash, error) {
 	parts := strings.Split(phc, "$")
 	if len(parts) != 6 || parts[0] != "" {
-		return false
+		return nil, errors.New("not a $argon2id$ or $argon2i$ PHC string")
 	}
-	variant := parts[1]
-	if variant != "argon2id" && variant != "argon2i" {
-		return false
+	h := &argon2Hash{}
+	switch parts[1] {
+	case "argon2id":
+		h.id = true
+	case "argon2i":
+	default:
+		return nil, fmt.Errorf("variant %q is not supported", parts[1])
 	}
 	if parts[2] != "v=19" {
-		return false
+		return nil, errors.New("version is not v=19")
 	}
-	var m, t uint64
-	var p uint64
 	for _, kv := range strings.Split(parts[3], ",") {
 		k, v, ok := strings.Cut(kv, "=")
 		n, err := strconv.ParseUint(v, 10, 32)
 		if !ok || err != nil {
-			return false
+			return nil, errors.New("malformed parameters")
 		}
 		switch k {
 		case "m":
-			m = n
+			h.m = n
 		case "t":
-			t = n
+			h.t = n
 		case "p":
-			p = n
+			h.p = n
 		}
 	}
-	// refuse absurd parameters from a stored value rather than exhaust memory
-	if m == 0 || m > 4<<20 || t == 0 || t > 100 || p == 0 || p > 255 {
-		return false
+	// refuse absurd parameters rather than exhaust memory at bind time
+	if h.m == 0 || h.m > 4<<20 || h.t == 0 || h.t > 100 || h.p == 0 || h.p > 255 {
+		return nil, errors.New("parameters out of range (m 1..4194304 KiB, t 1..100, p 1..255)")
 	}
-	salt, err1 := b64.DecodeString(strings.TrimRight(parts[4], "="))
-	want, err2 := b64.DecodeString(strings.TrimRight(parts[5], "="))
-	if err1 != nil || err2 != nil || len(want) == 0 || len(want) > 1024 {
+	var err1, err2 error
+	h.salt, err1 = b64.DecodeString(strings.TrimRight(parts[4], "="))
+	h.want, err2 = b64.DecodeString(strings.TrimRight(parts[5], "="))
+	if err1 != nil || err2 != nil || len(h.want) == 0 || len(h.want) > 1024 {
+		return nil, errors.New("malformed salt or hash")
+	}
+	return h, nil
+}
+
+func checkArgon2(phc string) error { _, err := parseArgon2(phc); return err }
+
+func verifyArgon2(phc, password string) bool {
+	h, err := parseArgon2(phc)
+	if err != nil {
 		return false
 	}
 	var got []byte
-	if variant == "argon2id" {
-		got = argon2.IDKey([]byte(password), salt, uint32(t), uint32(m), uint8(p), uint32(len(want)))
+	if h.id {
+		got = argon2.IDKey([]byte(password), h.salt, uint32(h.t), uint32(h.m), uint8(h.p), uint32(len(h.want)))
 	} else {
-		got = argon2.Key([]byte(password), salt, uint32(t), uint32(m), uint8(p), uint32(len(want)))
+		got = argon2.Key([]byte(password), h.salt, uint32(h.t), uint32(h.m), uint8(h.p), uint32(len(h.want)))
 	}
-	return subtle.ConstantTimeCompare(got, want) == 1
+	return subtle.ConstantTimeCompare(got, h.want) == 1
 }
 
 // CheckPassword verifies password against the userPassword values of dn.

@@ -2,7 +2,6 @@ package ldapstore
 
 import (
 	"context"
-	"postern/ldapstore/schema"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
@@ -73,14 +72,18 @@ func (s *Store) complete(b buckets, id []byte, e *Entry) *Entry {
 	return e
 }
 
-// Compare reports whether entry dn holds value in attr (RFC 4511 §4.10).
-// An unknown type is undefinedAttributeType, a type without equality rule
+// Compare reports whether entry dn holds value in attr (RFC 4511 §4.10),
+// an attribute description: its type's subtypes and the attributes with
+// more options are compared too ("cn" compares cn;lang-de values,
+// "cn;lang-de" only those). An unknown type or option is
+// undefinedAttributeType, a type without equality rule
 // inappropriateMatching, an absent attribute noSuchAttribute (as slapd).
 func (s *Store) Compare(ctx context.Context, dn, attr, value string) (bool, error) {
-	at := s.sch.Attr(attr)
-	if at == nil {
-		return false, Errorf(UndefinedAttributeType, "%s: attribute type undefined", attr)
+	d, err := s.sch.Describe(attr)
+	if err != nil {
+		return false, Errorf(UndefinedAttributeType, "%s", err.Error())
 	}
+	at := d.Type
 	if at.Equality == nil {
 		return false, Errorf(InappropriateMatching, "%s: no equality matching rule", attr)
 	}
@@ -93,8 +96,12 @@ func (s *Store) Compare(ctx context.Context, dn, attr, value string) (bool, erro
 		return false, Errorf(InvalidAttributeSyntax, "%s: value invalid per syntax", attr)
 	}
 	found := false
-	for _, t := range append([]*schema.AttributeType{at}, at.Subtypes()...) {
-		for _, v := range e.Get(t.Name()) {
+	for _, a := range e.Attributes {
+		od, err := s.sch.Describe(a.Type)
+		if err != nil || !d.Covers(od) {
+			continue
+		}
+		for _, v := range a.Vals {
 			found = true
 			if n, err := at.Equality.Normalize(v); err == nil && n == want {
 				return true, nil

@@ -16,12 +16,35 @@ type SearchRequest struct {
 	Scope     Scope
 	Filter    *filter.Filter // nil = (objectClass=*)
 	SizeLimit int            // 0 = none; exceeding returns *Error SizeLimitExceeded after fn got SizeLimit entries
+	// Access, when not nil, is the client's read access: attributes it
+	// denies evaluate as Undefined in Filter (filter.Access).
+	Access filter.Access
+	// Buffer, when not nil, accounts for the memory of the entries Search
+	// has read and not yet handed to fn (Reserver).
+	Buffer Reserver
+}
+
+// Reserver bounds memory a search holds for results not yet handed on. A
+// search reserves about searchChunkBytes before it reads a chunk of
+// entries, gives back at once what the chunk did not use, and gives back
+// each entry's share when fn returns for it: a search whose fn blocks (a
+// client that does not read) holds one chunk at most, and Reserve makes
+// the next search wait when the owner's budget is spent.
+type Reserver interface {
+	// Reserve takes n bytes, waiting within ctx; an error ends the search.
+	Reserve(ctx context.Context, n int64) error
+	// Release gives back n bytes taken by Reserve.
+	Release(n int64)
 }
 
 // searchChunk is how many matching entries a search collects in one read
 // transaction before it hands them to fn outside of it, so that a slow
-// client never holds a transaction open.
-const searchChunk = 128
+// client never holds a transaction open; searchChunkBytes bounds the
+// (estimated) memory of those entries.
+const (
+	searchChunk      = 128
+	searchChunkBytes = 256 << 10
+)
 
 // Search calls fn for every entry in scope that matches req.Filter. The
 // context's deadline is the time limit (timeLimitExceeded). Equality, AND
@@ -38,7 +61,7 @@ func (s *Store) Search(ctx context.Context, req *SearchRequest, fn func(*Entry) 
 		}
 		base = s.suffix
 		if req.Scope == ScopeOne {
-			req = &SearchRequest{BaseDN: base, Scope: ScopeBase, Filter: req.Filter, SizeLimit: req.SizeLimit}
+			req = &SearchRequest{BaseDN: base, Scope: ScopeBase, Filter: req.Filter, SizeLimit: req.SizeLimit, Access: req.Access}
 		}
 	}
 	t, err := s.resolveBase(base)
@@ -46,7 +69,15 @@ func (s *Store) Search(ctx context.Context, req *SearchRequest, fn func(*Entry) 
 		return err
 	}
 	f := req.Filter
-	cur := &cursor{s: s, scope: req.Scope, baseKey: t.key, filter: f}
+	cur := &cursor{s: s, scope: req.Scope, baseKey: t.key, filter: f, access: req.Access}
+	var held int64 // reserved from req.Buffer and not yet given back
+	release := func(n int64) {
+		if req.Buffer != nil && n > 0 {
+			req.Buffer.Release(n)
+		}
+		held -= n
+	}
+	defer func() { release(held) }()
 	sent := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -57,17 +88,40 @@ func (s *Store) Search(ctx context.Context, req *SearchRequest, fn func(*Entry) 
 			// one more than the limit tells whether it was exceeded
 			n = min(n, req.SizeLimit-sent+1)
 		}
-		batch, done, err := cur.next(ctx, n)
+		reserve := max(int64(searchChunkBytes), cur.need)
+		if req.Buffer != nil {
+			if err := req.Buffer.Reserve(ctx, reserve); err != nil {
+				return ctxError(ctx)
+			}
+		}
+		held += reserve
+		batch, done, err := cur.next(ctx, n, reserve)
 		if err != nil {
 			return err
 		}
-		for _, e := range batch {
+		used := int64(0)
+		for _, it := range batch {
+			used += it.size
+		}
+		if used > reserve {
+			// a base search's one entry, read whatever its size
+			if req.Buffer != nil {
+				if err := req.Buffer.Reserve(ctx, used-reserve); err != nil {
+					return ctxError(ctx)
+				}
+			}
+			held += used - reserve
+		} else {
+			release(reserve - used) // what the chunk did not take
+		}
+		for _, it := range batch {
 			if req.SizeLimit > 0 && sent >= req.SizeLimit {
 				return &Error{Code: SizeLimitExceeded, Message: "size limit exceeded"}
 			}
-			if err := fn(e); err != nil {
+			if err := fn(it.e); err != nil {
 				return err
 			}
+			release(it.size)
 			sent++
 		}
 		if done {
@@ -76,14 +130,35 @@ func (s *Store) Search(ctx context.Context, req *SearchRequest, fn func(*Entry) 
 	}
 }
 
+// found is an entry a search has read, with the estimated memory it holds
+// until it is handed on.
+type found struct {
+	e    *Entry
+	size int64
+}
+
+// entrySize estimates the memory of a decoded entry: its record's bytes
+// (decodeRecord copies the record into one string the values share) and
+// the headers of its attributes and values.
+func entrySize(recordLen int, e *Entry) int64 {
+	n := int64(recordLen) + 64 + int64(len(e.DN))
+	for _, a := range e.Attributes {
+		n += 40 + 16*int64(len(a.Vals))
+	}
+	return n
+}
+
 // cursor walks a search's candidates across read transactions.
 type cursor struct {
 	s       *Store
 	scope   Scope
 	baseKey []byte
 	filter  *filter.Filter
+	access  filter.Access
 
 	started bool
+	need    int64 // the size of an entry a chunk could not take (0: none)
+	chunk   chunk
 	baseID  uuid.UUID
 	planned bool
 	ids     []uuid.UUID // indexed candidates
@@ -91,9 +166,16 @@ type cursor struct {
 	lastKey []byte // scans: last key handled
 }
 
-// next returns up to n matching entries and whether the walk is complete.
-func (c *cursor) next(ctx context.Context, n int) ([]*Entry, bool, error) {
-	var out []*Entry
+// next returns up to n matching entries whose sizes add up to at most
+// budget (always at least one that fits it), and whether the walk is
+// complete. An entry larger than what is left stays for the next chunk;
+// one larger than the whole budget sets c.need and ends the chunk empty,
+// so that the caller reserves enough for it.
+func (c *cursor) next(ctx context.Context, n int, budget int64) ([]found, bool, error) {
+	// the chunk and its items are the cursor's, reused: the caller is done
+	// with the previous chunk's items when it asks for the next
+	out := &c.chunk
+	*out = chunk{items: out.items[:0], max: n, budget: budget}
 	done := false
 	err := c.s.db.View(func(tx *bolt.Tx) error {
 		b := c.s.bucketsOf(tx)
@@ -106,9 +188,10 @@ func (c *cursor) next(ctx context.Context, n int) ([]*Entry, bool, error) {
 			copy(c.baseID[:], v)
 			if c.scope == ScopeBase {
 				done = true
-				e, err := c.check(b, c.baseID[:], b.entries.Get(v))
+				buf := b.entries.Get(v)
+				e, err := c.check(b, c.baseID[:], buf)
 				if e != nil {
-					out = append(out, e)
+					out.items = append(out.items, found{e: e, size: entrySize(len(buf), e)})
 				}
 				return err
 			}
@@ -121,15 +204,44 @@ func (c *cursor) next(ctx context.Context, n int) ([]*Entry, bool, error) {
 		}
 		var err error
 		if c.planned {
-			done, err = c.fromIDs(ctx, b, n, &out)
+			done, err = c.fromIDs(ctx, b, out)
 		} else if c.scope == ScopeOne {
-			done, err = c.scanChildren(ctx, b, n, &out)
+			done, err = c.scanChildren(ctx, b, out)
 		} else {
-			done, err = c.scanSubtree(ctx, b, n, &out)
+			done, err = c.scanSubtree(ctx, b, out)
 		}
 		return err
 	})
-	return out, done, err
+	if len(out.items) > 0 || done {
+		c.need = 0
+	}
+	return out.items, done, err
+}
+
+// chunk collects the entries of one read transaction.
+type chunk struct {
+	items  []found
+	max    int
+	budget int64
+	used   int64
+}
+
+func (k *chunk) full() bool { return len(k.items) >= k.max }
+
+// take adds e if it fits; false means the chunk is complete and e must be
+// read again by the next one (c.need says how much it needs when the chunk
+// is empty).
+func (c *cursor) take(k *chunk, e *Entry, recordLen int) bool {
+	size := entrySize(recordLen, e)
+	if k.used+size > k.budget {
+		if len(k.items) == 0 {
+			c.need = size
+		}
+		return false
+	}
+	k.used += size
+	k.items = append(k.items, found{e: e, size: size})
+	return true
 }
 
 // inScope reports whether a record's header puts it in the search scope.
@@ -161,15 +273,15 @@ func (c *cursor) check(b buckets, id []byte, buf []byte) (*Entry, error) {
 		return nil, err
 	}
 	e := c.s.complete(b, id, r.entry)
-	if c.filter != nil && c.filter.Match(c.s.sch, e) != filter.True {
+	if c.filter != nil && c.filter.MatchAccess(c.s.sch, e, c.access) != filter.True {
 		return nil, nil
 	}
 	return e, nil
 }
 
-func (c *cursor) fromIDs(ctx context.Context, b buckets, n int, out *[]*Entry) (bool, error) {
+func (c *cursor) fromIDs(ctx context.Context, b buckets, out *chunk) (bool, error) {
 	for ; c.pos < len(c.ids); c.pos++ {
-		if len(*out) >= n {
+		if out.full() {
 			return false, nil
 		}
 		if c.pos%64 == 63 && ctx.Err() != nil {
@@ -184,8 +296,8 @@ func (c *cursor) fromIDs(ctx context.Context, b buckets, n int, out *[]*Entry) (
 		if err != nil {
 			return false, err
 		}
-		if e != nil {
-			*out = append(*out, e)
+		if e != nil && !c.take(out, e, len(buf)) {
+			return false, nil
 		}
 	}
 	return true, nil
@@ -203,51 +315,53 @@ func (c *cursor) resume(cur *bolt.Cursor, start []byte) ([]byte, []byte) {
 	return k, v
 }
 
-func (c *cursor) scanChildren(ctx context.Context, b buckets, n int, out *[]*Entry) (bool, error) {
+func (c *cursor) scanChildren(ctx context.Context, b buckets, out *chunk) (bool, error) {
 	cur := b.children.Cursor()
 	prefix := c.baseID[:]
 	i := 0
 	for k, _ := c.resume(cur, prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-		if len(*out) >= n {
+		if out.full() {
 			return false, nil
 		}
-		c.lastKey = append(c.lastKey[:0], k...)
 		if i++; i%64 == 0 && ctx.Err() != nil {
 			return false, ctxError(ctx)
 		}
 		id := k[16:32]
-		e, err := c.check(b, id, b.entries.Get(id))
+		buf := b.entries.Get(id)
+		e, err := c.check(b, id, buf)
 		if err != nil {
 			return false, err
 		}
-		if e != nil {
-			*out = append(*out, e)
+		if e != nil && !c.take(out, e, len(buf)) {
+			return false, nil // k is read again by the next chunk
 		}
+		c.lastKey = append(c.lastKey[:0], k...)
 	}
 	return true, nil
 }
 
-func (c *cursor) scanSubtree(ctx context.Context, b buckets, n int, out *[]*Entry) (bool, error) {
+func (c *cursor) scanSubtree(ctx context.Context, b buckets, out *chunk) (bool, error) {
 	cur := b.dn.Cursor()
 	i := 0
 	for k, v := c.resume(cur, c.baseKey); k != nil && bytes.HasPrefix(k, c.baseKey); k, v = cur.Next() {
 		if len(k) > len(c.baseKey) && k[len(c.baseKey)] != 0 {
 			continue // a sibling whose RDN starts like the base's
 		}
-		if len(*out) >= n {
+		if out.full() {
 			return false, nil
 		}
-		c.lastKey = append(c.lastKey[:0], k...)
 		if i++; i%64 == 0 && ctx.Err() != nil {
 			return false, ctxError(ctx)
 		}
-		e, err := c.check(b, v, b.entries.Get(v))
+		buf := b.entries.Get(v)
+		e, err := c.check(b, v, buf)
 		if err != nil {
 			return false, err
 		}
-		if e != nil {
-			*out = append(*out, e)
+		if e != nil && !c.take(out, e, len(buf)) {
+			return false, nil // k is read again by the next chunk
 		}
+		c.lastKey = append(c.lastKey[:0], k...)
 	}
 	return true, nil
 }

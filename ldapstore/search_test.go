@@ -2,6 +2,7 @@ package ldapstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -200,5 +201,79 @@ func TestSearchBaseAfterDelete(t *testing.T) {
 	must(t, s.Add(ctx, entry(base, "objectClass", "organizationalUnit", "ou", "tmp", "description", "again"), admin))
 	if got := search(t, s, "OU=Tmp, dc=postern,dc=local", ScopeSub, "(description=again)"); len(got) != 1 {
 		t.Fatalf("after re-add: %v", got)
+	}
+}
+
+// countingReserver is a Reserver that records what is held.
+type countingReserver struct {
+	held, peak, calls int64
+}
+
+func (r *countingReserver) Reserve(ctx context.Context, n int64) error {
+	r.held += n
+	r.calls++
+	r.peak = max(r.peak, r.held)
+	return nil
+}
+
+func (r *countingReserver) Release(n int64) {
+	r.held -= n
+	if r.held < 0 {
+		panic("released more than reserved")
+	}
+}
+
+// TestSearchBuffer (issue 9, item 10): a search holds at most about one
+// chunk of searchChunkBytes of entries it has not handed to fn, reserved
+// through SearchRequest.Buffer, and gives all of it back however it ends.
+func TestSearchBuffer(t *testing.T) {
+	s := openTest(t, Options{})
+	seed(t, s)
+	ctx := context.Background()
+	big := strings.Repeat("x", 20<<10)
+	for i := range 100 {
+		p := person(fmt.Sprintf("u%03d", i))
+		p.Set("jpegPhoto", big)
+		must(t, s.Add(ctx, p, admin))
+	}
+	huge := person("huge")
+	huge.Set("jpegPhoto", strings.Repeat("y", 2*searchChunkBytes))
+	must(t, s.Add(ctx, huge, admin))
+	for _, f := range []string{"(objectClass=inetOrgPerson)", "(|(uid=u0*)(uid=huge))", "(jpegPhoto=*)"} {
+		r := &countingReserver{}
+		n := 0
+		var peakUnsent int64
+		err := s.Search(ctx, &SearchRequest{BaseDN: "dc=postern,dc=local", Scope: ScopeSub, Filter: mustFilter(t, f), Buffer: r}, func(e *Entry) error {
+			n++
+			peakUnsent = max(peakUnsent, r.held)
+			return nil
+		})
+		must(t, err)
+		if r.held != 0 {
+			t.Errorf("%s: %d octets still reserved after the search", f, r.held)
+		}
+		// one chunk, or the one entry larger than a chunk
+		if r.peak > 2*searchChunkBytes+8<<10 {
+			t.Errorf("%s: peak reservation %d", f, r.peak)
+		}
+		if n == 0 || r.calls < 2 {
+			t.Errorf("%s: %d entries in %d chunks", f, n, r.calls)
+		}
+	}
+	// an fn error and a size limit give everything back too
+	r := &countingReserver{}
+	stop := errors.New("stop")
+	err := s.Search(ctx, &SearchRequest{BaseDN: "dc=postern,dc=local", Scope: ScopeSub, Buffer: r}, func(*Entry) error { return stop })
+	if err != stop || r.held != 0 {
+		t.Fatalf("fn error: %v, %d held", err, r.held)
+	}
+	err = s.Search(ctx, &SearchRequest{BaseDN: "dc=postern,dc=local", Scope: ScopeSub, SizeLimit: 5, Buffer: r}, func(*Entry) error { return nil })
+	if CodeOf(err) != SizeLimitExceeded || r.held != 0 {
+		t.Fatalf("size limit: %v, %d held", err, r.held)
+	}
+	// the base entry larger than a chunk
+	err = s.Search(ctx, &SearchRequest{BaseDN: huge.DN, Scope: ScopeBase, Buffer: r}, func(*Entry) error { return nil })
+	if err != nil || r.held != 0 {
+		t.Fatalf("base: %v, %d held", err, r.held)
 	}
 }

@@ -53,7 +53,7 @@ const DefaultSuffix = "dc=postern,dc=local"
 //	changelog:  csn.Key (18 bytes, CSN order) → kind(1) + entryUUID(16); the DN
 //	            is read from the entry or tombstone when the change is read
 //	tombstones: entryUUID(16) → csn.Key(18) + unix seconds(8) + DN
-//	meta:       "version" (layoutVersion; Open refuses any other), "suffix",
+//	meta:       "version" (layoutVersion; Open migrates 2, refuses others), "suffix",
 //	            "count", "ctxcsn", "pruned"
 var (
 	bEntries    = []byte("entries")
@@ -73,8 +73,11 @@ var (
 )
 
 // layoutVersion is the version of the on-disk layout, kept in the meta
-// bucket; Open refuses a file of another version.
-const layoutVersion = 2
+// bucket. Open migrates a file of version 2 (migrate.go) and refuses any
+// other. Version 3: DN keys and index keys are prepared with RFC 4518
+// (package stringprep), and records may hold attribute descriptions with
+// options ("cn;lang-de").
+const layoutVersion = 3
 
 // indexedAttrs are the attributes with equality indexes (canonical names).
 // entryUUID is answered by the entries bucket itself.
@@ -233,6 +236,7 @@ func (s *Store) init() error {
 			}
 		}
 		meta := tx.Bucket(bMeta)
+		migrate := false
 		if v := meta.Get(mVersion); v == nil {
 			if err := meta.Put(mVersion, []byte{layoutVersion}); err != nil {
 				return err
@@ -240,8 +244,10 @@ func (s *Store) init() error {
 			if err := meta.Put(mSuffix, s.sufKey); err != nil {
 				return err
 			}
+		} else if len(v) == 1 && v[0] == 2 {
+			migrate = true
 		} else if len(v) != 1 || v[0] != layoutVersion {
-			return fmt.Errorf("%w: the file has version %v, this build reads version %d only", errLayoutVersion, v, layoutVersion)
+			return fmt.Errorf("%w: the file has version %v, this build reads versions 2 and %d", errLayoutVersion, v, layoutVersion)
 		} else if string(meta.Get(mSuffix)) != string(s.sufKey) {
 			return fmt.Errorf("ldapstore: database holds another suffix than %q", s.suffix)
 		}
@@ -250,6 +256,11 @@ func (s *Store) init() error {
 			return err
 		}
 		s.names.Store(nm)
+		if migrate {
+			if err := s.migrate2(tx); err != nil {
+				return err
+			}
+		}
 		if err := s.syncIndexes(tx); err != nil {
 			return err
 		}

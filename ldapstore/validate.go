@@ -1,6 +1,9 @@
 package ldapstore
 
 import (
+	"log/slog"
+	"strings"
+
 	"postern/ldapstore/dn"
 	"postern/ldapstore/schema"
 )
@@ -71,12 +74,13 @@ func (s *Store) inSuffix(rdns []string) bool {
 // repeated types merged and plaintext userPassword values hashed.
 func (s *Store) prepareAttrs(attrs []Attribute, internal bool) ([]Attribute, error) {
 	out := make([]Attribute, 0, len(attrs)+8)
-	pos := map[*schema.AttributeType]int{}
+	pos := map[string]int{}
 	for _, a := range attrs {
-		at := s.sch.Attr(a.Type)
-		if at == nil {
-			return nil, Errorf(UndefinedAttributeType, "%s: attribute type undefined", a.Type)
+		d, err := s.describe(a.Type, internal)
+		if err != nil {
+			return nil, err
 		}
+		at := d.Type
 		name := at.Name()
 		if computedAttrs[name] {
 			if internal {
@@ -90,11 +94,18 @@ func (s *Store) prepareAttrs(attrs []Attribute, internal bool) ([]Attribute, err
 		if len(a.Vals) == 0 {
 			return nil, Errorf(ProtocolError, "%s: no values for attribute type", a.Type)
 		}
-		vals, err := s.checkValues(at, a.Vals)
+		vals, err := s.checkValues(at, a.Vals, internal)
 		if err != nil {
 			return nil, err
 		}
-		if i, ok := pos[at]; ok {
+		// RFC 4512 §2.5: the options are part of the attribute
+		// description: "cn;lang-de" is stored, returned and matched as
+		// itself, under its canonical spelling.
+		desc := name
+		if d.HasOptions() {
+			desc = d.String()
+		}
+		if i, ok := pos[desc]; ok {
 			merged, err := s.addValues(at, out[i].Vals, vals)
 			if err != nil {
 				return nil, err
@@ -102,21 +113,54 @@ func (s *Store) prepareAttrs(attrs []Attribute, internal bool) ([]Attribute, err
 			out[i].Vals = merged
 			continue
 		}
-		pos[at] = len(out)
-		out = append(out, Attribute{Type: name, Vals: vals})
+		pos[desc] = len(out)
+		out = append(out, Attribute{Type: desc, Vals: vals})
 	}
 	return out, nil
 }
 
+// describe parses an attribute description for storing (Add, Modify):
+// an unknown type or option is undefinedAttributeType (17), as slapd
+// answers, and so are a language range (not a tag) and a certificate
+// without ";binary" (RFC 4523 §2; from replication the option is added
+// instead, so that entries from peers that dropped it still apply).
+func (s *Store) describe(desc string, internal bool) (schema.Description, error) {
+	d, err := s.sch.Describe(desc)
+	if err != nil {
+		return d, Errorf(UndefinedAttributeType, "%s", err.Error())
+	}
+	for _, t := range d.Tags {
+		if strings.HasSuffix(t, "-") {
+			return d, Errorf(UndefinedAttributeType, "%s: %s", desc, schema.ErrUnrecognizedOption)
+		}
+	}
+	if d.Type.RequiresBinary() && !d.Binary {
+		if !internal {
+			return d, Errorf(UndefinedAttributeType, "%s: requires ;binary transfer", desc)
+		}
+		d.Binary = true
+	}
+	return d, nil
+}
+
 // checkValues validates values per syntax and refuses duplicates; it hashes
-// plaintext passwords.
-func (s *Store) checkValues(at *schema.AttributeType, vals []string) ([]string, error) {
+// plaintext passwords and refuses userPassword values no password could
+// verify (CheckPasswordValue) from clients. internal (replication) values
+// are stored as the peer has them: refusing them would make the members'
+// trees differ for good.
+func (s *Store) checkValues(at *schema.AttributeType, vals []string, internal bool) ([]string, error) {
 	out := make([]string, 0, len(vals))
 	for i, v := range vals {
 		if err := at.Syntax.Validate(v); err != nil {
 			return nil, Errorf(InvalidAttributeSyntax, "%s: value #%d invalid per syntax", at.Name(), i)
 		}
 		if at == s.pwAttr {
+			if err := CheckPasswordValue(v); err != nil {
+				if !internal {
+					return nil, Errorf(ConstraintViolation, "%s: value #%d: %s", at.Name(), i, strings.TrimPrefix(err.Error(), ErrPasswordScheme.Error()+": "))
+				}
+				s.log.Warn("ldapstore: replicated userPassword value cannot be verified", slog.Any("err", err))
+			}
 			h, err := hashIfPlain(v)
 			if err != nil {
 				return nil, Errorf(Other, "%s: cannot hash value", at.Name())
@@ -225,7 +269,7 @@ func (s *Store) checkEntry(e *Entry, prev *schema.ObjectClass) (*schema.ObjectCl
 		return nil, Errorf(ObjectClassViolation, "no structural object class provided")
 	}
 	for _, a := range must {
-		if len(e.Get(a.Name())) == 0 {
+		if !hasType(s.sch, e, a) {
 			return nil, Errorf(ObjectClassViolation, "object class '%s' requires attribute '%s'", ocName(s, ocVals, a), a.Name())
 		}
 	}
@@ -279,4 +323,15 @@ func (s *Store) missingRDN(e *Entry, rdn dn.RDN) string {
 		}
 	}
 	return ""
+}
+
+// hasType reports whether e holds an attribute of type a, with or without
+// options (slapd: a MUST cn is met by cn;lang-de).
+func hasType(sch *schema.Schema, e *Entry, a *schema.AttributeType) bool {
+	for _, x := range e.Attributes {
+		if len(x.Vals) > 0 && (x.Type == a.Name() || sch.Attr(x.Type) == a) {
+			return true
+		}
+	}
+	return false
 }

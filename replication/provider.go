@@ -219,7 +219,7 @@ func (s *session) inScope(e *ldapstore.Entry) bool {
 			return false
 		}
 	}
-	return s.req.Filter == nil || s.req.Filter.Matches(s.p.st.Schema(), e)
+	return s.req.Filter == nil || s.req.Filter.MatchesAccess(s.p.st.Schema(), e, s.req.Access)
 }
 
 func sameOrBelow(st *ldapstore.Store, d, base dn.DN) bool {

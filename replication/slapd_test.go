@@ -198,7 +198,7 @@ func TestSlapdConsumesPostern(t *testing.T) {
 	a := startNode(t, 1, "")
 	seedTree(t, a.store)
 	for i := range 20 {
-		must(t, a.store.Add(ctx, person(fmt.Sprintf("s%02d", i), "userPassword", "{SSHA}c2VjcmV0c2FsdA==", "description", "first"), rootDN))
+		must(t, a.store.Add(ctx, person(fmt.Sprintf("s%02d", i), "userPassword", "{SSHA}h0LIjHn83aq+VH9rxi5xx9gha6NzZWNyZXRzYWx0", "description", "first"), rootDN))
 	}
 	must(t, a.store.Add(ctx, entry("cn=example.com,ou=domains,"+suffix, "objectClass", "posternDomain", "cn", "example.com",
 		"posternDeliverTo", "127.0.0.1:25", "posternTLSPolicy", "may"), rootDN))

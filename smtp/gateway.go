@@ -133,8 +133,11 @@ func (g *Gateway) serve(l net.Listener, member string) error {
 			if g.ctx.Err() != nil {
 				return nil
 			}
+			// A timeout, ECONNABORTED or no descriptor left (EMFILE,
+			// ENFILE) is temporary: wait it out as net/http does instead of
+			// ending the listener (issue 9, item 9).
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if errors.As(err, &ne) && (ne.Timeout() || ne.Temporary()) {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				time.Sleep(delay)
 				continue

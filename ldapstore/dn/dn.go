@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"postern/ldapstore/stringprep"
 )
 
 // AVA is one attribute type and value assertion of an RDN (RFC 4514 §2.3).
@@ -432,37 +434,11 @@ var shortNames = map[string]string{
 	"rfc822mailbox": "mail", "0.9.2342.19200300.100.1.3": "mail",
 }
 
-// FoldSpaceCase applies RFC 4518 §2.6.1 insignificant space handling (leading
-// and trailing spaces removed, inner runs collapsed to one) and lower-cases
-// the result. It returns v itself when nothing changes.
-func FoldSpaceCase(v string) string {
-	clean := true
-	prevSpace := true
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c >= 0x80 || c < 0x20 || c >= 'A' && c <= 'Z' || c == ' ' && prevSpace {
-			clean = false
-			break
-		}
-		prevSpace = c == ' '
-	}
-	if clean && (len(v) == 0 || v[len(v)-1] != ' ') {
-		return v
-	}
-	return strings.ToLower(FoldSpace(v))
-}
+// FoldSpaceCase prepares v as caseIgnoreMatch does (RFC 4518: mapping,
+// case folding, NFKC, insignificant space handling; package stringprep).
+// It returns v itself when nothing changes.
+func FoldSpaceCase(v string) string { return stringprep.Value(v, true) }
 
-// FoldSpace applies RFC 4518 §2.6.1 insignificant space handling only.
-func FoldSpace(v string) string {
-	var b strings.Builder
-	b.Grow(len(v))
-	pending := false
-	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }) {
-		if pending {
-			b.WriteByte(' ')
-		}
-		b.WriteString(f)
-		pending = true
-	}
-	return b.String()
-}
+// FoldSpace prepares v as caseExactMatch does (RFC 4518 without case
+// folding).
+func FoldSpace(v string) string { return stringprep.Value(v, false) }

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"errors"
 	"strings"
 
 	"postern/ldapstore/dn"
@@ -27,17 +28,39 @@ type Entry interface {
 	EachAttr(fn func(typ string, vals []string))
 }
 
+// Access tells whether the client a filter is evaluated for may read
+// attribute type at of entry e. An attribute it may not read evaluates as
+// Undefined in every filter form that names it (presence, equality,
+// approx, ordering, substrings, extensible match with a type, its values in
+// the DN with dnAttributes), and is not tried by an extensible match
+// without a type, as slapd's test_filter does: otherwise the filter is an
+// oracle for the values the client cannot read (issue 9, item 8). A nil
+// Access allows everything.
+type Access func(e Entry, at *schema.AttributeType) bool
+
+func (a Access) allows(e Entry, at *schema.AttributeType) bool { return a == nil || a(e, at) }
+
 // Matches reports whether f evaluates to True for e.
 func (f *Filter) Matches(s *schema.Schema, e Entry) bool { return f.Match(s, e) == True }
 
-// Match evaluates f against e using the matching rules of s.
-func (f *Filter) Match(s *schema.Schema, e Entry) Result {
+// Match evaluates f against e using the matching rules of s, with access
+// to every attribute.
+func (f *Filter) Match(s *schema.Schema, e Entry) Result { return f.MatchAccess(s, e, nil) }
+
+// MatchesAccess reports whether f evaluates to True for e under access.
+func (f *Filter) MatchesAccess(s *schema.Schema, e Entry, access Access) bool {
+	return f.MatchAccess(s, e, access) == True
+}
+
+// MatchAccess evaluates f against e using the matching rules of s; the
+// attributes access denies evaluate as Undefined.
+func (f *Filter) MatchAccess(s *schema.Schema, e Entry, access Access) Result {
 	switch f.Kind {
 	case And:
 		// RFC 4511 §4.5.1.7.1: TRUE if all TRUE, FALSE if any FALSE, else Undefined.
 		r := True
 		for _, c := range f.Children {
-			switch c.Match(s, e) {
+			switch c.MatchAccess(s, e, access) {
 			case False:
 				return False
 			case Undefined:
@@ -48,7 +71,7 @@ func (f *Filter) Match(s *schema.Schema, e Entry) Result {
 	case Or:
 		r := False
 		for _, c := range f.Children {
-			switch c.Match(s, e) {
+			switch c.MatchAccess(s, e, access) {
 			case True:
 				return True
 			case Undefined:
@@ -60,7 +83,7 @@ func (f *Filter) Match(s *schema.Schema, e Entry) Result {
 		if len(f.Children) != 1 {
 			return Undefined
 		}
-		switch f.Children[0].Match(s, e) {
+		switch f.Children[0].MatchAccess(s, e, access) {
 		case True:
 			return False
 		case False:
@@ -68,85 +91,70 @@ func (f *Filter) Match(s *schema.Schema, e Entry) Result {
 		}
 		return Undefined
 	case Present:
-		at := s.Attr(f.Attr)
-		if at == nil {
+		d, err := s.Describe(f.Attr)
+		if errors.Is(err, schema.ErrUndefinedType) {
 			if len(e.Get(f.Attr)) > 0 {
 				return True
 			}
 			return Undefined
 		}
+		if err != nil {
+			return Undefined // an unrecognized option (RFC 4512 §2.5)
+		}
 		found := false
-		eachValues(at, e, func([]string) bool { found = true; return false })
-		return boolResult(found)
+		denied := eachValues(s, d, e, access, func([]string) bool { found = true; return false })
+		return result(found, denied)
 	case Equality, Approx:
 		// Approximate matching uses the equality rule (RFC 4511 §4.5.1.7.6
 		// leaves the algorithm to the server).
-		at := s.Attr(f.Attr)
-		if at == nil || at.Equality == nil {
+		d, err := s.Describe(f.Attr)
+		if err != nil || d.Type.Equality == nil {
 			return Undefined
 		}
-		if at.Name() == "objectClass" {
+		if at := d.Type; at.Name() == "objectClass" && !d.HasOptions() {
+			if !access.allows(e, at) {
+				return Undefined
+			}
 			return matchObjectClass(s, f.Value, e)
 		}
-		return matchEquality(at, at.Equality, f.Value, e)
+		return matchEquality(s, d, d.Type.Equality, f.Value, e, access)
 	case GreaterEq, LessEq:
-		at := s.Attr(f.Attr)
-		if at == nil || at.Ordering == nil {
+		d, err := s.Describe(f.Attr)
+		if err != nil || d.Type.Ordering == nil {
 			return Undefined
 		}
-		return matchOrdering(at, f.Kind, f.Value, e)
+		return matchOrdering(s, d, f.Kind, f.Value, e, access)
 	case Substrings:
-		at := s.Attr(f.Attr)
-		if at == nil || at.Substr == nil {
+		d, err := s.Describe(f.Attr)
+		if err != nil || d.Type.Substr == nil {
 			return Undefined
 		}
-		return matchSubstrings(at, f, e)
+		return matchSubstrings(s, d, f, e, access)
 	case Extensible:
-		return matchExtensible(s, f, e)
+		return matchExtensible(s, f, e, access)
 	}
 	return Undefined
 }
 
-func boolResult(b bool) Result {
-	if b {
+// result is True when matched, else Undefined when an attribute the client
+// may not read was skipped, else False.
+func result(matched, denied bool) Result {
+	switch {
+	case matched:
 		return True
+	case denied:
+		return Undefined
 	}
 	return False
 }
 
-// eachValues calls fn with the values of at and of its subtypes present in
-// e (RFC 4511 §4.5.1.7: an attribute description also matches subtypes),
-// until fn returns false.
-func eachValues(at *schema.AttributeType, e Entry, fn func([]string) bool) {
-	if v := getAny(at, e); len(v) > 0 && !fn(v) {
-		return
-	}
-	for _, st := range at.Subtypes() {
-		if v := getAny(st, e); len(v) > 0 && !fn(v) {
-			return
-		}
-	}
-}
-
-func getAny(at *schema.AttributeType, e Entry) []string {
-	if v := e.Get(at.Name()); v != nil {
-		return v
-	}
-	for _, n := range at.Names[min(1, len(at.Names)):] {
-		if v := e.Get(n); v != nil {
-			return v
-		}
-	}
-	return e.Get(at.OID)
-}
-
-func matchEquality(at *schema.AttributeType, rule *schema.MatchingRule, value string, e Entry) Result {
+func matchEquality(s *schema.Schema, d schema.Description, rule *schema.MatchingRule, value string, e Entry, access Access) Result {
 	want, err := rule.Normalize(value)
 	if err != nil {
 		return Undefined
 	}
 	r := False
-	eachValues(at, e, func(vals []string) bool {
+	denied := eachValues(s, d, e, access, func(vals []string) bool {
 		for _, v := range vals {
 			if v == want {
 				r = True
@@ -159,7 +167,7 @@ func matchEquality(at *schema.AttributeType, rule *schema.MatchingRule, value st
 		}
 		return true
 	})
-	return r
+	return result(r == True, denied)
 }
 
 // matchObjectClass matches (objectClass=X) against an entry that belongs
@@ -182,14 +190,14 @@ func matchObjectClass(s *schema.Schema, value string, e Entry) Result {
 	return False
 }
 
-func matchOrdering(at *schema.AttributeType, k Kind, value string, e Entry) Result {
-	rule := at.Ordering
+func matchOrdering(s *schema.Schema, d schema.Description, k Kind, value string, e Entry, access Access) Result {
+	rule := d.Type.Ordering
 	want, err := rule.Normalize(value)
 	if err != nil {
 		return Undefined
 	}
 	r := False
-	eachValues(at, e, func(vals []string) bool {
+	denied := eachValues(s, d, e, access, func(vals []string) bool {
 		for _, v := range vals {
 			nv, err := rule.Normalize(v)
 			if err != nil {
@@ -203,45 +211,37 @@ func matchOrdering(at *schema.AttributeType, k Kind, value string, e Entry) Resu
 		}
 		return true
 	})
-	return r
+	return result(r == True, denied)
 }
 
-// substringNorm prepares a substring piece: folded like the value, but
-// spaces at its ends are significant inside a larger value.
-func substringNorm(rule *schema.MatchingRule, piece string) (string, error) {
-	if piece == "" {
-		return "", nil
+func matchSubstrings(s *schema.Schema, d schema.Description, f *Filter, e Entry, access Access) Result {
+	// RFC 4518 §2.6.1: the pieces are prepared as the values are, with
+	// the SPACEs at their ends that are significant kept.
+	rule := d.Type.Substr
+	var initial, final string
+	var err error
+	if f.Initial != "" {
+		if initial, err = rule.NormalizeSubstring(f.Initial, true, false); err != nil {
+			return Undefined
+		}
 	}
-	n, err := rule.Normalize(piece)
-	if err != nil {
-		return "", err
-	}
-	if strings.HasPrefix(piece, " ") && !strings.HasPrefix(n, " ") {
-		n = " " + n
-	}
-	if strings.HasSuffix(piece, " ") && !strings.HasSuffix(n, " ") && n != "" {
-		n += " "
-	}
-	return n, nil
-}
-
-func matchSubstrings(at *schema.AttributeType, f *Filter, e Entry) Result {
-	rule := at.Substr
-	initial, err1 := substringNorm(rule, f.Initial)
-	final, err2 := substringNorm(rule, f.Final)
-	if err1 != nil || err2 != nil {
-		return Undefined
+	if f.Final != "" {
+		if final, err = rule.NormalizeSubstring(f.Final, false, true); err != nil {
+			return Undefined
+		}
 	}
 	anys := make([]string, 0, len(f.Any))
 	for _, a := range f.Any {
-		n, err := substringNorm(rule, a)
+		n, err := rule.NormalizeSubstring(a, false, false)
 		if err != nil {
 			return Undefined
 		}
-		anys = append(anys, n)
+		if n != "" {
+			anys = append(anys, n)
+		}
 	}
 	r := False
-	eachValues(at, e, func(vals []string) bool {
+	denied := eachValues(s, d, e, access, func(vals []string) bool {
 		for _, v := range vals {
 			nv, err := rule.Normalize(v)
 			if err == nil && SubstringsMatch(nv, initial, anys, final) {
@@ -251,7 +251,7 @@ func matchSubstrings(at *schema.AttributeType, f *Filter, e Entry) Result {
 		}
 		return true
 	})
-	return r
+	return result(r == True, denied)
 }
 
 // SubstringsMatch reports whether v starts with initial, then contains each
@@ -274,18 +274,21 @@ func SubstringsMatch(v, initial string, anys []string, final string) bool {
 // matchExtensible implements RFC 4511 §4.5.1.7.7: with a rule and no type,
 // every attribute whose syntax suits the rule is tried; with dnAttributes,
 // the AVAs of the entry's DN are tried too.
-func matchExtensible(s *schema.Schema, f *Filter, e Entry) Result {
+func matchExtensible(s *schema.Schema, f *Filter, e Entry, access Access) Result {
 	var rule *schema.MatchingRule
 	var at *schema.AttributeType
+	var d schema.Description
 	if f.Rule != "" {
 		if rule = s.Rule(f.Rule); rule == nil {
 			return Undefined
 		}
 	}
 	if f.Attr != "" {
-		if at = s.Attr(f.Attr); at == nil {
+		var err error
+		if d, err = s.Describe(f.Attr); err != nil {
 			return Undefined
 		}
+		at = d.Type
 		if rule == nil {
 			rule = at.Equality
 		}
@@ -312,9 +315,9 @@ func matchExtensible(s *schema.Schema, f *Filter, e Entry) Result {
 		}
 		return nv == want
 	}
-	r := False
+	r, denied := False, false
 	if at != nil {
-		eachValues(at, e, func(vals []string) bool {
+		denied = eachValues(s, d, e, access, func(vals []string) bool {
 			for _, v := range vals {
 				if test(v) {
 					r = True
@@ -328,7 +331,11 @@ func matchExtensible(s *schema.Schema, f *Filter, e Entry) Result {
 			if r == True {
 				return
 			}
-			if a := s.Attr(typ); a == nil || !compatible(a, rule) {
+			a := s.Attr(typ)
+			// Without a type, an attribute the client may not read is
+			// not tried (slapd's test_mra_filter skips it): the result
+			// then says nothing about its values.
+			if a == nil || !compatible(a, rule) || !access.allows(e, a) {
 				return
 			}
 			for _, v := range vals {
@@ -340,30 +347,32 @@ func matchExtensible(s *schema.Schema, f *Filter, e Entry) Result {
 		})
 	}
 	if r == True || !f.DNAttributes {
-		return r
+		return result(r == True, denied)
 	}
-	d, err := dn.Parse(e.EntryDN())
+	name, err := dn.Parse(e.EntryDN())
 	if err != nil {
-		return r
+		return result(false, denied)
 	}
-	for _, rdn := range d {
+	for _, rdn := range name {
 		for _, ava := range rdn {
-			if at != nil && !at.HasName(ava.Type) {
-				if a := s.Attr(ava.Type); a == nil || !a.IsSubtypeOf(at) {
-					continue
-				}
+			a := s.Attr(ava.Type)
+			// a DN's AVAs have no options: a description with tags names none
+			if a == nil || at != nil && (!a.IsSubtypeOf(at) || len(d.Tags) > 0) || at == nil && !compatible(a, rule) {
+				continue
 			}
-			if at == nil {
-				if a := s.Attr(ava.Type); a == nil || !compatible(a, rule) {
-					continue
-				}
+			// RFC 4511 §4.5.1.7.7: the DN's values are attribute values too;
+			// one the client may not read is not tried, and with a type
+			// makes the result Undefined (as slapd).
+			if !access.allows(e, a) {
+				denied = denied || at != nil
+				continue
 			}
 			if test(ava.Value) {
 				return True
 			}
 		}
 	}
-	return r
+	return result(false, denied)
 }
 
 // stringSyntaxes are the syntaxes whose values are character strings; a

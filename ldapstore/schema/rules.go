@@ -10,6 +10,7 @@ import (
 
 	"postern/ldapstore/csn"
 	"postern/ldapstore/dn"
+	"postern/ldapstore/stringprep"
 )
 
 // Syntax OIDs (RFC 4517 §3.3, RFC 4530 §2.1, OpenLDAP's CSN syntax).
@@ -180,10 +181,10 @@ func builtinRules(s *Schema) []*MatchingRule {
 		mk("2.5.13.1", "distinguishedNameMatch", SyntaxDN, EqualityRule, dnNorm, nil),
 		mk("2.5.13.2", "caseIgnoreMatch", SyntaxDirString, EqualityRule, caseIgnore, nil),
 		mk("2.5.13.3", "caseIgnoreOrderingMatch", SyntaxDirString, OrderingRule, caseIgnore, nil),
-		mk("2.5.13.4", "caseIgnoreSubstringsMatch", sub, SubstringsRule, caseIgnore, nil),
+		withSub(mk("2.5.13.4", "caseIgnoreSubstringsMatch", sub, SubstringsRule, caseIgnore, nil), substrings(true, false)),
 		mk("2.5.13.5", "caseExactMatch", SyntaxDirString, EqualityRule, caseExact, nil),
 		mk("2.5.13.6", "caseExactOrderingMatch", SyntaxDirString, OrderingRule, caseExact, nil),
-		mk("2.5.13.7", "caseExactSubstringsMatch", sub, SubstringsRule, caseExact, nil),
+		withSub(mk("2.5.13.7", "caseExactSubstringsMatch", sub, SubstringsRule, caseExact, nil), substrings(false, false)),
 		mk("2.5.13.8", "numericStringMatch", SyntaxNumeric, EqualityRule, numericNorm, nil),
 		mk("2.5.13.9", "numericStringOrderingMatch", SyntaxNumeric, OrderingRule, numericNorm, nil),
 		mk("2.5.13.10", "numericStringSubstringsMatch", sub, SubstringsRule, numericNorm, nil),
@@ -200,7 +201,7 @@ func builtinRules(s *Schema) []*MatchingRule {
 		mk("2.5.13.30", "objectIdentifierFirstComponentMatch", SyntaxOID, EqualityRule, firstComponent(oidNorm), nil),
 		mk("1.3.6.1.4.1.1466.109.114.1", "caseExactIA5Match", SyntaxIA5, EqualityRule, ia5Exact, nil),
 		mk("1.3.6.1.4.1.1466.109.114.2", "caseIgnoreIA5Match", SyntaxIA5, EqualityRule, ia5Ignore, nil),
-		mk("1.3.6.1.4.1.1466.109.114.3", "caseIgnoreIA5SubstringsMatch", sub, SubstringsRule, ia5Ignore, nil),
+		withSub(mk("1.3.6.1.4.1.1466.109.114.3", "caseIgnoreIA5SubstringsMatch", sub, SubstringsRule, ia5Ignore, nil), substrings(true, true)),
 		mk("1.3.6.1.1.16.2", "UUIDMatch", SyntaxUUID, EqualityRule, normUUID, nil),
 		mk("1.3.6.1.1.16.3", "UUIDOrderingMatch", SyntaxUUID, OrderingRule, normUUID, nil),
 		mk("1.3.6.1.4.1.4203.666.11.2.2", "CSNMatch", SyntaxCSN, EqualityRule, csnNorm, nil),
@@ -210,39 +211,57 @@ func builtinRules(s *Schema) []*MatchingRule {
 
 func identity(v string) (string, error) { return v, nil }
 
-// caseIgnore prepares a string as RFC 4518 §2 does, simplified: insignificant
-// spaces removed and case folded.
+// withSub sets the piece preparation of a substrings rule.
+func withSub(r *MatchingRule, sub func(string, bool, bool) (string, error)) *MatchingRule {
+	r.sub = sub
+	return r
+}
+
+// caseIgnore prepares a string as RFC 4518 §2 does for caseIgnoreMatch:
+// mapping, case folding, NFKC, insignificant space handling.
 func caseIgnore(v string) (string, error) {
 	if !utf8.ValidString(v) {
 		return "", errors.New("not UTF-8")
 	}
-	return dn.FoldSpaceCase(v), nil
+	return stringprep.Value(v, true), nil
 }
 
+// caseExact prepares a string as RFC 4518 §2 does for caseExactMatch:
+// the same without case folding.
 func caseExact(v string) (string, error) {
 	if !utf8.ValidString(v) {
 		return "", errors.New("not UTF-8")
 	}
-	for i := 0; i < len(v); i++ {
-		if v[i] == ' ' && (i == 0 || i == len(v)-1 || v[i+1] == ' ') || v[i] < 0x20 {
-			return dn.FoldSpace(v), nil
-		}
-	}
-	return v, nil
+	return stringprep.Value(v, false), nil
 }
 
 func ia5Exact(v string) (string, error) {
 	if err := ia5(v); err != nil {
 		return "", err
 	}
-	return caseExact(v)
+	return stringprep.Value(v, false), nil
 }
 
 func ia5Ignore(v string) (string, error) {
 	if err := ia5(v); err != nil {
 		return "", err
 	}
-	return dn.FoldSpaceCase(v), nil
+	return stringprep.Value(v, true), nil
+}
+
+// substrings returns the preparation of a substrings assertion's pieces for
+// a rule whose values stringprep prepares (RFC 4518 §2.6.1).
+func substrings(fold, ia5only bool) func(string, bool, bool) (string, error) {
+	return func(piece string, initial, final bool) (string, error) {
+		if ia5only {
+			if err := ia5(piece); err != nil {
+				return "", err
+			}
+		} else if !utf8.ValidString(piece) {
+			return "", errors.New("not UTF-8")
+		}
+		return stringprep.Substring(piece, fold, initial, final), nil
+	}
 }
 
 func numericNorm(v string) (string, error) {

@@ -63,6 +63,7 @@ type MatchingRule struct {
 	SyntaxOID string
 	Kind      RuleKind
 	norm      func(string) (string, error)
+	sub       func(piece string, initial, final bool) (string, error)
 	cmp       func(a, b string) int
 	def       string
 }
@@ -70,6 +71,18 @@ type MatchingRule struct {
 // Normalize returns the normal form of v under r, or an error when v is not
 // a valid assertion or attribute value for r.
 func (r *MatchingRule) Normalize(v string) (string, error) { return r.norm(v) }
+
+// NormalizeSubstring prepares one piece of a substrings assertion
+// (initial, any or final) for a substrings rule: like Normalize, but a
+// SPACE at the piece's start or end is kept where RFC 4518 §2.6.1 makes it
+// significant (the start of an any or final piece, the end of an initial
+// or any piece).
+func (r *MatchingRule) NormalizeSubstring(piece string, initial, final bool) (string, error) {
+	if r.sub != nil {
+		return r.sub(piece, initial, final)
+	}
+	return r.norm(piece)
+}
 
 // CompareNormalized orders two normalised values (ordering rules; other
 // rules order bytewise).

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"strings"
 
 	"postern/ldapstore"
@@ -15,7 +16,7 @@ type selector struct {
 	sch      *schema.Schema
 	allUser  bool
 	allOp    bool
-	types    []*schema.AttributeType
+	types    []schema.Description
 	unknown  []string // requested names the schema does not know
 	explicit bool     // any attribute named explicitly
 }
@@ -37,9 +38,14 @@ func newSelector(sch *schema.Schema, attrs []string) *selector {
 			// others it is ignored.
 		default:
 			s.explicit = true
-			if t := sch.Attr(a); t != nil {
-				s.types = append(s.types, t)
-			} else {
+			// RFC 4512 §2.5: "cn" selects cn and its subtypes with any
+			// options, "cn;lang-de" those with that tag; a description
+			// with an unrecognized option selects nothing (as in slapd).
+			d, err := sch.Describe(a)
+			switch {
+			case err == nil:
+				s.types = append(s.types, d)
+			case errors.Is(err, schema.ErrUndefinedType):
 				s.unknown = append(s.unknown, baseName(a))
 			}
 		}
@@ -80,8 +86,15 @@ func (s *selector) include(typ string, special bool) (bool, *schema.AttributeTyp
 		return false, t
 	}
 	if t != nil {
+		od := schema.Description{Type: t}
+		if strings.IndexByte(typ, ';') >= 0 {
+			var err error
+			if od, err = s.sch.Describe(typ); err != nil {
+				return false, t
+			}
+		}
 		for _, w := range s.types {
-			if t.IsSubtypeOf(w) {
+			if w.Covers(od) {
 				return true, t
 			}
 		}

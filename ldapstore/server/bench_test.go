@@ -49,7 +49,7 @@ func newBenchServer(b *testing.B, n int) *testServer {
 	for i := range users {
 		id := fmt.Sprint(i)
 		users[i] = entry("uid=user"+id+",ou=people,"+testSuffix, "objectClass", "inetOrgPerson", "uid", "user"+id,
-			"cn", "User "+id, "sn", "User", "mail", "user"+id+"@example.com", "userPassword", "{SSHA}x")
+			"cn", "User "+id, "sn", "User", "mail", "user"+id+"@example.com", "userPassword", "{SSHA}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==")
 	}
 	if err := ts.store.AddBatch(context.Background(), users, testRootDN); err != nil {
 		b.Fatal(err)

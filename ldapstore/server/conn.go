@@ -57,6 +57,8 @@ type conn struct {
 	bw   *bufio.Writer
 	werr error
 
+	results *budget // memory of this connection's unsent search results
+
 	mu       sync.Mutex
 	ops      map[int64]*operation
 	inflight int
@@ -76,17 +78,18 @@ func newConn(s *Server, nc, raw net.Conn, isTLS bool) *conn {
 		}
 	}
 	return &conn{
-		srv:    s,
-		log:    s.log.With(slog.String("peer", peer)),
-		raw:    raw,
-		nc:     nc,
-		br:     bufio.NewReaderSize(nc, 16<<10),
-		bw:     bufio.NewWriterSize(nc, 16<<10),
-		isTLS:  isTLS,
-		ip:     ip,
-		ctx:    ctx,
-		cancel: cancel,
-		ops:    make(map[int64]*operation),
+		srv:     s,
+		log:     s.log.With(slog.String("peer", peer)),
+		raw:     raw,
+		nc:      nc,
+		br:      bufio.NewReaderSize(nc, 16<<10),
+		bw:      bufio.NewWriterSize(nc, 16<<10),
+		isTLS:   isTLS,
+		ip:      ip,
+		ctx:     ctx,
+		cancel:  cancel,
+		ops:     make(map[int64]*operation),
+		results: newBudget(s.cfg.MaxResultBufferConn),
 	}
 }
 
@@ -114,6 +117,7 @@ func (c *conn) serve() {
 	defer func() {
 		c.close()
 		c.opsWG.Wait()
+		c.dropPaged()
 		c.log.Debug("ldap connection closed")
 	}()
 	defer c.recoverPanic("connection")
@@ -124,19 +128,22 @@ func (c *conn) serve() {
 			return
 		}
 	}
-	idle := c.srv.cfg.IdleTimeout
 	var buf []byte
 	var deadlineSet time.Time
+	var lastIdle time.Duration
 	for {
 		// Wait for the next request's first octet under the idle timeout;
 		// RFC 4511 §5.2 leaves idle disconnects to the server. A connection
-		// with outstanding operations (a persistent search) is not idle.
-		// Resetting the deadline costs a timer update; doing it only when an
-		// eighth of the timeout has passed keeps at least 7/8 of it ahead.
+		// that has not bound gets the much shorter AnonymousIdleTimeout.
+		// A connection with outstanding operations (a persistent search) is
+		// not idle. Resetting the deadline costs a timer update; doing it
+		// only when an eighth of the timeout has passed keeps at least 7/8
+		// of it ahead.
+		idle := c.idleTimeout()
 		now := time.Now()
-		if now.Sub(deadlineSet) > idle/8 {
+		if idle != lastIdle || now.Sub(deadlineSet) > idle/8 {
 			c.nc.SetReadDeadline(now.Add(idle))
-			deadlineSet = now
+			deadlineSet, lastIdle = now, idle
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			var ne net.Error
@@ -166,6 +173,14 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// idleTimeout is how long the connection may wait for its next request.
+func (c *conn) idleTimeout() time.Duration {
+	if c.ident.anonymous() {
+		return min(c.srv.cfg.IdleTimeout, c.srv.cfg.AnonymousIdleTimeout)
+	}
+	return c.srv.cfg.IdleTimeout
 }
 
 // readFailed ends the connection after a read or decode error, sending a
@@ -299,9 +314,14 @@ func (c *conn) finish(op *operation, m *message, tag byte, err error) {
 	c.sendResult(m.id, tag, err, nil)
 }
 
-// handshake runs a TLS handshake under the write timeout.
+// handshake runs a TLS handshake under the write timeout, and for a
+// connection that has not bound (LDAPS) the anonymous idle timeout.
 func (c *conn) handshake(t *tls.Conn) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.WriteTimeout)
+	d := c.srv.cfg.WriteTimeout
+	if c.ident.anonymous() {
+		d = min(d, c.srv.cfg.AnonymousIdleTimeout)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, d)
 	defer cancel()
 	return t.HandshakeContext(ctx)
 }

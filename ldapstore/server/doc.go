@@ -2,8 +2,10 @@
 // decodes requests with a small in-place BER reader (search filters go to
 // package filter as github.com/go-asn1-ber/asn1-ber packets), encodes
 // responses with an appending BER encoder, authenticates simple binds,
-// enforces Postern's access rules and per-connection limits, and runs every
-// operation against an *ldapstore.Store.
+// enforces Postern's access rules (in every filter form too), connection
+// caps, idle timeouts and per-connection limits, bounds the memory held
+// for unsent search results, and runs every operation against an
+// *ldapstore.Store.
 //
 // Each connection has one reading goroutine; binds, abandons and StartTLS
 // run there, every other operation runs concurrently on a reused goroutine

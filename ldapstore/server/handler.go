@@ -24,6 +24,10 @@ type SearchRequest struct {
 	Controls     []Control // all the request's controls, the handler's included
 	BindDN       string    // the connection's identity; "" for anonymous
 	Root         bool      // BindDN is the configured root DN
+	// Access is the client's read access: a handler evaluates Filter with
+	// Filter.MatchAccess(schema, entry, Access) so that attributes the
+	// client may not read are Undefined (nil: the root DN, everything).
+	Access filter.Access
 }
 
 // SearchHandler serves searches that carry a control registered with
@@ -142,6 +146,7 @@ func (c *conn) serveHandler(op *operation, m *message, r *searchRequest, id iden
 		Controls:     m.controls,
 		BindDN:       id.dn,
 		Root:         id.root,
+		Access:       c.srv.access(id),
 	}
 	w := &searchWriter{c: c, op: op, id: m.id, view: c.view(r, id), who: id}
 	err := h.ServeSearch(op.ctx, req, w)

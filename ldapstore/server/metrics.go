@@ -15,6 +15,8 @@ type metrics struct {
 	open      prometheus.Gauge
 	accepted  prometheus.Counter
 	malformed prometheus.Counter
+	refusedC  prometheus.Counter
+	acceptErr prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -35,8 +37,16 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Name: "postern_ldap_protocol_errors_total",
 			Help: "LDAP connections closed with a Notice of Disconnection after a malformed or oversized message.",
 		}),
+		refusedC: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "postern_ldap_connections_refused_total",
+			Help: "LDAP connections refused because MaxConnections or MaxConnectionsPerIP was reached.",
+		}),
+		acceptErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "postern_ldap_accept_errors_total",
+			Help: "Temporary accept errors (such as no file descriptor left) the LDAP listeners waited out.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.ops, m.open, m.accepted, m.malformed} {
+	for _, c := range []prometheus.Collector{m.ops, m.open, m.accepted, m.malformed, m.refusedC, m.acceptErr} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -86,4 +96,18 @@ func (m *metrics) protocolError() {
 		return
 	}
 	m.malformed.Inc()
+}
+
+func (m *metrics) refused() {
+	if m == nil {
+		return
+	}
+	m.refusedC.Inc()
+}
+
+func (m *metrics) acceptError() {
+	if m == nil {
+		return
+	}
+	m.acceptErr.Inc()
 }

@@ -32,6 +32,40 @@ type pagedSearch struct {
 	owner        string
 	rest         []pendingEntry
 	sizeExceeded bool
+	held         int64 // reserved from the server's result budget for rest
+}
+
+// pendingSize is what one remembered entry of a paged search is charged
+// against the server's paged results budget (as large as MaxResultBuffer,
+// and apart from it: paged state is held between requests, and a search
+// waiting for chunk budget must never wait for paged state that only its
+// own progress frees). The rest of a result set is memory held for unsent
+// results, and a client that asks for the first page of large searches and
+// never the next must not hold memory without bound (issue 9, item 10).
+const pendingSize = 64
+
+// pendingChunk is how many remembered entries are reserved at a time.
+const pendingChunk = 1024
+
+var errPagedLimit = ldapstore.Errorf(ldapstore.AdminLimitExceeded, "too many paged search results held; finish or abandon other paged searches")
+
+// releasePaged gives back what ps holds of the server's budget.
+func (c *conn) releasePaged(ps *pagedSearch) {
+	if ps != nil && ps.held > 0 {
+		c.srv.paged.release(ps.held)
+		ps.held = 0
+	}
+}
+
+// dropPaged forgets every paged search of the connection (it closes).
+func (c *conn) dropPaged() {
+	c.mu.Lock()
+	searches := c.pages.searches
+	c.pages.searches = nil
+	c.mu.Unlock()
+	for _, ps := range searches {
+		c.releasePaged(ps)
+	}
 }
 
 type pendingEntry struct {
@@ -83,6 +117,10 @@ func (c *conn) putPaged(ps *pagedSearch) string {
 				oldest, seq = k, v.seq
 			}
 		}
+		if old := c.pages.searches[oldest]; old != nil && old.held > 0 {
+			c.srv.paged.release(old.held)
+			old.held = 0
+		}
 		delete(c.pages.searches, oldest)
 	}
 	c.pages.seq++
@@ -107,6 +145,7 @@ func (c *conn) pagedSearch(op *operation, m *message, r *searchRequest, id ident
 			return
 		}
 		if ps.key != key || ps.owner != id.norm {
+			c.releasePaged(ps)
 			c.sendResult(m.id, appSearchDone, ldapstore.Errorf(ldapstore.ProtocolError, "paged results cookie does not match the search"), nil)
 			return
 		}
@@ -114,6 +153,7 @@ func (c *conn) pagedSearch(op *operation, m *message, r *searchRequest, id ident
 	if pc.size == 0 {
 		// RFC 2696 §3: a size of zero abandons the paged search; the
 		// server frees its resources and returns an empty cookie.
+		c.releasePaged(ps)
 		c.finishPaged(op, m, nil, 0, "")
 		return
 	}
@@ -131,7 +171,7 @@ func (c *conn) pagedSearch(op *operation, m *message, r *searchRequest, id ident
 		}
 		// The first page runs the whole search: the first entries go out
 		// at once, the others are remembered by entryUUID.
-		err := c.srv.store.Search(ctx, c.storeRequest(r), func(ent *ldapstore.Entry) error {
+		err := c.srv.store.Search(ctx, c.storeRequest(r, id), func(ent *ldapstore.Entry) error {
 			if err := op.ctx.Err(); err != nil {
 				return err
 			}
@@ -140,6 +180,12 @@ func (c *conn) pagedSearch(op *operation, m *message, r *searchRequest, id ident
 				e.reset()
 				e.searchEntry(m.id, ent, c.viewFor(v, ent, id), nil)
 				return c.send(e.b, false)
+			}
+			if len(ps.rest)%pendingChunk == 0 {
+				if !c.srv.paged.tryAcquire(pendingChunk * pendingSize) {
+					return errPagedLimit
+				}
+				ps.held += pendingChunk * pendingSize
 			}
 			if u := ent.First("entryUUID"); u != "" {
 				ps.rest = append(ps.rest, pendingEntry{uuid: u})
@@ -152,6 +198,7 @@ func (c *conn) pagedSearch(op *operation, m *message, r *searchRequest, id ident
 			ps.sizeExceeded, err = true, nil
 		}
 		if err != nil {
+			c.releasePaged(ps)
 			c.finishPaged(op, m, err, 0, "")
 			return
 		}
@@ -169,11 +216,12 @@ func (c *conn) pagedSearch(op *operation, m *message, r *searchRequest, id ident
 					if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
 						continue
 					}
+					c.releasePaged(ps)
 					c.finishPaged(op, m, err, 0, "")
 					return
 				}
 				// The entry may have changed since the first page.
-				if r.filter != nil && !r.filter.Matches(c.srv.store.Schema(), ent) {
+				if r.filter != nil && !r.filter.MatchesAccess(c.srv.store.Schema(), ent, c.srv.access(id)) {
 					continue
 				}
 			}
@@ -181,9 +229,15 @@ func (c *conn) pagedSearch(op *operation, m *message, r *searchRequest, id ident
 			e.reset()
 			e.searchEntry(m.id, ent, c.viewFor(v, ent, id), nil)
 			if c.send(e.b, false) != nil {
+				c.releasePaged(ps)
 				return
 			}
 		}
+	}
+	// keep reserved what the rest still needs, in whole chunks
+	if need := (int64(len(ps.rest)) + pendingChunk - 1) / pendingChunk * pendingChunk * pendingSize; ps.held > need {
+		c.srv.paged.release(ps.held - need)
+		ps.held = need
 	}
 	if len(ps.rest) > 0 {
 		cookie := c.putPaged(ps)

@@ -8,6 +8,7 @@ import (
 	"postern/ldapstore"
 	"postern/ldapstore/dn"
 	"postern/ldapstore/filter"
+	"postern/ldapstore/schema"
 )
 
 // subschemaDN is the DN of the subschema subentry (RFC 4512 §4.2), as slapd
@@ -32,12 +33,6 @@ func (c *conn) search(op *operation, m *message, r *searchRequest, id identity) 
 		c.sendResult(m.id, appSearchDone, err, nil)
 		return
 	}
-	if !id.root && c.filtersPassword(r.filter) {
-		// Filters on userPassword would let users probe other users'
-		// password hashes one character at a time.
-		c.sendResult(m.id, appSearchDone, ldapstore.Errorf(ldapstore.InsufficientAccessRights, "userPassword cannot be used in search filters"), nil)
-		return
-	}
 	if pc := findControl(m.controls, OIDPagedResults); pc != nil {
 		c.pagedSearch(op, m, r, id, pc)
 		return
@@ -51,7 +46,7 @@ func (c *conn) search(op *operation, m *message, r *searchRequest, id identity) 
 	}
 	v := c.view(r, id)
 	e := getEncoder()
-	err := c.srv.store.Search(ctx, c.storeRequest(r), func(ent *ldapstore.Entry) error {
+	err := c.srv.store.Search(ctx, c.storeRequest(r, id), func(ent *ldapstore.Entry) error {
 		if err := op.ctx.Err(); err != nil {
 			return err
 		}
@@ -63,12 +58,14 @@ func (c *conn) search(op *operation, m *message, r *searchRequest, id identity) 
 	c.finish(op, m, appSearchDone, err)
 }
 
-func (c *conn) storeRequest(r *searchRequest) *ldapstore.SearchRequest {
+func (c *conn) storeRequest(r *searchRequest, id identity) *ldapstore.SearchRequest {
 	return &ldapstore.SearchRequest{
 		BaseDN:    r.base,
 		Scope:     r.scope,
 		Filter:    r.filter,
 		SizeLimit: int(r.sizeLimit),
+		Access:    c.srv.access(id),
+		Buffer:    resultBuffer{conn: c.results, global: c.srv.results},
 	}
 }
 
@@ -142,18 +139,18 @@ func (c *conn) sendSpecial(op *operation, m *message, r *searchRequest, ent *lda
 	c.finish(op, m, appSearchDone, nil)
 }
 
-// filtersPassword reports whether f asserts anything about userPassword.
-func (c *conn) filtersPassword(f *filter.Filter) bool {
-	if f == nil {
-		return false
+// access returns the read access of id for filter evaluation (bind.go's
+// rules): the root DN reads everything (nil), a user every attribute but
+// other entries' userPassword. A filter that touches an attribute the
+// client may not read evaluates it as Undefined, in every filter form, as
+// slapd does with its ACLs; refusing only some filter forms left the others
+// as an oracle for the hashes (issue 9, item 8).
+func (s *Server) access(id identity) filter.Access {
+	if id.root {
+		return nil
 	}
-	if f.Attr != "" && isPassword(c.srv.store.Schema(), f.Attr) {
-		return true
+	pw := s.store.Schema().Attr("userPassword")
+	return func(e filter.Entry, at *schema.AttributeType) bool {
+		return at != pw || sameDN(e.EntryDN(), id)
 	}
-	for _, ch := range f.Children {
-		if c.filtersPassword(ch) {
-			return true
-		}
-	}
-	return false
 }

@@ -194,8 +194,22 @@ func TestSearchAccess(t *testing.T) {
 	wantCode(t, err, ldap.LDAPResultInsufficientAccessRights)
 	_, err = user.Compare(testOtherDN, "2.5.4.35", testOtherPW)
 	wantCode(t, err, ldap.LDAPResultInsufficientAccessRights)
-	_, err = user.Search(ldap.NewSearchRequest(testSuffix, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(&(uid=bob)(userPassword={ARGON2}*))", nil, nil))
-	wantCode(t, err, ldap.LDAPResultInsufficientAccessRights)
+	// A filter on another user's userPassword is Undefined for a user, in
+	// every form and in paged searches too (TestFilterAccessLikeSlapd
+	// compares the forms with slapd): it finds nothing, negated or not.
+	for _, f := range []string{"(&(uid=bob)(userPassword={ARGON2}*))", "(&(uid=bob)(!(userPassword=x)))", "(&(uid=bob)(!(userPassword:2.5.13.18:=~)))"} {
+		if es := search(t, user, testSuffix, ldap.ScopeWholeSubtree, f); len(es) != 0 {
+			t.Errorf("%s found %v", f, dns(es))
+		}
+		res, err := user.SearchWithPaging(ldap.NewSearchRequest(testSuffix, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(|(uid=alice)"+f+")", nil, nil), 1)
+		if err != nil || len(res.Entries) != 1 || res.Entries[0].DN != testUserDN {
+			t.Errorf("paged %s: %v %v", f, err, res)
+		}
+	}
+	// its own userPassword is the user's to filter on
+	if es := search(t, user, testSuffix, ldap.ScopeWholeSubtree, "(userPassword=*)"); len(es) != 1 || es[0].DN != testUserDN {
+		t.Errorf("(userPassword=*) as alice: %v", dns(es))
+	}
 
 	// The root DN sees every userPassword.
 	root := ts.root()

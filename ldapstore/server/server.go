@@ -25,6 +25,13 @@ const (
 	DefaultMaxInFlight    = 64
 	DefaultIdleTimeout    = 10 * time.Minute
 	DefaultWriteTimeout   = time.Minute
+	// DefaultAnonymousIdleTimeout closes connections that have not bound
+	// (anonymous may read only the Root DSE and cn=Subschema) far sooner.
+	DefaultAnonymousIdleTimeout = 30 * time.Second
+	DefaultMaxConnections       = 4096
+	DefaultMaxConnectionsPerIP  = 256
+	DefaultMaxResultBuffer      = 64 << 20
+	DefaultMaxResultBufferConn  = 2 << 20
 )
 
 // ErrServerClosed is returned by Serve and ServeTLS after Close.
@@ -43,6 +50,26 @@ type Config struct {
 	MaxInFlight    int           // concurrent operations per connection; default 64
 	IdleTimeout    time.Duration // close connections idle this long; default 10 min
 	WriteTimeout   time.Duration // give up on a peer that reads nothing this long; default 1 min
+	// AnonymousIdleTimeout closes a connection that is not bound (or whose
+	// bind failed) after this long without a request, and bounds its TLS
+	// handshake; default 30 s.
+	AnonymousIdleTimeout time.Duration
+	// MaxConnections and MaxConnectionsPerIP cap the connections accepted
+	// from the listeners (Serve, ServeTLS), in all and per client address;
+	// defaults 4096 and 256. A connection over a cap gets a Notice of
+	// Disconnection (unavailable) and is closed. ServeConn's connections,
+	// authenticated by their transport, are not counted.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// MaxResultBuffer bounds the memory (octets, estimated) of search
+	// results read from the store and not yet sent, over all connections;
+	// MaxResultBufferConn over one connection's searches. A search past
+	// them waits until its client reads; one whose client never reads holds
+	// at most a chunk (256 KiB) until WriteTimeout closes the connection.
+	// Defaults 64 MiB and 2 MiB. The entries paged searches remember
+	// between pages have a budget of MaxResultBuffer of their own.
+	MaxResultBuffer     int64
+	MaxResultBufferConn int64
 	// MaxPasswordChecks bounds the password hashes verified or computed at
 	// once (binds, Password Modify); default the number of CPUs. Each
 	// client address also has at most MaxPasswordChecksPerIP.
@@ -69,6 +96,9 @@ type Server struct {
 	timeUnit  time.Duration // of a search's timeLimit: a second (tests shorten it)
 	workers   *workers
 	pw        *pwLimiter
+	caps      *connCaps
+	results   *budget // memory of unsent search results, all connections
+	paged     *budget // memory of paged searches' remembered results (paged.go)
 
 	rootPW atomic.Pointer[string] // the root DN's password hash (SetRootPassword)
 
@@ -108,6 +138,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.AnonymousIdleTimeout <= 0 {
+		cfg.AnonymousIdleTimeout = DefaultAnonymousIdleTimeout
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerIP <= 0 {
+		cfg.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+	}
+	if cfg.MaxResultBuffer <= 0 {
+		cfg.MaxResultBuffer = DefaultMaxResultBuffer
+	}
+	if cfg.MaxResultBufferConn <= 0 {
+		cfg.MaxResultBufferConn = DefaultMaxResultBufferConn
+	}
 	if cfg.MaxPasswordChecks <= 0 {
 		cfg.MaxPasswordChecks = runtime.NumCPU()
 	}
@@ -120,8 +165,16 @@ func New(cfg Config) (*Server, error) {
 		timeUnit:  time.Second,
 		workers:   newWorkers(),
 		pw:        newPWLimiter(cfg.MaxPasswordChecks),
+		caps:      newConnCaps(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
+		results:   newBudget(cfg.MaxResultBuffer),
+		paged:     newBudget(cfg.MaxResultBuffer),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+	}
+	// A root password hash the server cannot verify would fail every root
+	// bind; refuse it at start-up instead (issue 9, item 13).
+	if err := ldapstore.CheckPasswordValue(cfg.RootPassword); err != nil {
+		return nil, fmt.Errorf("server: RootPassword: %w", err)
 	}
 	s.rootPW.Store(&cfg.RootPassword)
 	if cfg.RootDN != "" {
@@ -242,16 +295,24 @@ func (s *Server) serve(l net.Listener, useTLS bool) error {
 			if closed {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			// A resource exhausted for now (EMFILE when the process has no
+			// file descriptor left) must not end the listener: back off
+			// and retry, as net/http does (issue 9, item 9).
+			if temporaryAccept(err) {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.log.Warn("ldap accept", slog.Any("err", err), slog.Duration("retry", delay))
+				s.metrics.acceptError()
 				time.Sleep(delay)
 				continue
 			}
 			return fmt.Errorf("server: accept: %w", err)
 		}
 		delay = 0
+		ip := remoteIP(nc)
+		if !s.caps.acquire(ip) {
+			s.refuse(nc, ip, useTLS)
+			continue
+		}
 		raw := nc
 		if useTLS {
 			nc = tls.Server(nc, s.tls)
@@ -261,6 +322,7 @@ func (s *Server) serve(l net.Listener, useTLS bool) error {
 		if s.closed {
 			s.mu.Unlock()
 			nc.Close()
+			s.caps.release(ip)
 			return ErrServerClosed
 		}
 		s.conns[c] = struct{}{}
@@ -269,6 +331,7 @@ func (s *Server) serve(l net.Listener, useTLS bool) error {
 		s.metrics.connOpened()
 		go func() {
 			defer s.wg.Done()
+			defer s.caps.release(ip)
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)

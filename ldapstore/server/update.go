@@ -72,8 +72,11 @@ func (c *conn) compare(ctx context.Context, r *compareRequest, id identity) erro
 	if err := canRead(id); err != nil {
 		return err
 	}
-	if !id.root && isPassword(c.srv.store.Schema(), r.attr) {
-		return ldapstore.Errorf(ldapstore.InsufficientAccessRights, "userPassword cannot be compared")
+	// The same access as a filter's: a user compares its own userPassword,
+	// not other users' (slapd: insufficientAccessRights, as the entry is
+	// disclosed to it).
+	if !id.root && isPassword(c.srv.store.Schema(), r.attr) && !sameDN(r.dn, id) {
+		return ldapstore.Errorf(ldapstore.InsufficientAccessRights, "userPassword of another entry cannot be compared")
 	}
 	ok, err := c.srv.store.Compare(ctx, r.dn, r.attr, r.value)
 	switch {
