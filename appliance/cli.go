@@ -100,7 +100,7 @@ func usage(w io.Writer) {
   ldif restore FILE [--yes]        (the directory becomes FILE's; prints the plan, --yes applies it)
   domain add NAME --deliver-to HOST:PORT [--tls none|may|encrypt] | domain list | domain remove NAME
   relay show | relay networks CIDR...|none | relay smarthost HOST:PORT|none
-  queue list | queue show ID | queue flush | queue delete ID
+  queue list [--cluster] | queue show ID | queue flush [--cluster] | queue delete ID
   cluster prepare --password-file F [--out clusterid.txt] [--self IP:PORT] [--allow IP,...]
   cluster join --id clusterid.txt --password-file F --member IP:PORT --self IP:PORT
   cluster check --id clusterid.txt --password-file F --member IP:PORT --self IP:PORT
@@ -110,6 +110,9 @@ func usage(w io.Writer) {
   cluster protect --ips IP,... | --add IP,... | --off | (no option: show)
   cluster inject --backends ID,... --frontends ID,... | (no option: show)
   cluster compare [--attrs] [--json]
+  cluster readdress --self IP:PORT     (this member's new cluster address, announced to the members)
+  cluster rekey [--id clusterid.txt --password-file F]   (a new device key, or the lost old one replaced)
+  cluster password                     (retires every cluster identifier handed out before)
   admin password [--password-file F]   (resets the admin password; without a file one is generated and printed)
   wait [--timeout 30s]                 (until the appliance answers: for scripts)
   ntpd [--listen 127.0.0.1:10123]      (an SNTP server on this machine's clock: for labs without network)

@@ -2,12 +2,15 @@ package appliance
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
 	"text/tabwriter"
+
+	"postern/cluster"
 )
 
 func cmdDomain(ctx context.Context, args []string, stdout io.Writer) error {
@@ -157,10 +160,17 @@ func cmdQueue(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("want list, show ID, flush or delete ID")
 	}
 	fs, data, asJSON := clientFlags("queue " + args[0])
+	whole := false
+	if args[0] == "list" || args[0] == "flush" {
+		fs.BoolVar(&whole, "cluster", false, "every backend member's queue, through the cluster")
+	}
 	if err := parseAll(fs, args[1:]); err != nil {
 		return err
 	}
 	c := newClient(*data)
+	if whole {
+		return queueCluster(ctx, c, args[0], *asJSON, stdout)
+	}
 	needID := func() (string, error) {
 		if fs.NArg() != 1 {
 			return "", usagef("want exactly one queue ID")
@@ -241,4 +251,56 @@ func orNull(from string) string {
 		return "<>"
 	}
 	return from
+}
+
+// queueCluster is `queue list --cluster` and `queue flush --cluster`.
+func queueCluster(ctx context.Context, c *client, op string, asJSON bool, stdout io.Writer) error {
+	var res []cluster.CallResult
+	var err error
+	if op == "list" {
+		err = c.call(ctx, "GET", "/v1/queue?cluster=true", nil, &res)
+	} else {
+		err = c.call(ctx, "POST", "/v1/queue/flush?cluster=true", nil, &res)
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdout, res)
+	}
+	failed := 0
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if op == "list" {
+		fmt.Fprintln(tw, "MEMBER\tNO.\tID\tARRIVAL\tFROM\tRECIPIENT\tSTATUS\tDIAGNOSTIC")
+	}
+	for _, r := range res {
+		if r.Error != "" {
+			failed++
+			fmt.Fprintf(tw, "%s\t%d\t(unreachable: %s)\n", r.DeviceID, r.ClusterNo, r.Error)
+			continue
+		}
+		if op == "flush" {
+			var n map[string]int
+			json.Unmarshal(r.Result, &n)
+			fmt.Fprintf(tw, "%s\t%d\t%d messages scheduled for delivery now\n", r.DeviceID, r.ClusterNo, n["scheduled"])
+			continue
+		}
+		var qs []QueueEntry
+		json.Unmarshal(r.Result, &qs)
+		if len(qs) == 0 {
+			fmt.Fprintf(tw, "%s\t%d\t(empty)\n", r.DeviceID, r.ClusterNo)
+		}
+		for _, q := range qs {
+			for _, rc := range q.Recipients {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.DeviceID, r.ClusterNo, q.ID, q.Arrival.Format("2006-01-02 15:04:05"), orNull(q.From), rc.Address, rc.Status, rc.Diagnostic)
+			}
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d members did not answer", failed, len(res))
+	}
+	return nil
 }

@@ -46,6 +46,10 @@ type Config struct {
 	// NewLink makes the replication consumer of one peer (package
 	// replication through appliance). nil: no replication (status only).
 	NewLink func(LinkConfig) Link
+	// Call runs an appliance operation a member asks for (CallAll): op
+	// names it ("queue.list", "queue.flush"), the answer is sent as JSON.
+	// nil: members cannot call.
+	Call func(ctx context.Context, op string, arg json.RawMessage) (any, error)
 
 	Version   string        // firmware version; default firmware.Version
 	Heartbeat time.Duration // member record refresh and peer check; default 15 s
@@ -140,6 +144,9 @@ type Agent struct {
 	ntp       ntpCache
 	// lastCompare is the last `cluster compare` (compare.go)
 	lastCompare *CompareReport
+	// removedNote says why this device turned standalone when a member
+	// told it it had been removed (ops.go)
+	removedNote string
 }
 
 // New loads (or makes) the host key and the membership state. Start

@@ -25,6 +25,7 @@ type Status struct {
 	Protection  *Protection `json:"protection,omitempty"`
 	InjectTo    []string    `json:"inject_to,omitempty"`
 	NTP         NTPStatus   `json:"ntp"`
+	Standalone  string      `json:"standalone,omitempty"` // why this device is standalone, when it was removed while away
 	Measured    time.Time   `json:"measured"`
 }
 
@@ -96,6 +97,9 @@ func (a *Agent) Status(ctx context.Context) (*Status, error) {
 	s := &Status{DeviceID: a.cfg.DeviceID, UUID: a.cfg.UUID, Measured: time.Now().UTC()}
 	st := a.state()
 	if st == nil {
+		a.mu.Lock()
+		s.Standalone = a.removedNote
+		a.mu.Unlock()
 		return s, nil
 	}
 	s.Member, s.ClusterUUID, s.ClusterNo, s.Addr = true, st.ClusterUUID, st.ClusterNo, st.Addr
