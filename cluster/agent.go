@@ -147,6 +147,9 @@ type Agent struct {
 	// removedNote says why this device turned standalone when a member
 	// told it it had been removed (ops.go)
 	removedNote string
+	// lostKey is the device key the cluster knows when this device's key
+	// file was lost and made anew (rekey.go); "" when they agree
+	lostKey string
 }
 
 // New loads (or makes) the host key and the membership state. Start
@@ -210,6 +213,7 @@ func (a *Agent) Serve(l net.Listener) error {
 	// the clock first: a member whose clock is off must not stamp even its
 	// first heartbeat record with it
 	a.refreshNTP(a.cfg.Local().NTPServer)
+	a.checkOwnKey(a.ctx)
 	a.checkOwnAddr(a.ctx)
 	go func() {
 		defer a.wg.Done()

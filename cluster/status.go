@@ -162,6 +162,10 @@ func (a *Agent) Status(ctx context.Context) (*Status, error) {
 				mr.OK, mr.State = false, "writes refused"
 				mr.Status += "; " + blk
 			}
+			if known, was := a.keyKnown(ctx); !known {
+				mr.OK, mr.State = false, "key unknown"
+				mr.Status += fmt.Sprintf("; this device's key is not the one the cluster knows (%s): run `postern cluster rekey --id clusterid.txt --password-file F` with a new identifier", was)
+			}
 		} else {
 			a.peerRow(&mr, m, view, local)
 		}
