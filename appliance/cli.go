@@ -55,6 +55,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		err = cmdAdmin(ctx, rest, stdout)
 	case "wait":
 		err = cmdWait(ctx, rest, stdout)
+	case "stop":
+		err = cmdStop(ctx, rest, stdout)
 	case "ntpd":
 		err = cmdNTPD(ctx, rest, stdout)
 	case "help", "-h", "--help":
@@ -114,7 +116,8 @@ func usage(w io.Writer) {
   cluster rekey [--id clusterid.txt --password-file F]   (a new device key, or the lost old one replaced)
   cluster password                     (retires every cluster identifier handed out before)
   admin password [--password-file F]   (resets the admin password; without a file one is generated and printed)
-  wait [--timeout 30s]                 (until the appliance answers: for scripts)
+  wait [--timeout 30s] [--cluster-ok]  (until the appliance answers, or every member row says OK)
+  stop                                 (stops the appliance and waits until it has)
   ntpd [--listen 127.0.0.1:10123]      (an SNTP server on this machine's clock: for labs without network)
 
 Every command but serve and version talks to the running appliance through
@@ -175,7 +178,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-a.StopRequested():
+	}
 	fmt.Fprintln(stdout, "stopping")
 	return a.Close()
 }
@@ -360,7 +366,7 @@ func cmdLDIF(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		if !*yes {
 			fmt.Fprintf(stdout, "restore plan for %s: %s\nnothing changed yet: run again with --yes to restore\n", fs.Arg(0), plan.Effect)
-			return errors.New("not restored (no --yes)")
+			return nil
 		}
 		fmt.Fprintf(stdout, "restoring %s: %s\n", fs.Arg(0), plan.Effect)
 		done, err := run(true)
