@@ -75,7 +75,11 @@ func New(cfg Config) (*Gateway, error) {
 	s.Domain = cfg.Hostname
 	s.MaxRecipients = cfg.MaxRecipients
 	s.MaxMessageBytes = cfg.MaxMessageBytes
-	s.MaxLineLength = cfg.MaxLineLength
+	// frontConn frames the input: it enforces MaxLineLength on command
+	// lines, and text lines are checked by the session (maxTextLine) so
+	// that a long one is refused at the end of the data without losing
+	// the connection's framing.
+	s.MaxLineLength = 0
 	s.WriteTimeout = cfg.WriteTimeout
 	s.EnableSMTPUTF8 = true // RFC 6531
 	s.EnableDSN = true      // RFC 3461
@@ -169,7 +173,7 @@ func (g *Gateway) accept(c net.Conn, member string) {
 		refuse("421 4.7.0 " + g.cfg.Hostname + " Too many connections\r\n")
 		return
 	}
-	info := &connInfo{remote: ip, injected: member, release: func() { g.lim.release(ip) }}
+	info := &connInfo{remote: ip, injected: member, sessionEnd: time.Now().Add(g.cfg.SessionTimeout), release: func() { g.lim.release(ip) }}
 	if !g.handoff(&frontConn{Conn: c, g: g, info: info}) {
 		c.Close()
 		info.done()

@@ -133,9 +133,6 @@ func (s *session) Data(r io.Reader) error {
 	if s.fc.handedOver() {
 		return errClosing.wire()
 	}
-	s.fc.inData.Store(true)
-	defer s.fc.inData.Store(false)
-
 	id := s.g.q.NewID()
 	now := time.Now()
 	var buf bytes.Buffer
