@@ -260,6 +260,12 @@ func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (r
 		// RFC 6531 §3.2: the next hop cannot take an SMTPUTF8 message.
 		return failAll(j, newError(550, [3]int{5, 6, 7}, "SMTPUTF8 is required but not supported by "+oc.host, nil), oc.host), false
 	}
+	// Every address goes into a command line to the next hop: it must be
+	// exactly one RFC 5321 Mailbox (queue entries from before addresses
+	// were checked may not be).
+	if m.From != "" && !validWireMailbox(m.From, m.UTF8) {
+		return failAll(j, errQueuedSender, ""), false
+	}
 	opts := &gosmtp.MailOptions{Size: int64(len(content)), UTF8: m.UTF8, EnvelopeID: m.EnvID}
 	switch m.Ret {
 	case "FULL":
@@ -274,6 +280,10 @@ func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (r
 	var accepted []int
 	for _, idx := range j.rcpts {
 		rc := m.Recipients[idx]
+		if !validWireMailbox(rc.Addr, m.UTF8) {
+			res = append(res, replyResult(idx, errQueuedRcpt, ""))
+			continue
+		}
 		if err := c.Rcpt(rc.Addr, rcptOptions(rc)); err != nil {
 			var se *gosmtp.SMTPError
 			if !errors.As(err, &se) {

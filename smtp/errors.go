@@ -51,6 +51,10 @@ var (
 	errBadSender = newError(501, [3]int{5, 1, 7}, "Bad sender address syntax", nil)
 	// RFC 3463 §3.2 X.1.3: bad destination mailbox syntax.
 	errBadRcpt = newError(501, [3]int{5, 1, 3}, "Bad recipient address syntax", nil)
+	// RFC 3461 §4.2, §4.4 and RFC 5321 §4.1.1.11: a DSN parameter whose
+	// value is malformed.
+	errBadORCPT = newError(501, [3]int{5, 5, 4}, "Malformed ORCPT parameter value", nil)
+	errBadEnvID = newError(501, [3]int{5, 5, 4}, "Malformed ENVID parameter value", nil)
 	// RFC 6531 §3.5: a non-ASCII address without SMTPUTF8.
 	errNeedUTF8 = newError(553, [3]int{5, 6, 7}, "Non-ASCII address requires SMTPUTF8", nil)
 	// RFC 3463 X.1.1: bad destination mailbox.
@@ -62,6 +66,9 @@ var (
 	// RFC 5321 §4.5.3.2.6: DATA block timeout; §3.8: 421 before closing.
 	errDataTimeout = newError(421, [3]int{4, 4, 2}, "Timeout exceeded, closing connection", nil)
 	errClosing     = newError(421, [3]int{4, 3, 2}, "Service shutting down", nil)
+	// A queued address that is not one RFC 5321 Mailbox is never sent on.
+	errQueuedSender = newError(553, [3]int{5, 1, 7}, "Sender address is not a valid mailbox", nil)
+	errQueuedRcpt   = newError(553, [3]int{5, 1, 3}, "Recipient address is not a valid mailbox", nil)
 )
 
 // tempLookup is the reply when the directory cannot be read.

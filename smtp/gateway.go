@@ -225,8 +225,14 @@ func (g *Gateway) Close() error {
 	return g.q.Close()
 }
 
-// slogPrinter adapts go-smtp's Logger to slog.
+// slogPrinter adapts go-smtp's Logger to slog. Its text (which can carry
+// what a client sent, in a panic value) is an attribute value, which the
+// handler quotes, never the message.
 type slogPrinter struct{ l *slog.Logger }
 
-func (p slogPrinter) Printf(format string, v ...any) { p.l.Warn("smtp: " + fmt.Sprintf(format, v...)) }
-func (p slogPrinter) Println(v ...any)               { p.l.Warn("smtp: " + fmt.Sprint(v...)) }
+func (p slogPrinter) Printf(format string, v ...any) {
+	p.l.Warn("smtp: go-smtp", slog.String("detail", fmt.Sprintf(format, v...)))
+}
+func (p slogPrinter) Println(v ...any) {
+	p.l.Warn("smtp: go-smtp", slog.String("detail", fmt.Sprint(v...)))
+}

@@ -68,12 +68,19 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		return s.reply(errNestedMail)
 	}
 	if from != "" {
-		if _, _, ok := splitAddress(from); !ok {
+		m, p := checkMailbox(from, opts.UTF8)
+		switch p {
+		case addrSyntax:
 			return s.reply(errBadSender)
-		}
-		if !opts.UTF8 && !isASCII(from) {
+		case addrUTF8:
 			return s.reply(errNeedUTF8)
 		}
+		from = m.String()
+	}
+	// RFC 3461 §4.4: ENVID is at most 100 characters of printable ASCII
+	// (go-smtp checks the characters after decoding the xtext).
+	if len(opts.EnvelopeID) > 100 {
+		return s.reply(errBadEnvID)
 	}
 	s.hasFrom, s.from, s.opts = true, from, *opts
 	return nil
@@ -84,15 +91,17 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	if s.fc.handedOver() {
 		return errClosing.wire()
 	}
-	local, domain, ok := splitAddress(to)
-	if !ok {
+	m, p := checkMailbox(to, s.opts.UTF8)
+	switch p {
+	case addrSyntax:
 		return s.reply(errBadRcpt)
-	}
-	if !s.opts.UTF8 && !isASCII(to) {
+	case addrUTF8:
 		return s.reply(errNeedUTF8)
 	}
-	domain = strings.ToLower(domain)
-	addr := local + "@" + domain
+	if opts.OriginalRecipient != "" && !validORCPT(opts.OriginalRecipientType, opts.OriginalRecipient) {
+		return s.reply(errBadORCPT)
+	}
+	local, domain, addr := m.local, m.domain, m.String()
 	ctx, cancel := context.WithTimeout(s.g.ctx, lookupTimeout)
 	defer cancel()
 	if e := s.g.checkRecipient(ctx, s.fc.info, local, domain); e != nil {
