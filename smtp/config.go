@@ -99,6 +99,14 @@ type Config struct {
 
 	SegmentBytes int64 // queue log segment size; default 64 MiB
 
+	// MinFreeBytes is the free space the queue's file system must keep:
+	// below it (plus a declared SIZE) MAIL and RCPT get 452 4.3.1. Default
+	// 1.5 × MaxMessageBytes (Postfix smtpd's rule).
+	MinFreeBytes int64
+	// FreeSpace returns the octets free for the queue in dir; default
+	// statfs(2). Tests substitute it.
+	FreeSpace func(dir string) (int64, error)
+
 	// InjectAllowed decides, when a connection arrives on a listener given
 	// to ServeInjected, whether the cluster member may inject mail here. nil
 	// refuses all injection.
@@ -133,6 +141,12 @@ func (c *Config) setDefaults() error {
 	def(&c.DestinationConcurrency, 20)
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 10240000
+	}
+	if c.MinFreeBytes <= 0 {
+		c.MinFreeBytes = c.MaxMessageBytes + c.MaxMessageBytes/2
+	}
+	if c.FreeSpace == nil {
+		c.FreeSpace = statfsFree
 	}
 	defd(&c.ReadTimeout, 5*time.Minute)
 	defd(&c.DataTimeout, 5*time.Minute)

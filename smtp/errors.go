@@ -61,8 +61,10 @@ var (
 	errUnknownUser = newError(550, [3]int{5, 1, 1}, "Recipient address rejected: User unknown", nil)
 	// RFC 3463 X.7.1: delivery not authorized (Postfix: "Relay access denied").
 	errRelayDenied = newError(554, [3]int{5, 7, 1}, "Relay access denied", nil)
-	// RFC 5321 §4.5.3.1.6 line limit; §4.2.4: 500 covers over-long lines.
-	errLineTooLong = newError(500, [3]int{5, 5, 2}, "Line too long", nil)
+	// A text line over maxTextLine (RFC 5322 §2.1.1, RFC 5321 §4.5.3.1.6),
+	// refused at the end of the data with a code valid there (RFC 5321
+	// §4.3.2: 554) and RFC 3463 X.6.0, a content problem.
+	errLongLine = newError(554, [3]int{5, 6, 0}, "Error: message has a line longer than 998 octets", nil)
 	// RFC 5321 §4.5.3.2.6: DATA block timeout; §3.8: 421 before closing.
 	errDataTimeout = newError(421, [3]int{4, 4, 2}, "Timeout exceeded, closing connection", nil)
 	errClosing     = newError(421, [3]int{4, 3, 2}, "Service shutting down", nil)

@@ -82,6 +82,9 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	if len(opts.EnvelopeID) > 100 {
 		return s.reply(errBadEnvID)
 	}
+	if e := s.g.storageCheck(opts.Size); e != nil {
+		return s.reply(e)
+	}
 	s.hasFrom, s.from, s.opts = true, from, *opts
 	return nil
 }
@@ -102,6 +105,10 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 		return s.reply(errBadORCPT)
 	}
 	local, domain, addr := m.local, m.domain, m.String()
+	// The disk may have filled since MAIL (RFC 5321 §4.5.3.1.10: 452).
+	if e := s.g.storageCheck(s.opts.Size); e != nil {
+		return s.reply(e)
+	}
 	ctx, cancel := context.WithTimeout(s.g.ctx, lookupTimeout)
 	defer cancel()
 	if e := s.g.checkRecipient(ctx, s.fc.info, local, domain); e != nil {
@@ -147,12 +154,20 @@ func (s *session) Data(r io.Reader) error {
 	var buf bytes.Buffer
 	buf.Grow(16 << 10)
 	s.writeReceived(&buf, id, now)
-	n, err := io.Copy(&buf, io.LimitReader(r, s.g.cfg.MaxMessageBytes+1))
+	// The content is kept as canonical CRLF lines whatever line ends the
+	// client used (canonical.go): a BDAT chunk arrives as sent, a DATA body
+	// already canonical from dataDecoder.
+	text := canonText{dst: &buf}
+	n, err := io.Copy(&text, io.LimitReader(r, s.g.cfg.MaxMessageBytes+1))
 	if err != nil {
 		return s.reply(dataError(err))
 	}
 	if n > s.g.cfg.MaxMessageBytes {
 		return s.reply(newError(552, [3]int{5, 3, 4}, "Maximum message size exceeded", nil))
+	}
+	text.finish()
+	if text.longest > maxTextLine {
+		return s.reply(errLongLine)
 	}
 	if s.fc.handedOver() {
 		return errClosing.wire()
@@ -169,6 +184,9 @@ func (s *session) Data(r io.Reader) error {
 		Recipients: s.rcpts,
 	}
 	if err := s.g.q.Put(s.g.ctx, m, buf.Bytes()); err != nil {
+		if isNoSpace(err) {
+			return s.reply(&Error{Code: 452, Enhanced: errStorage.Enhanced, Message: errStorage.Message, Err: err})
+		}
 		// Postfix's reply when the queue cannot take the message.
 		return s.reply(newError(451, [3]int{4, 3, 0}, "Error: queue file write error", err))
 	}
@@ -186,8 +204,6 @@ func dataError(err error) *Error {
 	switch {
 	case errors.As(err, &se): // go-smtp's ErrDataTooLarge: 552 5.3.4
 		return &Error{Code: se.Code, Enhanced: [3]int(se.EnhancedCode), Message: se.Message}
-	case errors.Is(err, gosmtp.ErrTooLongLine):
-		return errLineTooLong
 	case errors.As(err, &ne) && ne.Timeout():
 		return errDataTimeout
 	}
