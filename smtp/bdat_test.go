@@ -151,3 +151,47 @@ func TestBDATTruncatedChunk(t *testing.T) {
 		t.Fatalf("%d truncated messages queued", n)
 	}
 }
+
+// TestBDATResetThenNewTransfer: a BDAT transfer reset before its LAST chunk
+// and a new transfer right after it, many times over one connection: each
+// new message is answered for itself (go-smtp's goroutine of the reset
+// transfer could hand its "aborted" to the next one; see bdatflight.go),
+// and empty chunks add nothing.
+func TestBDATResetThenNewTransfer(t *testing.T) {
+	dir := newMemDir()
+	dir.setDomain("dom.test", "127.0.20.2:1", TLSNone) // nothing listens: mail stays queued
+	cfg := fastConfig(t, dir)
+	cfg.RetryMin, cfg.RetryMax = time.Hour, time.Hour
+	gw := startGateway(t, cfg)
+	rc, _ := dialRaw(t, gw.addr)
+	rc.cmd("EHLO c.test")
+	expectCode(t, "empty chunk without a transaction", rc.cmd("BDAT 0"), "503 5.5.1")
+	const rounds = 200
+	tx := "MAIL FROM:<a@remote.test>\r\nRCPT TO:<x@dom.test>\r\n"
+	for i := 0; i < rounds; i++ {
+		reset := []string{"RSET", "EHLO c.test", "BDAT 3 BAD"}[i%3]
+		chunk := ""
+		if reset == "BDAT 3 BAD" {
+			chunk = "bad"
+		}
+		rc.send(tx + "BDAT 5\r\nfirst" + reset + "\r\n" + chunk + tx + "BDAT 0\r\nBDAT 6 LAST\r\nsecond")
+		for _, want := range []string{"250", "250", "250 2.0.0 Continue", "", "250", "250", "250 2.0.0 Continue", "250 2.0.0 Ok: queued as"} {
+			r := rc.reply()
+			if want == "" {
+				continue // the reply to the reset
+			}
+			if !strings.HasPrefix(r, want) {
+				t.Fatalf("round %d (%s): got %q, want %q", i, reset, r, want)
+			}
+		}
+	}
+	if n := gw.q.Len(); n != rounds {
+		t.Fatalf("queue holds %d messages, want %d", n, rounds)
+	}
+	for _, m := range gw.q.List() {
+		c, _ := gw.q.Content(m.ID)
+		if got := string(stripReceived(t, c)); got != "second\r\n" {
+			t.Fatalf("message %q", got)
+		}
+	}
+}

@@ -34,6 +34,9 @@ func TestOutboundCanonical(t *testing.T) {
 			want: "Subject: s\r\n\r\nx\r\n"}, // ends at the first CRLF.CRLF; the rest is commands
 		{name: "dot CR line then the end", data: "Subject: s\r\n\r\na\r\n.\r\r\n.\r\n", want: "Subject: s\r\n\r\na\r\n\r\n"},
 		{name: "leading dots", data: "Subject: s\r\n\r\n..x\r\n...\r\n.y\r\n.\r\n", want: "Subject: s\r\n\r\n.x\r\n..\r\ny\r\n"},
+		// It would continue our Received field: an empty header section goes first.
+		{name: "first line starts with white space", data: " folded: into Received?\r\nbody\r\n.\r\n", want: "\r\n folded: into Received?\r\nbody\r\n"},
+		{name: "BDAT first line starts with a tab", bdat: []string{"\tby evil.test\r\n"}, want: "\r\n\tby evil.test\r\n"},
 		{name: "BDAT with LF and no last line end", bdat: []string{"Subject: b\n\n.body\nend"}, want: "Subject: b\r\n\r\n.body\r\nend\r\n"},
 		{name: "BDAT CR and LF in two chunks", bdat: []string{"Subject: b\r\n\r\na\r", "\nb\r\n"}, want: "Subject: b\r\n\r\na\r\nb\r\n"},
 		{name: "BDAT a dot line", bdat: []string{"Subject: b\r\n\r\n.\r\n..\r\n"}, want: "Subject: b\r\n\r\n.\r\n..\r\n"},

@@ -79,6 +79,17 @@ func (c *frontConn) bdat(args [][]byte) error {
 		in.out.WriteString("RSET\r\n")
 		return nil
 	}
+	if size == 0 && !last {
+		// An empty chunk adds nothing; go-smtp would start a transfer
+		// goroutine for it that bdatFlight could not see (see there).
+		if c.sess != nil && c.sess.hasFrom && len(c.sess.rcpts) > 0 {
+			c.say("250 2.0.0 Continue")
+		} else {
+			c.say("503 5.5.1 Error: need RCPT command")
+		}
+		return nil
+	}
+	c.flight.settle()
 	in.out.WriteString("BDAT " + strconv.FormatUint(size, 10))
 	if last {
 		in.out.WriteString(" LAST")

@@ -44,6 +44,8 @@ type frontConn struct {
 	info *connInfo
 	tls  *tls.ConnectionState // nil before STARTTLS
 	in   input                // go-smtp's goroutine only
+	sess *session             // set by NewSession; go-smtp's goroutine only
+	flight bdatFlight
 
 	mu      sync.Mutex
 	over    bool   // handed to a TLS successor: reads EOF, writes vanish
@@ -111,6 +113,29 @@ var replyRewrites = map[string]string{
 	"421 4.4.2 Idle timeout, bye bye":        "421 4.4.2 Error: timeout exceeded, closing connection",
 }
 
+// unrecognizedPrefix starts go-smtp's reply to an unknown verb, which
+// echoes the verb: four octets of anything, CR included.
+const unrecognizedPrefix = "500 5.5.2 Syntax errors, "
+
+// rewriteReply returns the reply line to send for one go-smtp wrote: the
+// RFC 5321 one, and never a control character a client put into an echo
+// (RFC 5321 §4.2: reply text is HT and printable characters; a CR inside
+// would split the reply for the client).
+func rewriteReply(text string) string {
+	if r, ok := replyRewrites[text]; ok {
+		return r
+	}
+	if strings.HasPrefix(text, unrecognizedPrefix) {
+		return replyRewrites["501 5.5.2 Bad command"]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, text)
+}
+
 const startTLSRefusal = "502 5.5.1 TLS not supported"
 
 func (c *frontConn) Write(p []byte) (n int, err error) {
@@ -164,12 +189,8 @@ func (c *frontConn) Write(p []byte) (n int, err error) {
 				// RFC 5321 §4.1.1.4: the DATA body follows.
 				c.enterData()
 			}
-			if r, ok := replyRewrites[text]; ok {
-				out = append(out, r...)
-				out = append(out, "\r\n"...)
-			} else {
-				out = append(out, line...)
-			}
+			out = append(out, rewriteReply(text)...)
+			out = append(out, "\r\n"...)
 		}
 		c.wbuf = c.wbuf[i+1:]
 		if strings.HasPrefix(text, "421 ") {

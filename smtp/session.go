@@ -29,7 +29,9 @@ func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	if !b.g.track() {
 		return nil, errClosing.wire()
 	}
-	return &session{g: b.g, c: c, fc: fc}, nil
+	s := &session{g: b.g, c: c, fc: fc}
+	fc.sess = s
+	return s, nil
 }
 
 // session is one client connection's SMTP state. go-smtp calls its methods
@@ -146,6 +148,10 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 // "250 2.0.0 Ok: queued as ID" (RFC 5321 §4.1.1.4, §6.1: the receiver takes
 // responsibility with the 250).
 func (s *session) Data(r io.Reader) error {
+	if pr, ok := r.(*io.PipeReader); ok { // BDAT: go-smtp's goroutine (bdatflight.go)
+		s.fc.flight.begin(pr)
+		defer s.fc.flight.end()
+	}
 	if s.fc.handedOver() {
 		return errClosing.wire()
 	}
@@ -154,6 +160,7 @@ func (s *session) Data(r io.Reader) error {
 	var buf bytes.Buffer
 	buf.Grow(16 << 10)
 	s.writeReceived(&buf, id, now)
+	trace := buf.Len()
 	// The content is kept as canonical CRLF lines whatever line ends the
 	// client used (canonical.go): a BDAT chunk arrives as sent, a DATA body
 	// already canonical from dataDecoder.
@@ -169,6 +176,14 @@ func (s *session) Data(r io.Reader) error {
 	if text.longest > maxTextLine {
 		return s.reply(errLongLine)
 	}
+	content := buf.Bytes()
+	if len(content) > trace && (content[trace] == ' ' || content[trace] == '\t') {
+		// A first line that starts with white space would continue our
+		// Received field (RFC 5322 §2.2.3 folding) and let the client
+		// write into the trace. It is no header field, so the client's
+		// header section is empty: the empty line that says so goes first.
+		content = append(append(append(make([]byte, 0, len(content)+2), content[:trace]...), "\r\n"...), content[trace:]...)
+	}
 	if s.fc.handedOver() {
 		return errClosing.wire()
 	}
@@ -183,7 +198,7 @@ func (s *session) Data(r io.Reader) error {
 		Client:     sanitizeHelo(s.c.Hostname()) + " [" + s.fc.info.remote.String() + "]",
 		Recipients: s.rcpts,
 	}
-	if err := s.g.q.Put(s.g.ctx, m, buf.Bytes()); err != nil {
+	if err := s.g.q.Put(s.g.ctx, m, content); err != nil {
 		if isNoSpace(err) {
 			return s.reply(&Error{Code: 452, Enhanced: errStorage.Enhanced, Message: errStorage.Message, Err: err})
 		}
@@ -191,7 +206,7 @@ func (s *session) Data(r io.Reader) error {
 		return s.reply(newError(451, [3]int{4, 3, 0}, "Error: queue file write error", err))
 	}
 	s.g.met.received.Inc()
-	s.g.log.Debug("smtp: queued", slog.String("id", id), slog.String("from", s.from), slog.Int("rcpts", len(s.rcpts)), slog.Int64("size", int64(buf.Len())))
+	s.g.log.Debug("smtp: queued", slog.String("id", id), slog.String("from", s.from), slog.Int("rcpts", len(s.rcpts)), slog.Int64("size", int64(len(content))))
 	s.g.sch.schedule(id, now, false)
 	return (&Error{Code: 250, Enhanced: [3]int{2, 0, 0}, Message: "Ok: queued as " + id}).wire()
 }
@@ -211,6 +226,7 @@ func dataError(err error) *Error {
 }
 
 func (s *session) Reset() {
+	s.fc.flight.reset()
 	s.hasFrom, s.from, s.opts = false, "", gosmtp.MailOptions{}
 	s.rcpts, s.seen = nil, nil
 }
