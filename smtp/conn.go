@@ -40,11 +40,11 @@ func (i *connInfo) done() { i.once.Do(i.release) }
 //   - corrects replies in which go-smtp departs from RFC 5321 (rewrites).
 type frontConn struct {
 	net.Conn
-	g    *Gateway
-	info *connInfo
-	tls  *tls.ConnectionState // nil before STARTTLS
-	in   input                // go-smtp's goroutine only
-	sess *session             // set by NewSession; go-smtp's goroutine only
+	g      *Gateway
+	info   *connInfo
+	tls    *tls.ConnectionState // nil before STARTTLS
+	in     input                // go-smtp's goroutine only
+	sess   *session             // set by NewSession; go-smtp's goroutine only
 	flight bdatFlight
 
 	mu      sync.Mutex
