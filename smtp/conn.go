@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -238,14 +239,36 @@ func (c *frontConn) startTLS() {
 
 func (c *frontConn) Close() error {
 	c.mu.Lock()
-	over := c.over
+	over, closing := c.over, c.closing
 	c.mu.Unlock()
 	if over {
 		return nil // the socket belongs to the TLS successor
 	}
+	if closing {
+		c.linger()
+	}
 	err := c.Conn.Close()
 	c.info.done()
 	return err
+}
+
+// Lingering close: after a 421 or 521 the client may still be sending what
+// it pipelined. Closing a socket with unread input makes the kernel send a
+// reset, which can destroy the reply before the client reads it; so the
+// server first ends its side and drops what still comes, for a short,
+// bounded while (as HTTP servers do).
+const (
+	lingerTime  = time.Second
+	lingerBytes = 1 << 20
+)
+
+func (c *frontConn) linger() {
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, c.Conn, lingerBytes)
 }
 
 // limiter caps connections in total and per client IP.
