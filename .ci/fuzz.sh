@@ -16,7 +16,8 @@ while read -r f; do
 		if go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$t" "./$dir" 2>&1 | tee "$log"; then
 			passed=$((passed + 1))
 		else
-			failed+=("$dir $fn: $(grep -m1 -E 'Failing input written to|--- FAIL|panic:' "$log" || echo 'see the log above')")
+			why=$(grep -m1 'Failing input written to' "$log" || grep -m1 -E -- '--- FAIL|panic:' "$log" || echo 'see the log above')
+			failed+=("$dir $fn: $why")
 		fi
 		rm -f "$log"
 	done

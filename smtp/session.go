@@ -176,6 +176,10 @@ func (s *session) Data(r io.Reader) error {
 	if text.longest > maxTextLine {
 		return s.reply(errLongLine)
 	}
+	if int64(buf.Len()-trace) > s.g.cfg.MaxMessageBytes {
+		// Bare LFs of a BDAT chunk grew by their CRs.
+		return s.reply(newError(552, [3]int{5, 3, 4}, "Maximum message size exceeded", nil))
+	}
 	content := buf.Bytes()
 	if len(content) > trace && (content[trace] == ' ' || content[trace] == '\t') {
 		// A first line that starts with white space would continue our
