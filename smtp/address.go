@@ -163,17 +163,23 @@ func quoteLocal(local string) string {
 	return b.String()
 }
 
-// validWireMailbox parses an address in its wire form (a Dot-string or
-// Quoted-string local part, '@', a domain or literal) and reports whether
-// it is exactly one RFC 5321 Mailbox with nothing after it. Delivery checks
+// validWireMailbox reports whether s, an address in its wire form, is
+// exactly one RFC 5321 Mailbox with nothing after it. Delivery checks
 // every address with it before it goes into a command to the next hop.
 func validWireMailbox(s string, smtputf8 bool) bool {
+	_, ok := parseWireMailbox(s, smtputf8)
+	return ok
+}
+
+// parseWireMailbox parses an address in its wire form: a Dot-string or
+// Quoted-string local part, '@', a domain or literal in canonical form.
+func parseWireMailbox(s string, smtputf8 bool) (mailbox, bool) {
 	var local strings.Builder
 	i := 0
 	if strings.HasPrefix(s, `"`) {
 		for i = 1; ; i++ {
 			if i >= len(s) {
-				return false
+				return mailbox{}, false
 			}
 			c := s[i]
 			if c == '"' {
@@ -182,7 +188,7 @@ func validWireMailbox(s string, smtputf8 bool) bool {
 			}
 			if c == '\\' {
 				if i++; i >= len(s) {
-					return false
+					return mailbox{}, false
 				}
 				c = s[i]
 			}
@@ -194,12 +200,15 @@ func validWireMailbox(s string, smtputf8 bool) bool {
 			i++
 		}
 		if !isDotString(local.String()) {
-			return false
+			return mailbox{}, false
 		}
 	}
 	if i >= len(s) || s[i] != '@' || local.Len() == 0 {
-		return false
+		return mailbox{}, false
 	}
 	m, p := checkMailbox(local.String()+s[i:], smtputf8)
-	return p == addrOK && strings.EqualFold(m.domain, s[i+1:])
+	if p != addrOK || !strings.EqualFold(m.domain, s[i+1:]) {
+		return mailbox{}, false
+	}
+	return m, true
 }
