@@ -48,35 +48,35 @@ func TestTricklingClientsLoseTheirSlots(t *testing.T) {
 	cfg := fastConfig(t, dir)
 	cfg.MaxConns, cfg.MaxConnsPerIP = 4, 2
 	cfg.ReadTimeout = 10 * time.Second
-	cfg.DataTimeout = 600 * time.Millisecond // each read comes well within it
-	cfg.MinDataRate = 100                    // octets per second
+	cfg.DataTimeout = 2 * time.Second // each read comes well within it
+	cfg.MinDataRate = 100             // octets per second; 20 are sent
 	gw := startGateway(t, cfg)
 
-	body := strings.Repeat("slow body line\r\n", 40)
+	body := strings.Repeat("slow body line\r\n", 40) // 32 s at 20 octets/s
 	type cut struct {
 		reply string
 		took  time.Duration
 	}
-	results := make(chan cut, 4)
+	var clients []*rawClient
 	for i, src := range []string{"127.0.20.1", "127.0.20.1", "127.0.20.2", "127.0.20.2"} {
 		rc, g := dialFrom(t, src, gw.addr)
 		expectCode(t, "greeting", g, "220")
 		for _, c := range []string{"EHLO c" + itoa(i) + ".test", "MAIL FROM:<a@remote.test>", "RCPT TO:<x@dom.test>"} {
 			expectCode(t, c, rc.cmd(c), "250")
 		}
+		clients = append(clients, rc)
+	}
+	results := make(chan cut, 4)
+	for i, rc := range clients {
 		if i%2 == 0 {
 			expectCode(t, "DATA", rc.cmd("DATA"), "354")
-			go func() {
-				start := time.Now()
-				results <- cut{trickle(rc, body, 50*time.Millisecond), time.Since(start)}
-			}()
 		} else {
 			rc.send("BDAT " + itoa(len(body)) + " LAST\r\n")
-			go func() {
-				start := time.Now()
-				results <- cut{trickle(rc, body, 50*time.Millisecond), time.Since(start)}
-			}()
 		}
+		go func() {
+			start := time.Now()
+			results <- cut{trickle(rc, body, 50*time.Millisecond), time.Since(start)}
+		}()
 	}
 	// Every slot is taken now.
 	_, g := dialFrom(t, "127.0.20.3", gw.addr)
@@ -118,8 +118,8 @@ func TestCommandAndSessionDeadlines(t *testing.T) {
 		}
 	})
 	t.Run("session", func(t *testing.T) {
+		start := time.Now() // before the server can have accepted
 		rc, _ := dialFrom(t, "127.0.20.5", gw.addr)
-		start := time.Now()
 		for i := 0; i < 200; i++ {
 			r := rc.cmd("NOOP")
 			if strings.HasPrefix(r, "421 4.4.2") {
