@@ -48,12 +48,13 @@ type frontConn struct {
 	sess   *session             // set by NewSession; go-smtp's goroutine only
 	flight bdatFlight
 
-	mu      sync.Mutex
-	over    bool   // handed to a TLS successor: reads EOF, writes vanish
-	greeted bool   // successor: go-smtp's greeting has been dropped
-	closing bool   // a 421 or 521 was sent: the rest of go-smtp's output is dropped
-	swallow int    // replies to drop: go-smtp's answers to commands we made up
-	wbuf    []byte // partial reply line
+	mu        sync.Mutex
+	over      bool   // handed to a TLS successor: reads EOF, writes vanish
+	greeted   bool   // successor: go-smtp's greeting has been dropped
+	closing   bool   // a 421 or 521 was sent: the rest of go-smtp's output is dropped
+	lingering bool   // close after reading what the client still sends (linger)
+	swallow   int    // replies to drop: go-smtp's answers to commands we made up
+	wbuf      []byte // partial reply line
 }
 
 var errHandedOver = errors.New("smtp: connection handed over to TLS")
@@ -239,12 +240,12 @@ func (c *frontConn) startTLS() {
 
 func (c *frontConn) Close() error {
 	c.mu.Lock()
-	over, closing := c.over, c.closing
+	over, linger := c.over, c.closing || c.lingering
 	c.mu.Unlock()
 	if over {
 		return nil // the socket belongs to the TLS successor
 	}
-	if closing {
+	if linger {
 		c.linger()
 	}
 	err := c.Conn.Close()
@@ -252,8 +253,8 @@ func (c *frontConn) Close() error {
 	return err
 }
 
-// Lingering close: after a 421 or 521 the client may still be sending what
-// it pipelined. Closing a socket with unread input makes the kernel send a
+// Lingering close: after a 421, a 521 or an over-long line the client may
+// still be sending what it pipelined. Closing a socket with unread input makes the kernel send a
 // reset, which can destroy the reply before the client reads it; so the
 // server first ends its side and drops what still comes, for a short,
 // bounded while (as HTTP servers do).

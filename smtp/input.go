@@ -112,7 +112,7 @@ func (c *frontConn) produce() error {
 	i := bytes.IndexByte(in.raw, '\n')
 	for i < 0 {
 		if len(in.raw) > limit {
-			return c.fail(gosmtp.ErrTooLongLine)
+			return c.tooLong()
 		}
 		if !in.waiting {
 			in.waiting, in.lineStart = true, time.Now()
@@ -124,7 +124,7 @@ func (c *frontConn) produce() error {
 		i = bytes.IndexByte(in.raw, '\n')
 	}
 	if i+1 > limit {
-		return c.fail(gosmtp.ErrTooLongLine)
+		return c.tooLong()
 	}
 	line := in.raw[:i+1]
 	in.raw = in.raw[i+1:]
@@ -140,6 +140,16 @@ func unexpectedEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// tooLong: a command line over MaxLineLength. go-smtp answers 500 and
+// closes (RFC 5321 §4.2.4, §4.5.3.1.4); the rest of the line is unread, so
+// the close lingers.
+func (c *frontConn) tooLong() error {
+	c.mu.Lock()
+	c.lingering = true
+	c.mu.Unlock()
+	return c.fail(gosmtp.ErrTooLongLine)
 }
 
 // fail makes err the answer to every further read.
