@@ -194,7 +194,7 @@ func cmdQueue(ctx context.Context, args []string, stdout io.Writer) error {
 				if i > 0 {
 					id, arr, size, from = "", "", "", ""
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", id, arr, size, from, r.Address, r.Status, r.Attempts, r.Diagnostic)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", id, arr, size, terminalSafe(from), terminalSafe(r.Address), r.Status, r.Attempts, terminalSafe(r.Diagnostic))
 			}
 		}
 		if err := tw.Flush(); err != nil {
@@ -213,18 +213,20 @@ func cmdQueue(ctx context.Context, args []string, stdout io.Writer) error {
 		if *asJSON {
 			return printJSON(stdout, q)
 		}
-		fmt.Fprintf(stdout, "ID:      %s\nArrival: %s\nFrom:    %s\nSize:    %d\n", q.ID, q.Arrival.Format("2006-01-02 15:04:05 MST"), orNull(q.From), q.Size)
+		fmt.Fprintf(stdout, "ID:      %s\nArrival: %s\nFrom:    %s\nSize:    %d\n", q.ID, q.Arrival.Format("2006-01-02 15:04:05 MST"), terminalSafe(orNull(q.From)), q.Size)
 		for _, r := range q.Recipients {
-			fmt.Fprintf(stdout, "To:      %s  %s, %d attempts", r.Address, r.Status, r.Attempts)
+			fmt.Fprintf(stdout, "To:      %s  %s, %d attempts", terminalSafe(r.Address), r.Status, r.Attempts)
 			if !r.NextAttempt.IsZero() {
 				fmt.Fprintf(stdout, ", next %s", r.NextAttempt.Format("15:04:05"))
 			}
 			if r.Diagnostic != "" {
-				fmt.Fprintf(stdout, ", last: %s", r.Diagnostic)
+				fmt.Fprintf(stdout, ", last: %s", terminalSafe(r.Diagnostic))
 			}
 			fmt.Fprintln(stdout)
 		}
-		fmt.Fprintf(stdout, "\n%s", q.Header)
+		// The header section is what a client sent: an ESC sequence in it
+		// must not reach the operator's terminal.
+		fmt.Fprintf(stdout, "\n%s", terminalSafe(q.Header))
 	case "flush":
 		var res map[string]int
 		if err := c.call(ctx, "POST", "/v1/queue/flush", nil, &res); err != nil {
@@ -292,7 +294,7 @@ func queueCluster(ctx context.Context, c *client, op string, asJSON bool, stdout
 		}
 		for _, q := range qs {
 			for _, rc := range q.Recipients {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.DeviceID, r.ClusterNo, q.ID, q.Arrival.Format("2006-01-02 15:04:05"), orNull(q.From), rc.Address, rc.Status, rc.Diagnostic)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.DeviceID, r.ClusterNo, q.ID, q.Arrival.Format("2006-01-02 15:04:05"), terminalSafe(orNull(q.From)), terminalSafe(rc.Address), rc.Status, terminalSafe(rc.Diagnostic))
 			}
 		}
 	}
@@ -303,4 +305,18 @@ func queueCluster(ctx context.Context, c *client, op string, asJSON bool, stdout
 		return fmt.Errorf("%d of %d members did not answer", failed, len(res))
 	}
 	return nil
+}
+
+// terminalSafe shows the control characters of s (but newline and tab) as
+// \xHH escapes, so that text from outside cannot drive a terminal.
+func terminalSafe(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if (r < 0x20 && r != '\n' && r != '\t') || (r >= 0x7f && r < 0xa0) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
