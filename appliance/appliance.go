@@ -52,6 +52,15 @@ type Appliance struct {
 	clusterMu sync.Mutex // guards cluster (made in Start, read by SMTP and control)
 	cluster   *cluster.Agent
 
+	// a frontend (frontend.go) has these instead of store, ldap and cluster
+	fe       *cluster.Frontend
+	feDir    *frontendDirectory
+	feCancel context.CancelFunc
+	proxy    *server.Proxy
+
+	restartReq  chan struct{} // closed when the appliance must be made anew (attach, detach)
+	restartOnce sync.Once
+
 	listeners []net.Listener
 	https     []*http.Server
 	addrs     map[string]string // listener name → bound address
@@ -65,7 +74,7 @@ type Appliance struct {
 // on nothing until Start.
 func New(cfg Config) (a *Appliance, err error) {
 	cfg.setDefaults()
-	a = &Appliance{cfg: cfg, log: cfg.Logger, addrs: map[string]string{}, registry: prometheus.NewRegistry(), stopReq: make(chan struct{})}
+	a = &Appliance{cfg: cfg, log: cfg.Logger, addrs: map[string]string{}, registry: prometheus.NewRegistry(), stopReq: make(chan struct{}), restartReq: make(chan struct{})}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("appliance: data directory: %w", err)
 	}
@@ -102,6 +111,12 @@ func New(cfg Config) (a *Appliance, err error) {
 	if a.adminHash, a.generated, a.freshAdmin, err = loadOrCreateAdmin(cfg.DataDir, cfg.AdminPassword); err != nil {
 		return nil, err
 	}
+	if cluster.IsFrontend(cfg.DataDir) {
+		if err := a.newFrontendMode(); err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
 	opts := ldapstore.Options{Suffix: cfg.Suffix, ServerID: 1, Logger: a.log.With("component", "ldapstore")}
 	if skew := cfg.ClockSkew; skew != 0 {
 		opts.Now = func() time.Time { return time.Now().Add(skew) }
@@ -122,6 +137,8 @@ func New(cfg Config) (a *Appliance, err error) {
 		Logger:        a.log.With("component", "ldap"),
 		Registry:      a.registry,
 		VendorVersion: firmware.Version,
+		// what a frontend's session never sees (besides userPassword)
+		RestrictedHide: []string{"posternClusterPublicKey", "posternRevokedKey", "posternJoinLock", "posternAllowedIP"},
 	})
 	if err != nil {
 		a.store.Close()
@@ -147,6 +164,15 @@ func New(cfg Config) (a *Appliance, err error) {
 // StopRequested is closed when `postern stop` asks the appliance to stop
 // (the serve command then closes it as on SIGTERM).
 func (a *Appliance) StopRequested() <-chan struct{} { return a.stopReq }
+
+// RestartRequested is closed when the appliance changed what it is
+// (attached as a frontend, detached from the cluster): the serve command
+// closes it and makes it anew in the same process, on the same data.
+func (a *Appliance) RestartRequested() <-chan struct{} { return a.restartReq }
+
+func (a *Appliance) requestRestart() {
+	a.restartOnce.Do(func() { close(a.restartReq) })
+}
 
 // requestStop closes StopRequested once.
 func (a *Appliance) requestStop() {
@@ -212,6 +238,9 @@ func (a *Appliance) registerMetrics() {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "postern_ldap_entries", Help: "Live entries in the local directory.",
 		}, func() float64 {
+			if a.store == nil {
+				return 0 // a frontend keeps no directory
+			}
 			n, _ := a.store.Count(context.Background())
 			return float64(n)
 		}),
@@ -234,14 +263,18 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 		}
 	}()
 	a.started = time.Now()
-	if enabled(a.cfg.LDAPAddr) {
+	if a.fe != nil {
+		if err := a.startFrontend(ctx); err != nil {
+			return err
+		}
+	} else if enabled(a.cfg.LDAPAddr) {
 		l, err := a.listen("ldap", a.cfg.LDAPAddr)
 		if err != nil {
 			return err
 		}
 		a.goServe("ldap", func() error { return a.ldap.Serve(l) })
 	}
-	if enabled(a.cfg.LDAPSAddr) {
+	if enabled(a.cfg.LDAPSAddr) && a.fe == nil {
 		l, err := a.listen("ldaps", a.cfg.LDAPSAddr)
 		if err != nil {
 			return err
@@ -264,8 +297,10 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 		mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
 		a.serveHTTP("metrics", l, mux)
 	}
-	if err := a.startCluster(); err != nil {
-		return err
+	if a.fe == nil {
+		if err := a.startCluster(); err != nil {
+			return err
+		}
 	}
 	if err := a.startControl(); err != nil {
 		return err
@@ -344,6 +379,15 @@ func (a *Appliance) Close() error {
 		}
 		if a.cluster != nil {
 			a.cluster.Close() // before LDAP and SMTP: its tunnels are their connections
+		}
+		if a.feCancel != nil {
+			a.feCancel()
+		}
+		if a.proxy != nil {
+			a.proxy.Close()
+		}
+		if a.fe != nil {
+			a.fe.Close()
 		}
 		if a.ldap != nil {
 			a.ldap.Close()

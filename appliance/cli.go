@@ -115,6 +115,9 @@ func usage(w io.Writer) {
   cluster readdress --self IP:PORT     (this member's new cluster address, announced to the members)
   cluster rekey [--id clusterid.txt --password-file F]   (a new device key, or the lost old one replaced)
   cluster password                     (retires every cluster identifier handed out before)
+  cluster frontend attach --id clusterid.txt --password-file F --backend IP:PORT --self IP:PORT
+  cluster frontend detach              (standalone again, with a fresh, empty directory)
+  cluster backend add IP:PORT | cluster backend remove IP:PORT   (a frontend's remote LDAP servers)
   admin password [--password-file F]   (resets the admin password; without a file one is generated and printed)
   wait [--timeout 30s] [--cluster-ok]  (until the appliance answers, or every member row says OK)
   stop                                 (stops the appliance and waits until it has)
@@ -178,9 +181,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case <-a.StopRequested():
+	for {
+		select {
+		case <-ctx.Done():
+		case <-a.StopRequested():
+		case <-a.RestartRequested():
+			// attached as a frontend, or detached: the same data, made anew
+			fmt.Fprintln(stdout, "restarting in the new role")
+			if err := a.Close(); err != nil {
+				return err
+			}
+			cfg.AdminPassword = ""
+			if a, err = New(cfg); err != nil {
+				return err
+			}
+			if err := a.Start(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		break
 	}
 	fmt.Fprintln(stdout, "stopping")
 	return a.Close()

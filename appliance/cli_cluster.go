@@ -134,6 +134,60 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "record of %s deleted (an active member comes back by its heartbeat)\n", fs.Arg(0))
 		}
 		return nil
+	case "frontend":
+		if len(args) < 2 {
+			return usagef("want frontend attach or frontend detach")
+		}
+		fs, data, _ = clientFlags("cluster frontend " + args[1])
+		switch args[1] {
+		case "attach":
+			idFile := fs.String("id", "clusterid.txt", "the cluster identifier from a backend")
+			pwFile := fs.String("password-file", "", "file holding the cluster password (first line)")
+			backend := fs.String("backend", "", "cluster address IP:PORT of the backend to attach to")
+			self := fs.String("self", "", "this device's cluster address IP:PORT")
+			if err := parseAll(fs, args[2:]); err != nil {
+				return err
+			}
+			id, err := os.ReadFile(*idFile)
+			if err != nil {
+				return err
+			}
+			pw, err := readPassword(*pwFile)
+			if err != nil {
+				return err
+			}
+			return streamProgress(ctx, c(), "/v1/cluster/frontend/attach", cluster.JoinRequest{ID: id, Password: pw, Member: *backend, Self: *self}, stdout)
+		case "detach":
+			if err := parseAll(fs, args[2:]); err != nil {
+				return err
+			}
+			var ans map[string]string
+			if err := c().call(ctx, "POST", "/v1/cluster/frontend/detach", nil, &ans); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "detached: %s deleted this frontend's record and revoked its key; this appliance is standalone again, with a fresh, empty default directory (made anew in the running process)\n", ans["told"])
+			return nil
+		}
+		return unknown("subcommand of postern cluster frontend", args[1], []string{"attach", "detach"})
+	case "backend":
+		if len(args) < 2 {
+			return usagef("want backend add IP:PORT or backend remove IP:PORT")
+		}
+		fs, data, _ = clientFlags("cluster backend " + args[1])
+		if args[1] != "add" && args[1] != "remove" {
+			return unknown("subcommand of postern cluster backend", args[1], []string{"add", "remove"})
+		}
+		if err := parseAll(fs, args[2:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return usagef("want exactly one IP:PORT (a backend's cluster address)")
+		}
+		if err := c().call(ctx, "POST", "/v1/cluster/backend/"+args[1], map[string]string{"addr": fs.Arg(0)}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "backend %s %s\n", fs.Arg(0), map[string]string{"add": "added: lookups fail over to it", "remove": "removed from this frontend's list"}[args[1]])
+		return nil
 	case "password":
 		if err := parseAll(fs, args[1:]); err != nil {
 			return err
@@ -248,8 +302,13 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func streamJoin(ctx context.Context, c *client, req cluster.JoinRequest, stdout io.Writer) error {
+	return streamProgress(ctx, c, "/v1/cluster/join", req, stdout)
+}
+
+// streamProgress posts req and prints the progress lines it streams.
+func streamProgress(ctx context.Context, c *client, path string, req cluster.JoinRequest, stdout io.Writer) error {
 	b, _ := json.Marshal(req)
-	resp, err := c.do(ctx, "POST", "/v1/cluster/join", strings.NewReader(string(b)), "application/json")
+	resp, err := c.do(ctx, "POST", path, strings.NewReader(string(b)), "application/json")
 	if err != nil {
 		return err
 	}
@@ -312,6 +371,22 @@ func fmtTime(t time.Time) string {
 }
 
 func printClusterStatus(w io.Writer, st *cluster.Status) {
+	if f := st.Frontend; f != nil {
+		fmt.Fprintf(w, "Frontend %s (%s) of cluster %s at %s: %s (measured %s)\n\n", f.DeviceID, f.UUID, f.ClusterUUID, f.Addr, f.Number, fmtTime(f.Measured))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "Remote LDAP server")
+		fmt.Fprintln(tw, "Device ID\tCluster No.\tIP address\tPort\tStatus\tIn use")
+		for _, b := range f.Backends {
+			use := ""
+			if b.InUse {
+				use = "yes"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", b.DeviceID, b.ClusterNo, b.IP, b.Port, b.Status, use)
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "Allow mail injection on: %s\n", orNone(strings.Join(f.InjectTo, ", ")))
+		return
+	}
 	if !st.Member {
 		fmt.Fprintf(w, "Device %s (%s) is not a cluster member (standalone).\n", st.DeviceID, st.UUID)
 		if st.Standalone != "" {

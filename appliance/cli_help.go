@@ -23,7 +23,7 @@ var (
 		"domain":  {"add", "list", "remove"},
 		"relay":   {"show", "networks", "smarthost"},
 		"queue":   {"list", "show", "flush", "delete"},
-		"cluster": {"prepare", "join", "check", "status", "leave", "remove", "forget", "protect", "inject", "compare", "readdress", "rekey", "password"},
+		"cluster": {"prepare", "join", "check", "status", "leave", "remove", "forget", "protect", "inject", "compare", "readdress", "rekey", "password", "frontend", "backend"},
 		"admin":   {"password"},
 	}
 )

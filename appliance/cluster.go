@@ -27,6 +27,8 @@ func (a *Appliance) startCluster() error {
 		UUID:          a.identity.UUID,
 		RootDN:        a.cfg.AdminDN(),
 		ServeLDAP:     a.ldap.ServeConn,
+		// frontends read as themselves, never a write, never a secret
+		ServeLDAPRestricted: a.ldap.ServeConnRestricted,
 		ServeInjected: a.smtp.ServeInjected,
 		LDAPAddr:      a.addrs["ldap"],
 		SMTPAddr:      a.addrs["smtp"],
@@ -127,6 +129,7 @@ func (a *Appliance) clusterRoutes(mux *http.ServeMux) {
 		return c.Check(r.Context(), req), nil
 	}))
 	mux.HandleFunc("POST /v1/cluster/join", a.handleJoin)
+	mux.HandleFunc("POST /v1/cluster/frontend/attach", a.handleAttach)
 	mux.HandleFunc("POST /v1/cluster/compare", a.handleCompare)
 	mux.HandleFunc("POST /v1/cluster/password", h(func(r *http.Request, c *cluster.Agent) (any, error) {
 		n, err := c.RetireIdentifiers(r.Context())
@@ -198,6 +201,39 @@ type JoinProgress struct {
 	Line  string `json:"line,omitempty"`
 	Error string `json:"error,omitempty"`
 	Done  bool   `json:"done,omitempty"`
+}
+
+// handleAttach streams `cluster frontend attach` like a join; on success
+// the appliance is made anew as a frontend (its directory closed and
+// removed) in the same process.
+func (a *Appliance) handleAttach(w http.ResponseWriter, r *http.Request) {
+	var req cluster.JoinRequest
+	if err := decodeJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	a.clusterMu.Lock()
+	c := a.cluster
+	a.clusterMu.Unlock()
+	if c == nil {
+		writeError(w, &apiError{http.StatusServiceUnavailable, "cluster agent not running"})
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	fl, _ := w.(http.Flusher)
+	send := func(p JoinProgress) {
+		json.NewEncoder(w).Encode(p)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	if err := c.AttachFrontend(r.Context(), req, func(line string) { send(JoinProgress{Line: line}) }); err != nil {
+		send(JoinProgress{Error: err.Error()})
+		return
+	}
+	send(JoinProgress{Line: "restarting as a frontend"})
+	send(JoinProgress{Done: true})
+	a.requestRestart()
 }
 
 // handleJoin streams the join's progress as JSON lines, then the result.

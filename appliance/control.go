@@ -44,7 +44,11 @@ func (a *Appliance) startControl() error {
 	}
 	a.listeners = append(a.listeners, l)
 	mux := http.NewServeMux()
-	a.routes(mux)
+	if a.fe != nil {
+		a.frontendRoutes(mux)
+	} else {
+		a.routes(mux)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	a.https = append(a.https, srv)
 	a.goServe("control", func() error { return srv.Serve(l) })
@@ -128,19 +132,27 @@ type StatusReport struct {
 	Listeners  map[string]string `json:"listeners"`
 	Entries    int               `json:"entries"`
 	ContextCSN []string          `json:"context_csn"`
+	Role       string            `json:"role,omitempty"`
 }
 
 // Status reports identity, listeners and the directory's size and state.
 func (a *Appliance) Status(ctx context.Context) (*StatusReport, error) {
-	n, err := a.store.Count(ctx)
-	if err != nil {
-		return nil, err
+	n := -1 // a frontend keeps no directory
+	if a.store != nil {
+		var err error
+		if n, err = a.store.Count(ctx); err != nil {
+			return nil, err
+		}
 	}
 	sys := a.System()
 	rep := &StatusReport{
 		DeviceID: a.identity.DeviceID, UUID: a.identity.UUID, Hostname: sys.Hostname,
 		Version: firmware.Version, Build: firmware.Build, DataDir: a.cfg.DataDir,
 		Uptime: time.Since(a.started).Round(time.Second).String(), Listeners: a.addrs, Entries: n,
+	}
+	if a.store == nil {
+		rep.Role = "frontend (no local directory)"
+		return rep, nil
 	}
 	for _, c := range a.store.ContextCSN() {
 		rep.ContextCSN = append(rep.ContextCSN, c.String())

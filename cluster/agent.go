@@ -33,6 +33,11 @@ type Config struct {
 	// ServeLDAP serves one tunnelled LDAP connection pre-authenticated as
 	// boundDN ((*server.Server).ServeConn). nil refuses LDAP tunnels.
 	ServeLDAP func(c net.Conn, boundDN string) error
+	// ServeLDAPRestricted serves one tunnelled LDAP connection of a
+	// frontend, bound as its member record's DN in a read-only session of
+	// limited sight ((*server.Server).ServeConnRestricted). nil: this
+	// backend serves no frontends.
+	ServeLDAPRestricted func(c net.Conn, boundDN string) error
 	// ServeInjected serves the SMTP connections a member injects through
 	// its tunnel ((*smtp.Gateway).ServeInjected). nil refuses them.
 	ServeInjected func(c net.Conn, member string)
@@ -50,6 +55,9 @@ type Config struct {
 	// names it ("queue.list", "queue.flush"), the answer is sent as JSON.
 	// nil: members cannot call.
 	Call func(ctx context.Context, op string, arg json.RawMessage) (any, error)
+	// FrontendOps are the Call operations frontends may ask for (the key
+	// operations of secure mail, say); every other one is members' only.
+	FrontendOps []string
 
 	Version   string        // firmware version; default firmware.Version
 	Heartbeat time.Duration // member record refresh and peer check; default 15 s

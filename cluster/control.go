@@ -42,7 +42,11 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 		fail(fmt.Errorf("cluster: this device was removed from the cluster"))
 		return
 	}
-	if role == roleJoiner && !slices.Contains([]string{msgHello, msgLock, msgUnlock, msgJoin, msgRekey, msgCompare}, m.Type) {
+	if role == roleFrontend && !slices.Contains(frontendMsgs, m.Type) {
+		fail(fmt.Errorf("cluster: %s is not open to frontends", m.Type))
+		return
+	}
+	if role == roleJoiner && !slices.Contains([]string{msgHello, msgLock, msgUnlock, msgJoin, msgRekey, msgCompare, msgAttach}, m.Type) {
 		fail(fmt.Errorf("cluster: %s needs a member key", m.Type))
 		return
 	}
@@ -55,6 +59,9 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 		h := a.hello(ctx)
 		if role == roleRemoved {
 			h.Removed = fmt.Sprintf("this device's key was revoked: it was removed from cluster %s (told by %s)", h.ClusterUUID, a.cfg.DeviceID)
+		}
+		if role == roleFrontend {
+			h.Members = a.briefs(ctx) // backend add: the backends' addresses and keys
 		}
 		if role == roleJoiner {
 			// what a joiner's pre-join check needs: why its identifier
@@ -69,7 +76,14 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 			fail(fmt.Errorf("cluster: heartbeat must carry the sender's own record"))
 			return
 		}
-		a.takeAnnounced(ctx, device, m.Member)
+		if role == roleFrontend {
+			if err := a.takeFrontendRecord(ctx, device, m.Member, m.Record); err != nil {
+				fail(err)
+				return
+			}
+		} else {
+			a.takeAnnounced(ctx, device, m.Member)
+		}
 		WriteMessage(ch, &Message{Type: msgHello, Peer: a.hello(ctx)})
 	case msgLock:
 		who := m.Device
@@ -130,7 +144,23 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 			return
 		}
 		WriteMessage(ch, &Message{Type: msgCheck, Check: ci})
+	case msgAttach:
+		if err := a.registerFrontend(ctx, m.Member, ip, c.key); err != nil {
+			fail(err)
+			return
+		}
+		WriteMessage(ch, &Message{Type: msgOK, Peer: a.hello(ctx)})
+	case msgDetach:
+		if err := a.detachFrontend(ctx, device); err != nil {
+			fail(err)
+			return
+		}
+		WriteMessage(ch, &Message{Type: msgOK})
 	case msgCall:
+		if role == roleFrontend && !slices.Contains(a.cfg.FrontendOps, m.Op) {
+			fail(fmt.Errorf("cluster: %s is not open to frontends", m.Op))
+			return
+		}
 		if a.cfg.Call == nil {
 			fail(fmt.Errorf("cluster: member calls are not available here"))
 			return

@@ -147,6 +147,9 @@ func (a *Agent) authenticate(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permi
 		for _, m := range members {
 			if pk, err := parseKey(m.DeviceKey); err == nil && keysEqual(pk, key) {
 				role, device = roleMember, m.DeviceID
+				if m.Role == roleFrontend {
+					role = roleFrontend
+				}
 			}
 		}
 	}
@@ -246,14 +249,14 @@ func (a *Agent) serveConn(c net.Conn) {
 					refusal: sc.Permissions.Extensions["refusal"], ip: addrIP(sc.RemoteAddr())})
 			}()
 		case "direct-tcpip":
-			if role != roleMember {
+			if role != roleMember && role != roleFrontend {
 				nc.Reject(ssh.Prohibited, "the cluster key opens no tunnels")
 				continue
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				a.serveTunnel(nc, device, sc.RemoteAddr())
+				a.serveTunnel(nc, role, device, sc.RemoteAddr())
 			}()
 		default:
 			// "session" lands here: no shell, exec, pty or sftp.
@@ -282,7 +285,7 @@ func keepalive(c ssh.Conn) bool {
 
 // serveTunnel opens a direct-tcpip channel to this appliance's LDAP or
 // SMTP listener, and refuses every other destination (RFC 4254 §7.2).
-func (a *Agent) serveTunnel(nc ssh.NewChannel, device string, remote net.Addr) {
+func (a *Agent) serveTunnel(nc ssh.NewChannel, role, device string, remote net.Addr) {
 	var req struct {
 		Host     string
 		Port     uint32
@@ -296,6 +299,14 @@ func (a *Agent) serveTunnel(nc ssh.NewChannel, device string, remote net.Addr) {
 	dest := net.JoinHostPort(req.Host, strconv.FormatUint(uint64(req.Port), 10))
 	var serve func(net.Conn)
 	switch {
+	case dest == a.cfg.LDAPAddr && role == roleFrontend:
+		// a frontend reads what mail needs, as itself: never userPassword,
+		// never the cluster's keys, never a write
+		if a.cfg.ServeLDAPRestricted == nil {
+			nc.Reject(ssh.Prohibited, "this backend serves no frontends")
+			return
+		}
+		serve = func(c net.Conn) { a.cfg.ServeLDAPRestricted(c, memberDN(a.cfg.Store.Suffix(), device)) }
 	case dest == a.cfg.LDAPAddr && a.cfg.ServeLDAP != nil:
 		// Pre-authenticated: the SSH layer has authenticated the member,
 		// so the tunnel is bound as the LDAP root (what a replication

@@ -12,21 +12,22 @@ import (
 // Status is what `postern cluster status` shows: the three tables of the
 // cluster menu, measured when asked.
 type Status struct {
-	Member      bool        `json:"member"`
-	DeviceID    string      `json:"device_id"`
-	UUID        string      `json:"uuid"`
-	ClusterUUID string      `json:"cluster_uuid,omitempty"`
-	ClusterNo   int         `json:"cluster_no,omitempty"`
-	Addr        string      `json:"addr,omitempty"`
-	Members     []MemberRow `json:"members"`
-	Setup       []SetupRow  `json:"setup"`
-	Replication []ReplRow   `json:"replication"`
-	LastChange  string      `json:"last_change,omitempty"` // "Cluster No. N at TIME"
-	Protection  *Protection `json:"protection,omitempty"`
-	InjectTo    []string    `json:"inject_to,omitempty"`
-	NTP         NTPStatus   `json:"ntp"`
-	Standalone  string      `json:"standalone,omitempty"` // why this device is standalone, when it was removed while away
-	Measured    time.Time   `json:"measured"`
+	Member      bool            `json:"member"`
+	DeviceID    string          `json:"device_id"`
+	UUID        string          `json:"uuid"`
+	ClusterUUID string          `json:"cluster_uuid,omitempty"`
+	ClusterNo   int             `json:"cluster_no,omitempty"`
+	Addr        string          `json:"addr,omitempty"`
+	Members     []MemberRow     `json:"members"`
+	Setup       []SetupRow      `json:"setup"`
+	Replication []ReplRow       `json:"replication"`
+	LastChange  string          `json:"last_change,omitempty"` // "Cluster No. N at TIME"
+	Protection  *Protection     `json:"protection,omitempty"`
+	InjectTo    []string        `json:"inject_to,omitempty"`
+	NTP         NTPStatus       `json:"ntp"`
+	Standalone  string          `json:"standalone,omitempty"` // why this device is standalone, when it was removed while away
+	Frontend    *FrontendStatus `json:"frontend,omitempty"`   // on a frontend: its Remote LDAP server table
+	Measured    time.Time       `json:"measured"`
 }
 
 // NTPStatus is this member's last clock measurement.
@@ -110,18 +111,25 @@ func (a *Agent) Status(ctx context.Context) (*Status, error) {
 	local, _ := a.cfg.Store.Count(ctx)
 	loc := a.cfg.Local()
 	ntpNow := a.ntpState()
-	frontendOf := map[string][]string{}
+	// a frontend's record names its backends (BackendOf): it "is frontend
+	// of" them, and each of them "is backend of" it
+	backendOf := map[string][]string{}
 	for _, m := range members {
-		for _, b := range m.BackendOf {
-			frontendOf[b] = append(frontendOf[b], m.DeviceID)
+		if m.Role == roleFrontend {
+			for _, b := range m.BackendOf {
+				backendOf[b] = append(backendOf[b], m.DeviceID)
+			}
 		}
 	}
 	for _, m := range members {
 		ip, port, _ := net.SplitHostPort(m.Addr)
 		self := m.DeviceID == a.cfg.DeviceID
 		row := SetupRow{DeviceID: m.DeviceID, UUID: m.UUID, ClusterNo: strconv.Itoa(m.ClusterNo), Hostname: m.Hostname,
-			IP: ip, Port: port, FrontendOf: frontendOf[m.DeviceID], BackendOf: m.BackendOf, Comment: m.Comment, Location: m.Location,
+			IP: ip, Port: port, BackendOf: backendOf[m.DeviceID], Comment: m.Comment, Location: m.Location,
 			Version: m.Version, NTPServer: m.NTPServer, LastUpdate: m.LastUpdate, Self: self, Parity: "OK"}
+		if m.Role == roleFrontend {
+			row.FrontendOf, row.BackendOf = m.BackendOf, nil
+		}
 		var view peerView
 		if p := a.peer(m.DeviceID); p != nil && !self {
 			view = p.view(a.cfg.Heartbeat)
@@ -146,8 +154,8 @@ func (a *Agent) Status(ctx context.Context) (*Status, error) {
 		if len(diffs) > 0 {
 			row.Parity = strings.Join(diffs, "; ")
 		}
-		if m.Role == "frontend" {
-			row.ClusterNo = "F(" + strings.Join(m.BackendOf, ",") + ")"
+		if m.Role == roleFrontend {
+			row.ClusterNo = frontendNumbers(m, members)
 		}
 		s.Setup = append(s.Setup, row)
 		if m.Role == "frontend" {

@@ -34,6 +34,8 @@ const (
 	msgCompare   = "compare"   // member → peer: list your tree (cluster compare) → items…
 	msgRekey     = "rekey"     // member (own key, or a cluster key) → peer: this member's new device key
 	msgCall      = "call"      // member → peer: run an appliance operation (Config.Call) → ok with Result
+	msgAttach    = "attach"    // would-be frontend → backend (cluster key): register my frontend record
+	msgDetach    = "detach"    // frontend → backend: delete my record, revoke my key
 	msgItems     = "items"
 	msgOK        = "ok"
 	msgError     = "error"
@@ -43,7 +45,7 @@ const (
 var knownMsg = map[string]bool{
 	msgHello: true, msgHeartbeat: true, msgLock: true, msgUnlock: true, msgJoin: true, msgDump: true,
 	msgLeave: true, msgRemoved: true, msgOK: true, msgError: true, msgEntries: true, msgCheck: true,
-	msgCompare: true, msgItems: true, msgRekey: true, msgCall: true,
+	msgCompare: true, msgItems: true, msgRekey: true, msgCall: true, msgAttach: true, msgDetach: true,
 }
 
 // Message is one control message. Fields beyond Type are used by some
@@ -60,6 +62,7 @@ type Message struct {
 	ClusterNo int    `json:"cluster_no,omitempty"` // lock answer
 	Forwarded bool   `json:"forwarded,omitempty"`  // lock/unlock relayed by a member to the coordinator
 	Failed    bool   `json:"failed,omitempty"`     // unlock: the join failed after registering; take the record back
+	Record    bool   `json:"record,omitempty"`     // a frontend's heartbeat: the receiving backend writes its record
 
 	Check *CheckInfo `json:"check,omitempty"` // check requests and answers
 
@@ -102,9 +105,12 @@ type PeerInfo struct {
 
 // MemberBrief is a member's Device ID, hostname and cluster address.
 type MemberBrief struct {
-	DeviceID string `json:"device_id"`
-	Hostname string `json:"hostname,omitempty"`
-	Addr     string `json:"addr,omitempty"`
+	DeviceID  string `json:"device_id"`
+	Hostname  string `json:"hostname,omitempty"`
+	Addr      string `json:"addr,omitempty"`
+	ClusterNo int    `json:"cluster_no,omitempty"`
+	Role      string `json:"role,omitempty"`
+	DeviceKey string `json:"device_key,omitempty"` // public: a frontend pins it as the backend's host key
 }
 
 // WireEntry is one entry of a dump, operational attributes included.

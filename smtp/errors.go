@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"errors"
 	"fmt"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -75,5 +76,15 @@ var (
 
 // tempLookup is the reply when the directory cannot be read.
 func tempLookup(err error) *Error {
+	if errors.Is(err, ErrDirectoryUnavailable) {
+		// RFC 3463 X.4.3: directory server failure; try again later
+		return newError(451, [3]int{4, 4, 3}, "Directory server unavailable, try again later", err)
+	}
 	return newError(451, [3]int{4, 3, 0}, "Temporary lookup failure", err)
 }
+
+// ErrDirectoryUnavailable is what a Directory returns while it cannot
+// answer at all (a frontend none of whose backends answers): the gateway
+// answers 451 4.4.3, never a 5xx, and accepts nothing the policy would
+// refuse.
+var ErrDirectoryUnavailable = errors.New("smtp: directory unavailable")

@@ -1,0 +1,287 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// frontendStatus is the part of `cluster status --json` on a frontend the
+// tests read.
+type frontendStatus struct {
+	Frontend *struct {
+		Number   string `json:"number"`
+		Backends []struct {
+			DeviceID string `json:"device_id"`
+			IP, Port string
+			Status   string `json:"status"`
+			OK       bool   `json:"ok"`
+			InUse    bool   `json:"in_use"`
+		} `json:"backends"`
+	} `json:"frontend"`
+	Member bool `json:"member"`
+}
+
+func (x *appliance) frontendStatus(t *testing.T) frontendStatus {
+	t.Helper()
+	out, err := x.cli("cluster", "status", "--json")
+	if err != nil {
+		t.Fatalf("cluster status: %v\n%s", err, out)
+	}
+	var st frontendStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("cluster status: %v\n%s", err, out)
+	}
+	return st
+}
+
+// attach runs `cluster frontend attach` on x to backend via.
+func (f *clusterFixture) attach(x, via *appliance, idFile string) (string, error) {
+	return x.cli("cluster", "frontend", "attach", "--id", idFile, "--password-file", f.pw, "--backend", via.addr["cluster"], "--self", x.addr["cluster"])
+}
+
+// smtpReply sends one message with swaks and returns the last reply line
+// of the transaction (its code tells 250, 4xx, 5xx).
+func smtpReply(t *testing.T, x *appliance, to, subject string) string {
+	t.Helper()
+	out, _ := swaks(t, x, "--from", "sender@remote.test", "--to", to, "--header", "Subject: "+subject, "--timeout", "10")
+	last := ""
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "<** ") || strings.HasPrefix(l, "<~* ") || strings.HasPrefix(l, "<-  250") || strings.HasPrefix(l, "<-  451") || strings.HasPrefix(l, "<-  4") || strings.HasPrefix(l, "<-  5") {
+			last = strings.TrimSpace(strings.TrimLeft(l, "<*~- "))
+		}
+	}
+	if last == "" {
+		last = strings.TrimSpace(out)
+	}
+	return last
+}
+
+// TestFrontends is issue 13: two backends and two frontends as processes.
+// A refused attach lists every problem at once; frontends attach, keep no
+// directory, see a domain added on a backend within 2 s, deliver mail, fail
+// over to the next backend when the one in use is killed (never a 5xx
+// caused by it), answer 451 4.4.3 when no backend answers, refuse writes
+// on their LDAP listener, read through it without userPassword; backends
+// are added and removed; a frontend detaches and is standalone with an
+// empty directory, its key refused.
+func TestFrontends(t *testing.T) {
+	f := newClusterFixture(t)
+	b1, b2 := f.start("127.0.0.70"), f.start("127.0.0.71")
+	id := f.prepare(b1, "127.0.0.71", "127.0.0.72", "127.0.0.73")
+	if out, err := f.join(b2, b1, id); err != nil {
+		t.Fatalf("join: %v\n%s", err, out)
+	}
+	b1.waitAllOK(t, 2)
+	f1, f2 := f.start("127.0.0.72"), f.start("127.0.0.73")
+	sink := startSink(t, "127.0.0.74")
+	// an identifier pins the host key of the member it was made on: f2
+	// attaches to b2 with one made there
+	id2 := f.prepare(b2, "127.0.0.73")
+
+	// a refused attach names every problem at once
+	bad := writePassword(t, "not the cluster password")
+	f2.cli("system", "set", "--ntp-server", "127.0.0.1:1")
+	out, err := f2.cli("cluster", "frontend", "attach", "--id", id2, "--password-file", bad, "--backend", b2.addr["cluster"], "--self", f2.addr["cluster"])
+	if err == nil || !strings.Contains(out, "wrong cluster password") || !strings.Contains(out, "NTP") {
+		t.Fatalf("attach with a wrong password and another NTP server: %v\n%s", err, out)
+	}
+	t.Logf("refused attach:\n%s", out)
+	f2.cli("system", "set", "--ntp-server", f.ntp.addr)
+
+	for _, p := range []struct {
+		fe, be *appliance
+		id     string
+	}{{f1, b1, id}, {f2, b2, id2}} {
+		out, err := f.attach(p.fe, p.be, p.id)
+		if err != nil || !strings.Contains(out, "is now a frontend") {
+			t.Fatalf("attach %s to %s: %v\n%s", p.fe.ip, p.be.ip, err, out)
+		}
+		p.fe.waitLog(t, "restarting in the new role")
+		eventually(t, 20*time.Second, p.fe.ip+" a frontend with its backend OK", func() string {
+			st := p.fe.frontendStatus(t)
+			if st.Frontend == nil || len(st.Frontend.Backends) != 1 || !st.Frontend.Backends[0].OK {
+				return fmt.Sprintf("%+v", st.Frontend)
+			}
+			return ""
+		})
+	}
+	if out, err := f1.cli("cluster", "backend", "add", b2.addr["cluster"]); err != nil {
+		t.Fatalf("backend add: %v\n%s", err, out)
+	}
+	st := f1.frontendStatus(t)
+	if st.Frontend.Number != "F(1,2)" || len(st.Frontend.Backends) != 2 {
+		t.Fatalf("f1 after backend add: %+v", st.Frontend)
+	}
+	out, _ = f1.cli("cluster", "status")
+	t.Logf("f1's Remote LDAP server table:\n%s", out)
+	eventually(t, 20*time.Second, "the backends list the frontends", func() string {
+		out, _ := b1.cli("cluster", "status")
+		if !strings.Contains(out, "F(1,2)") || !strings.Contains(out, "F(2)") {
+			return out
+		}
+		return ""
+	})
+	if bst := b1.clusterStatus(t); len(bst.Members) != 2 {
+		t.Fatalf("Cluster members lists frontends: %+v", bst.Members)
+	}
+
+	// nothing of the directory on a frontend's disk
+	for _, fe := range []*appliance{f1, f2} {
+		entries, _ := os.ReadDir(fe.data)
+		for _, e := range entries {
+			switch e.Name() {
+			case "identity.json", "system.json", "tls.crt", "tls.key", "admin.hash", "control.sock", "lock",
+				"ssh_host_ed25519_key", "frontend.json", "queue":
+			default:
+				t.Errorf("%s: unexpected file %s in a frontend's data directory", fe.ip, e.Name())
+			}
+		}
+	}
+
+	// a domain added on backend 1 is in force on both frontends within 2 s
+	added := time.Now()
+	if out, err := b1.cli("domain", "add", "example.com", "--deliver-to", sink.addr, "--tls", "none"); err != nil {
+		t.Fatalf("domain add: %v\n%s", err, out)
+	}
+	for _, fe := range []*appliance{f1, f2} {
+		for !strings.HasPrefix(smtpReply(t, fe, "alice@example.com", "seen?"), "250") {
+			if time.Since(added) > 2*time.Second {
+				t.Fatalf("%s: the new domain not in force 2 s after it was added", fe.ip)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("domain in force on both frontends %s after it was added on a backend", time.Since(added).Round(10*time.Millisecond))
+	sink.wait(t, 2, 30*time.Second)
+	if out, err := b2.cli("domain", "remove", "example.com"); err != nil {
+		t.Fatalf("domain remove: %v\n%s", err, out)
+	}
+	eventually(t, 2*time.Second, "the removed domain refused on both frontends", func() string {
+		for _, fe := range []*appliance{f1, f2} {
+			if r := smtpReply(t, fe, "alice@example.com", "still?"); !strings.HasPrefix(r, "554") {
+				return fe.ip + ": " + r
+			}
+		}
+		return ""
+	})
+	b1.cli("domain", "add", "example.com", "--deliver-to", sink.addr, "--tls", "none")
+	eventually(t, 5*time.Second, "domain back", func() string {
+		if r := smtpReply(t, f1, "alice@example.com", "back"); !strings.HasPrefix(r, "250") {
+			return r
+		}
+		return ""
+	})
+
+	// writes refused, reads through the backend without userPassword
+	b1.ldapModify(t, "dn: uid=carol,ou=people,"+suffix+"\nchangetype: add\nobjectClass: inetOrgPerson\nuid: carol\ncn: Carol\nsn: C\nmail: carol@example.com\nuserPassword: carol-secret-pw\n")
+	eventually(t, 5*time.Second, "carol readable through f1", func() string {
+		out, err := tool(t, nil, "", "ldapsearch", "-x", "-LLL", "-H", f1.ldapURL(), "-D", "uid=carol,ou=people,"+suffix, "-w", "carol-secret-pw", "-b", "ou=people,"+suffix, "(uid=carol)", "mail")
+		if err != nil || !strings.Contains(out, "mail: carol@example.com") {
+			return fmt.Sprintf("%v %s", err, out)
+		}
+		return ""
+	})
+	out, err = tool(t, nil, "dn: uid=carol,ou=people,"+suffix+"\nchangetype: modify\nreplace: sn\nsn: X\n", "ldapmodify", "-x", "-H", f1.ldapURL(), "-D", "uid=carol,ou=people,"+suffix, "-w", "carol-secret-pw")
+	if exitCode(err) != 53 || !strings.Contains(out, "frontend") {
+		t.Fatalf("a write on a frontend: exit %d\n%s", exitCode(err), out)
+	}
+	out, err = tool(t, nil, "", "ldapwhoami", "-x", "-H", f1.ldapURL(), "-D", adminDN, "-w", adminPassword)
+	if err == nil {
+		t.Fatalf("the backend's root DN bound through a frontend:\n%s", out)
+	}
+
+	// kill -9 the backend in use while mail flows: 250 or 4xx, never a 5xx
+	// (carol is now the domain's only known recipient: the directory
+	// answers recipient verification through the frontend)
+	if r := smtpReply(t, f1, "alice@example.com", "unknown"); !strings.HasPrefix(r, "550 5.1.1") {
+		t.Fatalf("an unknown recipient through f1: %s", r)
+	}
+	done := make(chan []string)
+	go func() {
+		var replies []string
+		for i := range 40 {
+			replies = append(replies, smtpReply(t, f1, "carol@example.com", "during failover "+strconv.Itoa(i)))
+			time.Sleep(100 * time.Millisecond)
+		}
+		done <- replies
+	}()
+	time.Sleep(time.Second)
+	b1.kill9()
+	replies := <-done
+	n250 := 0
+	for _, r := range replies {
+		switch {
+		case strings.HasPrefix(r, "250"):
+			n250++
+		case strings.HasPrefix(r, "4"):
+		default:
+			t.Errorf("during the failover: %s", r)
+		}
+	}
+	t.Logf("during the failover: %d of %d messages 250, the rest 4xx", n250, len(replies))
+	eventually(t, 10*time.Second, "f1 on b2", func() string {
+		for _, b := range f1.frontendStatus(t).Frontend.Backends {
+			if b.InUse && b.IP == "127.0.0.71" {
+				return ""
+			}
+		}
+		return "not on b2"
+	})
+	if r := smtpReply(t, f1, "carol@example.com", "after failover"); !strings.HasPrefix(r, "250") {
+		t.Fatalf("mail through f1 after the failover: %s", r)
+	}
+
+	// no backend answers: 451 4.4.3
+	b2.stop()
+	eventually(t, 15*time.Second, "451 4.4.3 with no backend", func() string {
+		if r := smtpReply(t, f2, "carol@example.com", "no backend"); !strings.Contains(r, "451 4.4.3") {
+			return r
+		}
+		return ""
+	})
+	b1.restart()
+	b2.restart()
+	eventually(t, 20*time.Second, "f2 serves again", func() string {
+		if r := smtpReply(t, f2, "carol@example.com", "again"); !strings.HasPrefix(r, "250") {
+			return r
+		}
+		return ""
+	})
+
+	// backend remove, then detach: standalone, an empty directory, its key refused
+	if out, err := f1.cli("cluster", "backend", "remove", b2.addr["cluster"]); err != nil {
+		t.Fatalf("backend remove: %v\n%s", err, out)
+	}
+	if out, err := f2.cli("cluster", "frontend", "detach"); err != nil || !strings.Contains(out, "detached") {
+		t.Fatalf("detach: %v\n%s", err, out)
+	}
+	f2.waitLog(t, "restarting in the new role")
+	eventually(t, 10*time.Second, "f2 standalone", func() string {
+		out, err := f2.cli("cluster", "status", "--json")
+		var st frontendStatus
+		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+			return out
+		}
+		if st.Frontend != nil || st.Member {
+			return "still a member"
+		}
+		return ""
+	})
+	out, err = tool(t, nil, "", "ldapsearch", "-x", "-LLL", "-H", f2.ldapURL(), "-D", adminDN, "-w", adminPassword, "-b", suffix, "(uid=*)", "dn")
+	if err != nil || strings.Contains(out, "uid=") {
+		t.Fatalf("f2's directory after detach: %v\n%s", err, out)
+	}
+	f2Key := filepath.Join(f2.data, "ssh_host_ed25519_key")
+	out, err = tool(t, nil, "", sshBin(t), sshArgsFor(b1, f2Key, "127.0.0.73", "-W", b1.addr["ldap"])...)
+	if err == nil {
+		t.Fatalf("a detached frontend's key opened a tunnel:\n%s", out)
+	}
+}
+
+func sshBin(t *testing.T) string { return requireTool(t, "ssh") }
