@@ -111,6 +111,7 @@ func usage(w io.Writer) {
   cluster inject --backends ID,... --frontends ID,... | (no option: show)
   cluster compare [--attrs] [--json]
   admin password [--password-file F]   (resets the admin password; without a file one is generated and printed)
+  admin token create [--name N] | admin token list | admin token revoke ID   (bearer tokens for the web menu's /api/)
   wait [--timeout 30s]                 (until the appliance answers: for scripts)
   ntpd [--listen 127.0.0.1:10123]      (an SNTP server on this machine's clock: for labs without network)
 

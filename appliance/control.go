@@ -68,6 +68,7 @@ func (a *Appliance) routes(mux *http.ServeMux) {
 	a.policyRoutes(mux)
 	a.queueRoutes(mux)
 	a.clusterRoutes(mux)
+	a.webRoutes(mux)
 }
 
 func decodeJSON(r *http.Request, v any) error {
