@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -26,7 +27,7 @@ type TLSInfo struct {
 	NotBefore  time.Time `json:"not_before"`
 	NotAfter   time.Time `json:"not_after"`
 	SelfSigned bool      `json:"self_signed"`
-	Chain      int       `json:"chain"` // certificates in the chain, the leaf included
+	Chain      int       `json:"chain"`  // certificates in the chain, the leaf included
 	SHA256     string    `json:"sha256"` // fingerprint of the leaf
 }
 
@@ -64,7 +65,7 @@ func describeCert(c *tls.Certificate) (TLSInfo, error) {
 	for _, ip := range leaf.IPAddresses {
 		info.IPs = append(info.IPs, ip.String())
 	}
-	info.SelfSigned = leaf.CheckSignatureFrom(leaf) == nil
+	info.SelfSigned = bytes.Equal(leaf.RawIssuer, leaf.RawSubject) && leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
 	return info, nil
 }
 

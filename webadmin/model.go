@@ -7,20 +7,20 @@ import "time"
 // appliance's types).
 
 type clusterStatus struct {
-	Member      bool         `json:"member"`
-	DeviceID    string       `json:"device_id"`
-	UUID        string       `json:"uuid"`
-	ClusterUUID string       `json:"cluster_uuid"`
-	ClusterNo   int          `json:"cluster_no"`
-	Addr        string       `json:"addr"`
-	Members     []memberRow  `json:"members"`
-	Setup       []setupRow   `json:"setup"`
-	Replication []replRow    `json:"replication"`
-	LastChange  string       `json:"last_change"`
-	Protection  *protection  `json:"protection"`
-	InjectTo    []string     `json:"inject_to"`
-	NTP         ntpStatus    `json:"ntp"`
-	Measured    time.Time    `json:"measured"`
+	Member      bool              `json:"member"`
+	DeviceID    string            `json:"device_id"`
+	UUID        string            `json:"uuid"`
+	ClusterUUID string            `json:"cluster_uuid"`
+	ClusterNo   int               `json:"cluster_no"`
+	Addr        string            `json:"addr"`
+	Members     []memberRow       `json:"members"`
+	Setup       []setupRow        `json:"setup"`
+	Replication []replRow         `json:"replication"`
+	LastChange  string            `json:"last_change"`
+	Protection  *protection       `json:"protection"`
+	InjectTo    []string          `json:"inject_to"`
+	NTP         ntpStatus         `json:"ntp"`
+	Measured    time.Time         `json:"measured"`
 	Roles       map[string]string `json:"-"` // device ID → role, from Setup
 }
 

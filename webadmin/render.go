@@ -23,8 +23,8 @@ type page struct {
 	FlashKind string
 	Flash     string
 	LoggedIn  bool
-	RefreshMS int  // how often live.js refreshes the [data-live] parts
-	NoScript  int  // seconds of a meta refresh when script is off (0: none)
+	RefreshMS int // how often live.js refreshes the [data-live] parts
+	NoScript  int // seconds of a meta refresh when script is off (0: none)
 	Data      any
 }
 
@@ -63,7 +63,7 @@ var funcs = template.FuncMap{
 	},
 	// devref makes a device reference (ID, UUID) for the "device" template.
 	"devref": func(id, uuid string) map[string]string { return map[string]string{"DeviceID": id, "UUID": uuid} },
-	"ms": func(f float64) string { return fmt.Sprintf("%.1f ms", f) },
+	"ms":     func(f float64) string { return fmt.Sprintf("%.1f ms", f) },
 	"num": func(f float64) string {
 		if f == float64(int64(f)) {
 			return fmt.Sprintf("%d", int64(f))
