@@ -2,6 +2,7 @@ package webadmin
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"postern/webadmin/form"
@@ -17,7 +18,12 @@ func (s *Server) protectSave(w http.ResponseWriter, r *http.Request) {
 	}
 	msg := "The cluster identifier is no longer limited: it works from every IP (not recommended)."
 	if p.On {
-		ips := append(append([]string{}, p.AllowedIPs...), p.MemberIPs...)
+		var ips []string
+		for _, ip := range append(append([]string{}, p.AllowedIPs...), p.MemberIPs...) {
+			if !slices.Contains(ips, ip) {
+				ips = append(ips, ip)
+			}
+		}
 		msg = "The cluster identifier is limited to " + strings.Join(ips, ", ") + " (the members' own IPs included)."
 	}
 	s.done(w, r, "/cluster#protect", msg)
