@@ -41,6 +41,8 @@ type Appliance struct {
 	cert       atomic.Pointer[tls.Certificate] // the machine certificate in force (tls_admin.go)
 	adminMu    sync.Mutex                      // guards adminHash after Start
 	adminHash  string
+	stopReq    chan struct{} // closed by `postern stop`
+	stopOnce   sync.Once
 	generated  string // the generated admin password, printed once by Start
 	freshAdmin bool   // adminHash is new: Start stores it once every listener is up
 
@@ -70,7 +72,7 @@ type Appliance struct {
 // on nothing until Start.
 func New(cfg Config) (a *Appliance, err error) {
 	cfg.setDefaults()
-	a = &Appliance{cfg: cfg, addrs: map[string]string{}, registry: prometheus.NewRegistry(), logs: newLogRing(logRingSize)}
+	a = &Appliance{cfg: cfg, addrs: map[string]string{}, registry: prometheus.NewRegistry(), stopReq: make(chan struct{}), logs: newLogRing(logRingSize)}
 	a.log = slog.New(newRingHandler(cfg.Logger.Handler(), a.logs))
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("appliance: data directory: %w", err)
@@ -152,6 +154,29 @@ func New(cfg Config) (a *Appliance, err error) {
 	}
 	a.registerMetrics()
 	return a, nil
+}
+
+// StopRequested is closed when `postern stop` asks the appliance to stop
+// (the serve command then closes it as on SIGTERM).
+func (a *Appliance) StopRequested() <-chan struct{} { return a.stopReq }
+
+// requestStop closes StopRequested once.
+func (a *Appliance) requestStop() {
+	a.stopOnce.Do(func() { close(a.stopReq) })
+}
+
+// lockFree reports whether no appliance holds dir's lock.
+func lockFree(dir string) (bool, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
+	if err != nil {
+		return os.IsNotExist(err), err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return false, nil
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return true, nil
 }
 
 // lockDataDir takes an exclusive lock on the data directory, so two

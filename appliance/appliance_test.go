@@ -122,3 +122,15 @@ func TestValidHostname(t *testing.T) {
 		}
 	}
 }
+
+func TestTerminalSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"Subject: hi\n\tfolded\n":    "Subject: hi\n\tfolded\n",
+		"X: \x1b[2J\x1b]0;owned\x07": `X: \x1b[2J\x1b]0;owned\x07`,
+		"a\rb\x00c\x7f\u0085d é":     `a\x0db\x00c\x7f\x85d é`,
+	} {
+		if got := terminalSafe(in); got != want {
+			t.Errorf("terminalSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -55,6 +55,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		err = cmdAdmin(ctx, rest, stdout)
 	case "wait":
 		err = cmdWait(ctx, rest, stdout)
+	case "stop":
+		err = cmdStop(ctx, rest, stdout)
 	case "ntpd":
 		err = cmdNTPD(ctx, rest, stdout)
 	case "help", "-h", "--help":
@@ -100,7 +102,7 @@ func usage(w io.Writer) {
   ldif restore FILE [--yes]        (the directory becomes FILE's; prints the plan, --yes applies it)
   domain add NAME --deliver-to HOST:PORT [--tls none|may|encrypt] | domain list | domain remove NAME
   relay show | relay networks CIDR...|none | relay smarthost HOST:PORT|none
-  queue list | queue show ID | queue flush | queue delete ID
+  queue list [--cluster] | queue show ID | queue flush [--cluster] | queue delete ID
   cluster prepare --password-file F [--out clusterid.txt] [--self IP:PORT] [--allow IP,...]
   cluster join --id clusterid.txt --password-file F --member IP:PORT --self IP:PORT
   cluster check --id clusterid.txt --password-file F --member IP:PORT --self IP:PORT
@@ -110,9 +112,13 @@ func usage(w io.Writer) {
   cluster protect --ips IP,... | --add IP,... | --off | (no option: show)
   cluster inject --backends ID,... --frontends ID,... | (no option: show)
   cluster compare [--attrs] [--json]
+  cluster readdress --self IP:PORT     (this member's new cluster address, announced to the members)
+  cluster rekey [--id clusterid.txt --password-file F]   (a new device key, or the lost old one replaced)
+  cluster password                     (retires every cluster identifier handed out before)
   admin password [--password-file F]   (resets the admin password; without a file one is generated and printed)
   admin token create [--name N] | admin token list | admin token revoke ID   (bearer tokens for the web menu's /api/)
-  wait [--timeout 30s]                 (until the appliance answers: for scripts)
+  wait [--timeout 30s] [--cluster-ok]  (until the appliance answers, or every member row says OK)
+  stop                                 (stops the appliance and waits until it has)
   ntpd [--listen 127.0.0.1:10123]      (an SNTP server on this machine's clock: for labs without network)
 
 Every command but serve and version talks to the running appliance through
@@ -173,7 +179,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-a.StopRequested():
+	}
 	fmt.Fprintln(stdout, "stopping")
 	return a.Close()
 }
@@ -358,7 +367,7 @@ func cmdLDIF(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		if !*yes {
 			fmt.Fprintf(stdout, "restore plan for %s: %s\nnothing changed yet: run again with --yes to restore\n", fs.Arg(0), plan.Effect)
-			return errors.New("not restored (no --yes)")
+			return nil
 		}
 		fmt.Fprintf(stdout, "restoring %s: %s\n", fs.Arg(0), plan.Effect)
 		done, err := run(true)

@@ -108,10 +108,15 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := parseAll(fs, args[1:]); err != nil {
 			return err
 		}
-		if err := c().call(ctx, "POST", "/v1/cluster/leave", nil, nil); err != nil {
+		var res cluster.LeaveResult
+		if err := c().call(ctx, "POST", "/v1/cluster/leave", nil, &res); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "this device left the cluster; its database stays as last synchronised")
+		fmt.Fprintln(stdout, "this device left the cluster and is standalone; its database stays as last synchronised")
+		if res.Told == "" {
+			return fmt.Errorf("no member could be told (%s): its record stays in the cluster; on a member run: postern cluster forget %s", orNone(res.Error), res.DeviceID)
+		}
+		fmt.Fprintf(stdout, "%s was told and removed this device's record from the cluster\n", res.Told)
 		return nil
 	case "remove", "forget":
 		if err := parseAll(fs, args[1:]); err != nil {
@@ -128,6 +133,16 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		} else {
 			fmt.Fprintf(stdout, "record of %s deleted (an active member comes back by its heartbeat)\n", fs.Arg(0))
 		}
+		return nil
+	case "password":
+		if err := parseAll(fs, args[1:]); err != nil {
+			return err
+		}
+		var ans map[string]int
+		if err := c().call(ctx, "POST", "/v1/cluster/password", nil, &ans); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d cluster identifiers retired: none handed out before works any more; make a new one with `postern cluster prepare --password-file NEW` (the members keep working on their device keys)\n", ans["retired"])
 		return nil
 	case "rekey":
 		idFile := fs.String("id", "", "a new cluster identifier from a member (when this device's old key is lost)")
@@ -299,6 +314,9 @@ func fmtTime(t time.Time) string {
 func printClusterStatus(w io.Writer, st *cluster.Status) {
 	if !st.Member {
 		fmt.Fprintf(w, "Device %s (%s) is not a cluster member (standalone).\n", st.DeviceID, st.UUID)
+		if st.Standalone != "" {
+			fmt.Fprintf(w, "It was %s.\n", st.Standalone)
+		}
 		return
 	}
 	fmt.Fprintf(w, "Cluster %s: this device %s is Cluster No. %d at %s (measured %s)\n\n", st.ClusterUUID, st.DeviceID, st.ClusterNo, st.Addr, fmtTime(st.Measured))

@@ -16,7 +16,7 @@ import (
 // commands are the top-level commands, subcommands their subcommands (for
 // suggestions and help).
 var (
-	commands    = []string{"serve", "version", "status", "system", "ldif", "domain", "relay", "queue", "cluster", "admin", "wait", "ntpd", "help"}
+	commands    = []string{"serve", "version", "status", "system", "ldif", "domain", "relay", "queue", "cluster", "admin", "wait", "stop", "ntpd", "help"}
 	subcommands = map[string][]string{
 		"system":  {"show", "set"},
 		"ldif":    {"export", "import", "restore"},

@@ -2,12 +2,15 @@ package appliance
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
 	"text/tabwriter"
+
+	"postern/cluster"
 )
 
 func cmdDomain(ctx context.Context, args []string, stdout io.Writer) error {
@@ -157,10 +160,17 @@ func cmdQueue(ctx context.Context, args []string, stdout io.Writer) error {
 		return usagef("want list, show ID, flush or delete ID")
 	}
 	fs, data, asJSON := clientFlags("queue " + args[0])
+	whole := false
+	if args[0] == "list" || args[0] == "flush" {
+		fs.BoolVar(&whole, "cluster", false, "every backend member's queue, through the cluster")
+	}
 	if err := parseAll(fs, args[1:]); err != nil {
 		return err
 	}
 	c := newClient(*data)
+	if whole {
+		return queueCluster(ctx, c, args[0], *asJSON, stdout)
+	}
 	needID := func() (string, error) {
 		if fs.NArg() != 1 {
 			return "", usagef("want exactly one queue ID")
@@ -184,7 +194,7 @@ func cmdQueue(ctx context.Context, args []string, stdout io.Writer) error {
 				if i > 0 {
 					id, arr, size, from = "", "", "", ""
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", id, arr, size, from, r.Address, r.Status, r.Attempts, r.Diagnostic)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", id, arr, size, terminalSafe(from), terminalSafe(r.Address), r.Status, r.Attempts, terminalSafe(r.Diagnostic))
 			}
 		}
 		if err := tw.Flush(); err != nil {
@@ -203,18 +213,20 @@ func cmdQueue(ctx context.Context, args []string, stdout io.Writer) error {
 		if *asJSON {
 			return printJSON(stdout, q)
 		}
-		fmt.Fprintf(stdout, "ID:      %s\nArrival: %s\nFrom:    %s\nSize:    %d\n", q.ID, q.Arrival.Format("2006-01-02 15:04:05 MST"), orNull(q.From), q.Size)
+		fmt.Fprintf(stdout, "ID:      %s\nArrival: %s\nFrom:    %s\nSize:    %d\n", q.ID, q.Arrival.Format("2006-01-02 15:04:05 MST"), terminalSafe(orNull(q.From)), q.Size)
 		for _, r := range q.Recipients {
-			fmt.Fprintf(stdout, "To:      %s  %s, %d attempts", r.Address, r.Status, r.Attempts)
+			fmt.Fprintf(stdout, "To:      %s  %s, %d attempts", terminalSafe(r.Address), r.Status, r.Attempts)
 			if !r.NextAttempt.IsZero() {
 				fmt.Fprintf(stdout, ", next %s", r.NextAttempt.Format("15:04:05"))
 			}
 			if r.Diagnostic != "" {
-				fmt.Fprintf(stdout, ", last: %s", r.Diagnostic)
+				fmt.Fprintf(stdout, ", last: %s", terminalSafe(r.Diagnostic))
 			}
 			fmt.Fprintln(stdout)
 		}
-		fmt.Fprintf(stdout, "\n%s", q.Header)
+		// The header section is what a client sent: an ESC sequence in it
+		// must not reach the operator's terminal.
+		fmt.Fprintf(stdout, "\n%s", terminalSafe(q.Header))
 	case "flush":
 		var res map[string]int
 		if err := c.call(ctx, "POST", "/v1/queue/flush", nil, &res); err != nil {
@@ -241,4 +253,70 @@ func orNull(from string) string {
 		return "<>"
 	}
 	return from
+}
+
+// queueCluster is `queue list --cluster` and `queue flush --cluster`.
+func queueCluster(ctx context.Context, c *client, op string, asJSON bool, stdout io.Writer) error {
+	var res []cluster.CallResult
+	var err error
+	if op == "list" {
+		err = c.call(ctx, "GET", "/v1/queue?cluster=true", nil, &res)
+	} else {
+		err = c.call(ctx, "POST", "/v1/queue/flush?cluster=true", nil, &res)
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdout, res)
+	}
+	failed := 0
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if op == "list" {
+		fmt.Fprintln(tw, "MEMBER\tNO.\tID\tARRIVAL\tFROM\tRECIPIENT\tSTATUS\tDIAGNOSTIC")
+	}
+	for _, r := range res {
+		if r.Error != "" {
+			failed++
+			fmt.Fprintf(tw, "%s\t%d\t(unreachable: %s)\n", r.DeviceID, r.ClusterNo, r.Error)
+			continue
+		}
+		if op == "flush" {
+			var n map[string]int
+			json.Unmarshal(r.Result, &n)
+			fmt.Fprintf(tw, "%s\t%d\t%d messages scheduled for delivery now\n", r.DeviceID, r.ClusterNo, n["scheduled"])
+			continue
+		}
+		var qs []QueueEntry
+		json.Unmarshal(r.Result, &qs)
+		if len(qs) == 0 {
+			fmt.Fprintf(tw, "%s\t%d\t(empty)\n", r.DeviceID, r.ClusterNo)
+		}
+		for _, q := range qs {
+			for _, rc := range q.Recipients {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.DeviceID, r.ClusterNo, q.ID, q.Arrival.Format("2006-01-02 15:04:05"), terminalSafe(orNull(q.From)), terminalSafe(rc.Address), rc.Status, terminalSafe(rc.Diagnostic))
+			}
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d members did not answer", failed, len(res))
+	}
+	return nil
+}
+
+// terminalSafe shows the control characters of s (but newline and tab) as
+// \xHH escapes, so that text from outside cannot drive a terminal.
+func terminalSafe(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if (r < 0x20 && r != '\n' && r != '\t') || (r >= 0x7f && r < 0xa0) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ func (a *Appliance) startCluster() error {
 			return cluster.Local{Hostname: s.Hostname, Comment: s.Comment, Location: s.Location, NTPServer: s.NTPServer}
 		},
 		NewLink:   a.newReplicationLink,
+		Call:      a.memberCall,
 		Version:   firmware.Version,
 		Heartbeat: a.cfg.ClusterHeartbeat,
 		ClockSkew: a.cfg.ClockSkew,
@@ -126,6 +128,10 @@ func (a *Appliance) clusterRoutes(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("POST /v1/cluster/join", a.handleJoin)
 	mux.HandleFunc("POST /v1/cluster/compare", a.handleCompare)
+	mux.HandleFunc("POST /v1/cluster/password", h(func(r *http.Request, c *cluster.Agent) (any, error) {
+		n, err := c.RetireIdentifiers(r.Context())
+		return map[string]int{"retired": n}, clusterError(err)
+	}))
 	mux.HandleFunc("POST /v1/cluster/rekey", h(func(r *http.Request, c *cluster.Agent) (any, error) {
 		var req cluster.RekeyRequest
 		if err := decodeJSON(r, &req); err != nil {
@@ -144,7 +150,8 @@ func (a *Appliance) clusterRoutes(mux *http.ServeMux) {
 		return map[string]string{"addr": req.Self}, clusterError(c.Readdress(r.Context(), req.Self))
 	}))
 	mux.HandleFunc("POST /v1/cluster/leave", h(func(r *http.Request, c *cluster.Agent) (any, error) {
-		return map[string]bool{"ok": true}, clusterError(c.Leave(r.Context()))
+		res, err := c.Leave(r.Context())
+		return res, clusterError(err)
 	}))
 	mux.HandleFunc("POST /v1/cluster/remove/{id}", h(func(r *http.Request, c *cluster.Agent) (any, error) {
 		return map[string]bool{"ok": true}, clusterError(c.Remove(r.Context(), r.PathValue("id")))
@@ -269,4 +276,28 @@ func (a *Appliance) handleCompare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	send(CompareProgress{Report: rep})
+}
+
+// memberCall runs the appliance operations members ask for (cluster.Config.Call).
+func (a *Appliance) memberCall(ctx context.Context, op string, _ json.RawMessage) (any, error) {
+	switch op {
+	case "queue.list":
+		return a.queueList(ctx)
+	case "queue.flush":
+		n, err := a.smtp.Flush(ctx)
+		return map[string]int{"scheduled": n}, err
+	}
+	return nil, fmt.Errorf("unknown operation %q", op)
+}
+
+// callAll runs op on every backend member (the cluster view of a queue).
+func (a *Appliance) callAll(r *http.Request, op string) (any, error) {
+	a.clusterMu.Lock()
+	c := a.cluster
+	a.clusterMu.Unlock()
+	if c == nil {
+		return nil, &apiError{http.StatusServiceUnavailable, "cluster agent not running"}
+	}
+	res, err := c.CallAll(r.Context(), op, nil)
+	return res, clusterError(err)
 }

@@ -65,6 +65,11 @@ func (a *Appliance) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/ldif/import", a.handleImport)
 	mux.HandleFunc("POST /v1/ldif/restore", a.handleRestore)
 	a.adminRoutes(mux)
+	mux.HandleFunc("POST /v1/stop", a.jsonHandler(func(r *http.Request) (any, error) {
+		a.log.Info("stop requested through the control socket")
+		a.requestStop()
+		return map[string]bool{"stopping": true}, nil
+	}))
 	a.policyRoutes(mux)
 	a.queueRoutes(mux)
 	a.clusterRoutes(mux)

@@ -160,7 +160,7 @@ func (a *Appliance) Import(ctx context.Context, r io.Reader, progress func(Impor
 					return p, err
 				}
 			}
-			repl = append(repl, ldapstore.ReplChange{Entry: withoutComputed(e)})
+			repl = append(repl, ldapstore.ReplChange{Entry: withoutComputed(e), Restamp: true})
 		} else {
 			if len(repl) > 0 {
 				if err := flush(); err != nil {

@@ -127,12 +127,10 @@ func queueEntry(m queue.Message) QueueEntry {
 
 func (a *Appliance) queueRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/queue", a.jsonHandler(func(r *http.Request) (any, error) {
-		ms, err := a.smtp.List(r.Context())
-		out := []QueueEntry{}
-		for _, m := range ms {
-			out = append(out, queueEntry(m))
+		if r.URL.Query().Get("cluster") == "true" {
+			return a.callAll(r, "queue.list")
 		}
-		return out, err
+		return a.queueList(r.Context())
 	}))
 	mux.HandleFunc("GET /v1/queue/{id}", a.jsonHandler(func(r *http.Request) (any, error) {
 		m, hdr, err := a.smtp.Show(r.Context(), r.PathValue("id"))
@@ -144,6 +142,9 @@ func (a *Appliance) queueRoutes(mux *http.ServeMux) {
 		return q, nil
 	}))
 	mux.HandleFunc("POST /v1/queue/flush", a.jsonHandler(func(r *http.Request) (any, error) {
+		if r.URL.Query().Get("cluster") == "true" {
+			return a.callAll(r, "queue.flush")
+		}
 		n, err := a.smtp.Flush(r.Context())
 		return map[string]int{"scheduled": n}, err
 	}))
@@ -157,4 +158,14 @@ func queueErr(err error, id string) error {
 		return &apiError{http.StatusNotFound, "no queued message " + id}
 	}
 	return err
+}
+
+// queueList lists this appliance's queue.
+func (a *Appliance) queueList(ctx context.Context) ([]QueueEntry, error) {
+	ms, err := a.smtp.List(ctx)
+	out := []QueueEntry{}
+	for _, m := range ms {
+		out = append(out, queueEntry(m))
+	}
+	return out, err
 }

@@ -46,6 +46,10 @@ type Config struct {
 	// NewLink makes the replication consumer of one peer (package
 	// replication through appliance). nil: no replication (status only).
 	NewLink func(LinkConfig) Link
+	// Call runs an appliance operation a member asks for (CallAll): op
+	// names it ("queue.list", "queue.flush"), the answer is sent as JSON.
+	// nil: members cannot call.
+	Call func(ctx context.Context, op string, arg json.RawMessage) (any, error)
 
 	Version   string        // firmware version; default firmware.Version
 	Heartbeat time.Duration // member record refresh and peer check; default 15 s
@@ -140,6 +144,12 @@ type Agent struct {
 	ntp       ntpCache
 	// lastCompare is the last `cluster compare` (compare.go)
 	lastCompare *CompareReport
+	// removedNote says why this device turned standalone when a member
+	// told it it had been removed (ops.go)
+	removedNote string
+	// lostKey is the device key the cluster knows when this device's key
+	// file was lost and made anew (rekey.go); "" when they agree
+	lostKey string
 }
 
 // New loads (or makes) the host key and the membership state. Start
@@ -203,6 +213,7 @@ func (a *Agent) Serve(l net.Listener) error {
 	// the clock first: a member whose clock is off must not stamp even its
 	// first heartbeat record with it
 	a.refreshNTP(a.cfg.Local().NTPServer)
+	a.checkOwnKey(a.ctx)
 	a.checkOwnAddr(a.ctx)
 	go func() {
 		defer a.wg.Done()

@@ -30,6 +30,7 @@ type CompareItem struct {
 	CSN      string `json:"c"`
 	Attrs    string `json:"a,omitempty"` // hex SHA-256 of the attributes, with --attrs
 	Conflict bool   `json:"x,omitempty"` // a replication conflict or lost+found entry
+	Deleted  bool   `json:"g,omitempty"` // a tombstone (with CompareRequest.Tombstones): CSN is the delete's
 }
 
 // CompareRequest asks a member for its list; UUIDs limits it to those
@@ -37,6 +38,10 @@ type CompareItem struct {
 type CompareRequest struct {
 	Attrs bool     `json:"attrs,omitempty"`
 	UUIDs []string `json:"uuids,omitempty"`
+	// Tombstones adds the deleted entries kept (Deleted items) after the
+	// live ones: what a joiner needs to tell its own changes from entries
+	// the cluster deleted meanwhile.
+	Tombstones bool `json:"tombstones,omitempty"`
 }
 
 // CompareMember is one member's side of a comparison.
@@ -137,6 +142,17 @@ func (a *Agent) serveCompare(ctx context.Context, ch ssh.Channel, req CompareReq
 	snap, err := a.cfg.Store.Snapshot(ctx, a.cfg.Store.Suffix())
 	if err != nil {
 		return err
+	}
+	if req.Tombstones {
+		for _, d := range snap.Deleted {
+			batch = append(batch, CompareItem{UUID: d.EntryUUID.String(), DN: d.DN, CSN: d.CSN.String(), Deleted: true})
+			if len(batch) == compareBatch {
+				if err := WriteMessage(ch, &Message{Type: msgItems, Items: batch}); err != nil {
+					return err
+				}
+				batch = batch[:0]
+			}
+		}
 	}
 	return WriteMessage(ch, &Message{Type: msgItems, Items: batch, Done: true, Total: len(snap.Deleted), ClusterNo: glue})
 }

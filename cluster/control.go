@@ -38,6 +38,10 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 		return
 	}
 	fail := func(err error) { WriteMessage(ch, &Message{Type: msgError, Error: err.Error()}) }
+	if role == roleRemoved && m.Type != msgHello {
+		fail(fmt.Errorf("cluster: this device was removed from the cluster"))
+		return
+	}
 	if role == roleJoiner && !slices.Contains([]string{msgHello, msgLock, msgUnlock, msgJoin, msgRekey, msgCompare}, m.Type) {
 		fail(fmt.Errorf("cluster: %s needs a member key", m.Type))
 		return
@@ -49,6 +53,9 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 	switch m.Type {
 	case msgHello:
 		h := a.hello(ctx)
+		if role == roleRemoved {
+			h.Removed = fmt.Sprintf("this device's key was revoked: it was removed from cluster %s (told by %s)", h.ClusterUUID, a.cfg.DeviceID)
+		}
 		if role == roleJoiner {
 			// what a joiner's pre-join check needs: why its identifier
 			// admits nothing, and who is a member (names and addresses
@@ -123,6 +130,17 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 			return
 		}
 		WriteMessage(ch, &Message{Type: msgCheck, Check: ci})
+	case msgCall:
+		if a.cfg.Call == nil {
+			fail(fmt.Errorf("cluster: member calls are not available here"))
+			return
+		}
+		res, err := a.localCall(ctx, m.Op, m.Arg)
+		if err != nil {
+			fail(err)
+			return
+		}
+		WriteMessage(ch, &Message{Type: msgOK, Result: res})
 	case msgRekey:
 		if err := a.takeRekey(ctx, c, m.Member); err != nil {
 			fail(err)

@@ -382,6 +382,11 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 		return fmt.Errorf("cluster: connect with this device's key: %w", err)
 	}
 	defer mc.Close()
+	saved, err := a.saveLocalChanges(ctx, c.client)
+	if err != nil {
+		return fmt.Errorf("cluster: save this device's own changes before the copy: %w", err)
+	}
+	saved.report(progress)
 	if err := a.copyTree(ctx, mc, no, progress); err != nil {
 		return err
 	}

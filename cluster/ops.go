@@ -12,35 +12,48 @@ import (
 	"postern/ldapstore"
 )
 
+// LeaveResult says whom a leave told: the member that deleted this
+// device's record (Told ""): no member could be reached; this device is
+// standalone all the same, and its record stays in the cluster until an
+// admin runs `postern cluster forget` there).
+type LeaveResult struct {
+	Told     string `json:"told,omitempty"`
+	DeviceID string `json:"device_id"`
+	Error    string `json:"error,omitempty"` // why no member was told
+}
+
 // Leave makes this device standalone (Remove from cluster): a member is
 // told to delete its record, the links stop, and the local tree keeps its
 // data as last synchronised except the cluster entries.
-func (a *Agent) Leave(ctx context.Context) error {
+func (a *Agent) Leave(ctx context.Context) (LeaveResult, error) {
 	a.joinMu.Lock()
 	defer a.joinMu.Unlock()
+	res := LeaveResult{DeviceID: a.cfg.DeviceID}
 	if a.state() == nil {
-		return ErrNotMember
+		return res, ErrNotMember
 	}
-	told := false
 	a.mu.Lock()
 	peers := make([]*peer, 0, len(a.peers))
 	for _, p := range a.peers {
 		peers = append(peers, p)
 	}
 	a.mu.Unlock()
+	var errs []string
 	for _, p := range peers {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := p.call(cctx, &Message{Type: msgLeave})
 		cancel()
 		if err == nil {
-			told = true
+			res.Told = p.id
 			break
 		}
+		errs = append(errs, p.id+": "+err.Error())
 	}
-	if !told && len(peers) > 0 {
+	if res.Told == "" && len(peers) > 0 {
+		res.Error = strings.Join(errs, "; ")
 		a.log.Warn("cluster: no member could be told about the leave; remove this device's record there with `postern cluster forget`", slog.String("device", a.cfg.DeviceID))
 	}
-	return a.becomeStandalone(ctx)
+	return res, a.becomeStandalone(ctx)
 }
 
 // becomeStandalone ends membership locally: no tunnels, no links, no
@@ -280,4 +293,22 @@ func (a *Agent) SetInject(ctx context.Context, req InjectRequest) ([]string, err
 		return nil, err
 	}
 	return to, nil
+}
+
+// removedByCluster turns this device standalone when a member says it was
+// removed (its key is revoked) while it was switched off: it keeps its
+// data, says so in its status and log, and stops acting as a member.
+func (a *Agent) removedByCluster(by, why string) {
+	a.joinMu.Lock()
+	defer a.joinMu.Unlock()
+	if a.state() == nil {
+		return
+	}
+	a.log.Warn("cluster: this device was removed from the cluster while it was away; it is standalone now and keeps its data", slog.String("told_by", by), slog.String("why", why))
+	a.mu.Lock()
+	a.removedNote = fmt.Sprintf("removed from the cluster while away (told by %s at %s); standalone now, data kept", by, time.Now().UTC().Format(time.RFC3339))
+	a.mu.Unlock()
+	if err := a.becomeStandalone(a.ctx); err != nil {
+		a.log.Error("cluster: become standalone", slog.Any("err", err))
+	}
 }

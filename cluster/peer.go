@@ -187,6 +187,10 @@ func (p *peer) dialLDAP(ctx context.Context) (net.Conn, error) {
 		return nil, errors.New("cluster: peer sent no hello")
 	}
 	h := hello.Peer
+	if h.Removed != "" {
+		go p.a.removedByCluster(p.id, h.Removed)
+		return nil, errors.New(h.Removed)
+	}
 	p.setHello(h)
 	if paused, why := p.paused(); paused {
 		return nil, errors.New(why)
@@ -337,6 +341,10 @@ func (p *peer) heartbeat(ctx context.Context, self MemberInfo) {
 	if err != nil {
 		p.setErr(err)
 		p.a.log.Debug("cluster: heartbeat failed", slog.String("peer", p.id), slog.Any("err", err))
+		return
+	}
+	if ans.Peer != nil && ans.Peer.Removed != "" {
+		go p.a.removedByCluster(p.id, ans.Peer.Removed)
 		return
 	}
 	if ans.Peer != nil {

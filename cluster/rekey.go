@@ -39,15 +39,31 @@ type RekeyResult struct {
 	Told     string // the member that took the new key
 }
 
-// keyKnown reports whether the cluster knows this device's current key
-// (its own record holds it).
-func (a *Agent) keyKnown(ctx context.Context) (bool, string) {
-	m, err := a.member(ctx, a.cfg.DeviceID)
-	if err != nil {
-		return true, "" // no record yet: nothing to compare
+// checkOwnKey compares, at start, this device's key with the one its own
+// record names: a member whose key file was lost (and made anew) is cut
+// off in both directions until `cluster rekey` with a new identifier.
+func (a *Agent) checkOwnKey(ctx context.Context) {
+	if a.state() == nil {
+		return
 	}
+	m, err := a.member(ctx, a.cfg.DeviceID)
 	fp := ssh.FingerprintSHA256(a.key().PublicKey())
-	return m.Fingerprint == "" || m.Fingerprint == fp, m.Fingerprint
+	if err != nil || m.Fingerprint == "" || m.Fingerprint == fp {
+		return
+	}
+	a.mu.Lock()
+	a.lostKey = m.Fingerprint
+	a.mu.Unlock()
+	a.log.Warn("cluster: this device's key is not the one the cluster knows (the key file was lost and made anew): the members refuse it; run `postern cluster rekey --id clusterid.txt --password-file F` with a new identifier from a member",
+		slog.String("cluster_knows", m.Fingerprint), slog.String("this_key", fp))
+}
+
+// keyKnown reports whether the cluster knows this device's current key,
+// and the key it knows.
+func (a *Agent) keyKnown(context.Context) (bool, string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lostKey == "", a.lostKey
 }
 
 // Rekey replaces this member's device key everywhere.
@@ -137,6 +153,9 @@ func (a *Agent) Rekey(ctx context.Context, req RekeyRequest) (*RekeyResult, erro
 			return nil, fmt.Errorf("cluster: no member took the new key (the old one stays): %w", errors.Join(errs...))
 		}
 	}
+	a.mu.Lock()
+	a.lostKey = ""
+	a.mu.Unlock()
 	// our own record says the new key too (the member's write replicates
 	// back; this one wins or ties)
 	if err := writeMember(ctx, a.cfg.Store, &self, a.cfg.RootDN); err != nil {

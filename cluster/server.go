@@ -24,8 +24,9 @@ import (
 
 const (
 	handshakeTimeout = 10 * time.Second
-	roleJoiner       = "joiner" // authenticated with a cluster key
-	roleMember       = "member" // authenticated with a member's device key
+	roleJoiner       = "joiner"  // authenticated with a cluster key
+	roleMember       = "member"  // authenticated with a member's device key
+	roleRemoved      = "removed" // a revoked device key: told so, nothing else
 )
 
 func (a *Agent) serverConfig() *ssh.ServerConfig {
@@ -126,7 +127,12 @@ func (a *Agent) authenticate(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permi
 		return refuse("no cluster entry: " + err.Error())
 	}
 	if slices.Contains(ce.Revoked, fp) {
-		return refuse("the key of a removed member")
+		// a removed member that was switched off meanwhile comes back
+		// with its revoked key: it may ask one thing, hello, whose answer
+		// tells it that it was removed, so that it turns standalone
+		// instead of acting as a member nobody hears (issue 12)
+		a.log.Info("cluster: a removed member's key connects; telling it", slog.String("ip", ip.String()), slog.String("key", fp))
+		return &ssh.Permissions{Extensions: map[string]string{"role": roleRemoved}}, nil
 	}
 	role, device, keyUsed, refusal := "", "", "", ""
 	for _, k := range ce.Keys {

@@ -25,6 +25,7 @@ type Status struct {
 	Protection  *Protection `json:"protection,omitempty"`
 	InjectTo    []string    `json:"inject_to,omitempty"`
 	NTP         NTPStatus   `json:"ntp"`
+	Standalone  string      `json:"standalone,omitempty"` // why this device is standalone, when it was removed while away
 	Measured    time.Time   `json:"measured"`
 }
 
@@ -96,6 +97,9 @@ func (a *Agent) Status(ctx context.Context) (*Status, error) {
 	s := &Status{DeviceID: a.cfg.DeviceID, UUID: a.cfg.UUID, Measured: time.Now().UTC()}
 	st := a.state()
 	if st == nil {
+		a.mu.Lock()
+		s.Standalone = a.removedNote
+		a.mu.Unlock()
 		return s, nil
 	}
 	s.Member, s.ClusterUUID, s.ClusterNo, s.Addr = true, st.ClusterUUID, st.ClusterNo, st.Addr
@@ -157,6 +161,10 @@ func (a *Agent) Status(ctx context.Context) (*Status, error) {
 			if blk := a.cfg.Store.WriteBlock(); blk != "" {
 				mr.OK, mr.State = false, "writes refused"
 				mr.Status += "; " + blk
+			}
+			if known, was := a.keyKnown(ctx); !known {
+				mr.OK, mr.State = false, "key unknown"
+				mr.Status += fmt.Sprintf("; this device's key is not the one the cluster knows (%s): run `postern cluster rekey --id clusterid.txt --password-file F` with a new identifier", was)
 			}
 		} else {
 			a.peerRow(&mr, m, view, local)

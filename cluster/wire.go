@@ -33,6 +33,7 @@ const (
 	msgCheck     = "check"     // member → peer: my context CSN; answer with yours, your digests and what I lack
 	msgCompare   = "compare"   // member → peer: list your tree (cluster compare) → items…
 	msgRekey     = "rekey"     // member (own key, or a cluster key) → peer: this member's new device key
+	msgCall      = "call"      // member → peer: run an appliance operation (Config.Call) → ok with Result
 	msgItems     = "items"
 	msgOK        = "ok"
 	msgError     = "error"
@@ -42,7 +43,7 @@ const (
 var knownMsg = map[string]bool{
 	msgHello: true, msgHeartbeat: true, msgLock: true, msgUnlock: true, msgJoin: true, msgDump: true,
 	msgLeave: true, msgRemoved: true, msgOK: true, msgError: true, msgEntries: true, msgCheck: true,
-	msgCompare: true, msgItems: true, msgRekey: true,
+	msgCompare: true, msgItems: true, msgRekey: true, msgCall: true,
 }
 
 // Message is one control message. Fields beyond Type are used by some
@@ -61,6 +62,10 @@ type Message struct {
 	Failed    bool   `json:"failed,omitempty"`     // unlock: the join failed after registering; take the record back
 
 	Check *CheckInfo `json:"check,omitempty"` // check requests and answers
+
+	Op     string          `json:"op,omitempty"`     // call
+	Arg    json.RawMessage `json:"arg,omitempty"`    // call
+	Result json.RawMessage `json:"result,omitempty"` // call answers
 
 	Compare *CompareRequest `json:"compare,omitempty"` // compare requests
 	Items   []CompareItem   `json:"items,omitempty"`   // compare answers
@@ -90,6 +95,9 @@ type PeerInfo struct {
 	// it does), and the members' names and addresses.
 	Refusal string        `json:"refusal,omitempty"`
 	Members []MemberBrief `json:"members,omitempty"`
+	// Removed, in the answer to a revoked key, tells a member that was
+	// removed while switched off.
+	Removed string `json:"removed,omitempty"`
 }
 
 // MemberBrief is a member's Device ID, hostname and cluster address.

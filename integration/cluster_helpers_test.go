@@ -20,6 +20,7 @@ import (
 type ntpServer struct {
 	addr   string
 	offset atomic.Int64 // nanoseconds
+	pause  atomic.Bool  // while true it does not answer
 	conn   net.PacketConn
 }
 
@@ -38,7 +39,7 @@ func startNTP(t *testing.T) *ntpServer {
 			if err != nil {
 				return
 			}
-			if n < 48 {
+			if n < 48 || s.pause.Load() {
 				continue
 			}
 			now := time.Now().Add(time.Duration(s.offset.Load()))
@@ -191,6 +192,7 @@ func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }
 // heartbeat and one cluster password, and forms clusters of them.
 type clusterFixture struct {
 	t      *testing.T
+	ntp    *ntpServer
 	common []string
 	pw     string
 }
@@ -198,7 +200,7 @@ type clusterFixture struct {
 func newClusterFixture(t *testing.T) *clusterFixture {
 	t.Helper()
 	ntp := startNTP(t)
-	return &clusterFixture{t: t, common: []string{"--ntp-server", ntp.addr, "--heartbeat", "1s"}, pw: writePassword(t, "correct horse battery")}
+	return &clusterFixture{t: t, ntp: ntp, common: []string{"--ntp-server", ntp.addr, "--heartbeat", "1s"}, pw: writePassword(t, "correct horse battery")}
 }
 
 // start starts an appliance on ip with the fixture's options.

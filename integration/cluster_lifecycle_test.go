@@ -161,7 +161,9 @@ func TestRecoveryAfterRestart(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("b OK on a %s after it was ready again", time.Since(ready).Round(100*time.Millisecond))
-	if took := time.Since(ready); took > 4*time.Second {
+	// about 2 s on a quiet machine (the redial and retry caps); the bound
+	// leaves room for a loaded 2-core CI box
+	if took := time.Since(ready); took > 6*time.Second {
 		t.Errorf("recovery took %s, want about 2 s", took)
 	}
 }

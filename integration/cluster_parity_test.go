@@ -85,3 +85,42 @@ func TestFirmwareParityPause(t *testing.T) {
 		return ""
 	})
 }
+
+// TestRollingUpgradeWindow is issue 12's first fault: a is upgraded, then
+// b; c, still on the old version, must not get a's writes through b in the
+// moment before its parity check has seen b's upgrade: the version is
+// checked on every connect, before any entry moves. Once c is upgraded too
+// it catches up.
+func TestRollingUpgradeWindow(t *testing.T) {
+	f := newClusterFixture(t)
+	xs := f.formCluster("127.0.0.54", "127.0.0.55", "127.0.0.56")
+	a, b, c := xs[0], xs[1], xs[2]
+	next := filepath.Join(t.TempDir(), "postern-next")
+	if err := buildBinary(next, "9.9.10-next"); err != nil {
+		t.Fatal(err)
+	}
+	upgrade := func(x *appliance) {
+		x.stop()
+		x.bin = next
+		x.restart()
+	}
+	upgrade(a)
+	during := a.addPerson(t, "written-on-the-new-version")
+	upgrade(b)
+	waitEntry(t, 30*time.Second, during, a, b) // a and b run the same version again
+	deadline := time.Now().Add(8 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.entryOn(t, during) {
+			t.Fatal("a change made on the new version reached a member of the old one")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if st := c.clusterStatus(t); !strings.Contains(fmt.Sprint(st.Members), "paused: firmware "+testVersion+" here, 9.9.10-next there") {
+		t.Errorf("c's status does not say why it is paused: %+v", st.Members)
+	}
+	upgrade(c)
+	waitEntry(t, 30*time.Second, during, a, b, c)
+	for _, x := range xs {
+		x.waitAllOK(t, 3)
+	}
+}

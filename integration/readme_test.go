@@ -97,8 +97,14 @@ func TestREADME(t *testing.T) {
 			t.Errorf("the README's run lacks %q", want)
 		}
 	}
-	if n := strings.Count(transcript, "\ndn: cn=Alice,ou=people,dc=postern,dc=local"); n != 2 {
-		t.Errorf("Alice on %d members, want 2", n)
+	// Alice listed on both members, then on bravo after the restore
+	if n := strings.Count(transcript, "\ndn: cn=Alice,ou=people,dc=postern,dc=local"); n != 3 {
+		t.Errorf("Alice listed %d times, want 3", n)
+	}
+	for _, want := range []string{"paused: firmware 0.2.0 here, 0.1.0 there", "every member OK", "restored: 1 added", "device key replaced", "not a cluster member"} {
+		if !strings.Contains(transcript, want) {
+			t.Errorf("the README's Day 2 run lacks %q", want)
+		}
 	}
 	if t.Failed() {
 		t.Logf("transcript:\n%s", transcript)

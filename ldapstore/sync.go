@@ -34,6 +34,11 @@ type ReplChange struct {
 	// with it, as 389-ds does with its parent unique ID); without it the
 	// entry goes where its DN says.
 	ParentUUID string
+	// Restamp gives Entry a new CSN of this store when the rules accept it
+	// but its own CSN is not newer than the context CSN for its server ID
+	// (an LDIF import of an export): replication sends changes newer than
+	// what a peer has seen, so the old CSN would stay on this member alone.
+	Restamp bool
 }
 
 // ApplyResult counts what ApplyBatch did with a batch.
@@ -261,7 +266,19 @@ func (w *wtx) replApply(r *replReq, res *ApplyResult) error {
 		}
 	}
 	w.s.gen.Observe(r.c)
-	return w.replPlace(b, r.id, old, r.add, r.parent, r.c, res)
+	c := r.c
+	if r.ch.Restamp {
+		s := w.s
+		s.mu.Lock()
+		covered := s.ctxCSN.Covers(c)
+		s.mu.Unlock()
+		if covered || w.ctx.Covers(c) {
+			// accepted by the rules at its own CSN, but older than what the
+			// peers have seen of its server ID: they would never be sent it
+			c = s.gen.Next()
+		}
+	}
+	return w.replPlace(b, r.id, old, r.add, r.parent, c, res)
 }
 
 // replPlace writes the state req of entry id (old is its current record,
@@ -272,6 +289,10 @@ func (w *wtx) replPlace(b buckets, id uuid.UUID, old *record, req *addReq, hint 
 	t := req.t
 	e := req.e.Clone()
 	e.Set("structuralObjectClass", req.structural)
+	if e.First("entryCSN") != c.String() {
+		e.Set("entryCSN", c.String()) // restamped (ReplChange.Restamp)
+		e.Set("modifyTimestamp", genTime(c))
+	}
 	var parent uuid.UUID
 	if !t.isSuffix(s) {
 		pl, err := w.replParent(b, id, old, t, hint, res)

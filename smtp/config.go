@@ -76,9 +76,11 @@ type Config struct {
 	MaxConnsPerIP   int           // per client IP; default 50 (Postfix smtpd_client_connection_count_limit)
 	MaxMessageBytes int64         // default 10240000 (Postfix message_size_limit)
 	MaxRecipients   int           // per message; default 1000 (Postfix smtpd_recipient_limit)
-	MaxLineLength   int           // default 2000: RFC 5321 §4.5.3.1.6's 1000, doubled for leniency
-	ReadTimeout     time.Duration // waiting for a command; default 5 min (RFC 5321 §4.5.3.2.7)
-	DataTimeout     time.Duration // waiting for each block of DATA; default 5 min (RFC 5321 §4.5.3.2.6)
+	MaxLineLength   int           // command line, octets with CRLF; default 2000: RFC 5321 §4.5.3.1.4's 512 with room for extension parameters, doubled for leniency
+	ReadTimeout     time.Duration // for a whole command line; default 5 min (RFC 5321 §4.5.3.2.7)
+	DataTimeout     time.Duration // for each read of DATA/BDAT, and the grace before MinDataRate applies; default 5 min (RFC 5321 §4.5.3.2.6)
+	MinDataRate     int64         // octets per second a message must average after DataTimeout; default 500 (Postfix smtpd_min_data_rate)
+	SessionTimeout  time.Duration // no new command after this long a connection; default 30 min
 	WriteTimeout    time.Duration // writing a reply; default 1 min
 
 	RetryMin      time.Duration // first retry after a temporary failure; default 5 min (Postfix minimal_backoff_time)
@@ -96,6 +98,14 @@ type Config struct {
 	Resolver               Resolver                                                          // MX lookups; default net.DefaultResolver
 
 	SegmentBytes int64 // queue log segment size; default 64 MiB
+
+	// MinFreeBytes is the free space the queue's file system must keep:
+	// below it (plus a declared SIZE) MAIL and RCPT get 452 4.3.1. Default
+	// 1.5 × MaxMessageBytes (Postfix smtpd's rule).
+	MinFreeBytes int64
+	// FreeSpace returns the octets free for the queue in dir; default
+	// statfs(2). Tests substitute it.
+	FreeSpace func(dir string) (int64, error)
 
 	// InjectAllowed decides, when a connection arrives on a listener given
 	// to ServeInjected, whether the cluster member may inject mail here. nil
@@ -132,8 +142,18 @@ func (c *Config) setDefaults() error {
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 10240000
 	}
+	if c.MinFreeBytes <= 0 {
+		c.MinFreeBytes = c.MaxMessageBytes + c.MaxMessageBytes/2
+	}
+	if c.FreeSpace == nil {
+		c.FreeSpace = statfsFree
+	}
 	defd(&c.ReadTimeout, 5*time.Minute)
 	defd(&c.DataTimeout, 5*time.Minute)
+	defd(&c.SessionTimeout, 30*time.Minute)
+	if c.MinDataRate <= 0 {
+		c.MinDataRate = 500
+	}
 	defd(&c.WriteTimeout, time.Minute)
 	defd(&c.RetryMin, 5*time.Minute)
 	defd(&c.RetryMax, 4000*time.Second)

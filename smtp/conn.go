@@ -8,21 +8,20 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
 // connInfo is what a connection's sessions know about the client. It
 // outlives a STARTTLS, which hands the socket to a new frontConn.
 type connInfo struct {
-	remote   netip.Addr
-	injected string // cluster member that injects on this connection, "" if none
-	release  func() // frees the connection slot; called once
-	once     sync.Once
+	remote     netip.Addr
+	injected   string    // cluster member that injects on this connection, "" if none
+	sessionEnd time.Time // no new command after this (Config.SessionTimeout)
+	release    func()    // frees the connection slot; called once
+	once       sync.Once
 }
 
 func (i *connInfo) done() { i.once.Do(i.release) }
@@ -30,10 +29,9 @@ func (i *connInfo) done() { i.once.Do(i.release) }
 // frontConn is the net.Conn go-smtp serves. It sits between go-smtp and the
 // socket (or the TLS stream after STARTTLS) and:
 //
-//   - sets a read deadline before every read: ReadTimeout for commands,
-//     DataTimeout while a DATA body is read (RFC 5321 §4.5.3.2); once a
-//     read timed out every further read fails at once, so go-smtp answers
-//     421 4.4.2 and closes;
+//   - reads the client's input itself and hands go-smtp one command line,
+//     DATA body or BDAT chunk at a time, after checking it (input.go,
+//     command.go, dataread.go), under the time limits of deadline.go;
 //   - performs STARTTLS (RFC 3207) itself: go-smtp has no TLS config, so
 //     it answers STARTTLS with "502 5.5.1 TLS not supported"; we replace that
 //     reply with 220, run the handshake on the socket and hand the TLS stream
@@ -46,41 +44,20 @@ type frontConn struct {
 	g      *Gateway
 	info   *connInfo
 	tls    *tls.ConnectionState // nil before STARTTLS
-	inData atomic.Bool
+	in     input                // go-smtp's goroutine only
+	sess   *session             // set by NewSession; go-smtp's goroutine only
+	flight bdatFlight
 
-	mu       sync.Mutex
-	timedOut bool
-	over     bool   // handed to a TLS successor: reads EOF, writes vanish
-	greeted  bool   // successor: go-smtp's greeting has been dropped
-	closing  bool   // a 421 was sent: the rest of go-smtp's output is dropped
-	wbuf     []byte // partial reply line
+	mu        sync.Mutex
+	over      bool   // handed to a TLS successor: reads EOF, writes vanish
+	greeted   bool   // successor: go-smtp's greeting has been dropped
+	closing   bool   // a 421 or 521 was sent: the rest of go-smtp's output is dropped
+	lingering bool   // close after reading what the client still sends (linger)
+	swallow   int    // replies to drop: go-smtp's answers to commands we made up
+	wbuf      []byte // partial reply line
 }
 
 var errHandedOver = errors.New("smtp: connection handed over to TLS")
-
-func (c *frontConn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	over, timedOut := c.over, c.timedOut
-	c.mu.Unlock()
-	if over {
-		return 0, io.EOF
-	}
-	if timedOut {
-		return 0, os.ErrDeadlineExceeded
-	}
-	d := c.g.cfg.ReadTimeout
-	if c.inData.Load() {
-		d = c.g.cfg.DataTimeout
-	}
-	c.Conn.SetReadDeadline(time.Now().Add(d))
-	n, err := c.Conn.Read(p)
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		c.mu.Lock()
-		c.timedOut = true
-		c.mu.Unlock()
-	}
-	return n, err
-}
 
 // SetReadDeadline is a no-op: Read sets the deadline itself.
 func (c *frontConn) SetReadDeadline(time.Time) error { return nil }
@@ -91,6 +68,21 @@ func (c *frontConn) handedOver() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.over
+}
+
+// say writes a reply of our own (one line, without CRLF). After a 421 or
+// 521 the connection is closing and nothing more is written.
+func (c *frontConn) say(line string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.over || c.closing {
+		return
+	}
+	c.Conn.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+	c.Conn.Write([]byte(line + "\r\n"))
+	if strings.HasPrefix(line, "421 ") || strings.HasPrefix(line, "521 ") {
+		c.closing = true
+	}
 }
 
 // replyRewrites maps go-smtp v0.25 reply lines to the RFC 5321 ones.
@@ -123,6 +115,29 @@ var replyRewrites = map[string]string{
 	"421 4.4.2 Idle timeout, bye bye":        "421 4.4.2 Error: timeout exceeded, closing connection",
 }
 
+// unrecognizedPrefix starts go-smtp's reply to an unknown verb, which
+// echoes the verb: four octets of anything, CR included.
+const unrecognizedPrefix = "500 5.5.2 Syntax errors, "
+
+// rewriteReply returns the reply line to send for one go-smtp wrote: the
+// RFC 5321 one, and never a control character a client put into an echo
+// (RFC 5321 §4.2: reply text is HT and printable characters; a CR inside
+// would split the reply for the client).
+func rewriteReply(text string) string {
+	if r, ok := replyRewrites[text]; ok {
+		return r
+	}
+	if strings.HasPrefix(text, unrecognizedPrefix) {
+		return replyRewrites["501 5.5.2 Bad command"]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, text)
+}
+
 const startTLSRefusal = "502 5.5.1 TLS not supported"
 
 func (c *frontConn) Write(p []byte) (n int, err error) {
@@ -148,6 +163,11 @@ func (c *frontConn) Write(p []byte) (n int, err error) {
 		line := c.wbuf[:i+1]
 		text := string(bytes.TrimRight(line, "\r\n"))
 		switch {
+		case c.swallow > 0:
+			// The reply to a command we made up (command.go).
+			if len(text) < 4 || text[3] != '-' {
+				c.swallow--
+			}
 		case c.closing:
 			// RFC 5321 §3.8: after 421 the server closes; go-smtp may
 			// still try to say goodbye a second time.
@@ -167,12 +187,12 @@ func (c *frontConn) Write(p []byte) (n int, err error) {
 			out = append(out, line...)
 			out = append(out, "250-STARTTLS\r\n"...)
 		default:
-			if r, ok := replyRewrites[text]; ok {
-				out = append(out, r...)
-				out = append(out, "\r\n"...)
-			} else {
-				out = append(out, line...)
+			if strings.HasPrefix(text, "354 ") {
+				// RFC 5321 §4.1.1.4: the DATA body follows.
+				c.enterData()
 			}
+			out = append(out, rewriteReply(text)...)
+			out = append(out, "\r\n"...)
 		}
 		c.wbuf = c.wbuf[i+1:]
 		if strings.HasPrefix(text, "421 ") {
@@ -220,14 +240,36 @@ func (c *frontConn) startTLS() {
 
 func (c *frontConn) Close() error {
 	c.mu.Lock()
-	over := c.over
+	over, linger := c.over, c.closing || c.lingering
 	c.mu.Unlock()
 	if over {
 		return nil // the socket belongs to the TLS successor
 	}
+	if linger {
+		c.linger()
+	}
 	err := c.Conn.Close()
 	c.info.done()
 	return err
+}
+
+// Lingering close: after a 421, a 521 or an over-long line the client may
+// still be sending what it pipelined. Closing a socket with unread input makes the kernel send a
+// reset, which can destroy the reply before the client reads it; so the
+// server first ends its side and drops what still comes, for a short,
+// bounded while (as HTTP servers do).
+const (
+	lingerTime  = time.Second
+	lingerBytes = 1 << 20
+)
+
+func (c *frontConn) linger() {
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, c.Conn, lingerBytes)
 }
 
 // limiter caps connections in total and per client IP.

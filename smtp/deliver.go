@@ -256,11 +256,22 @@ func (c *greeted) Read(p []byte) (int, error) {
 // connection is unusable afterwards.
 func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (res []result, broken bool) {
 	c := oc.c
-	if m.UTF8 && !oc.ext["SMTPUTF8"] {
-		// RFC 6531 §3.2: the next hop cannot take an SMTPUTF8 message.
-		return failAll(j, newError(550, [3]int{5, 6, 7}, "SMTPUTF8 is required but not supported by "+oc.host, nil), oc.host), false
+	rcpts := make([]string, len(j.rcpts))
+	for i, idx := range j.rcpts {
+		rcpts[i] = m.Recipients[idx].Addr
 	}
-	opts := &gosmtp.MailOptions{Size: int64(len(content)), UTF8: m.UTF8, EnvelopeID: m.EnvID}
+	out, e := prepareOutbound(m, rcpts, content, oc.ext, oc.host)
+	if e != nil {
+		return failAll(j, e, ""), false // our decision, not the next hop's reply
+	}
+	content = out.content
+	// Every address goes into a command line to the next hop: it must be
+	// exactly one RFC 5321 Mailbox (queue entries from before addresses
+	// were checked may not be).
+	if m.From != "" && !validWireMailbox(m.From, m.UTF8) {
+		return failAll(j, errQueuedSender, ""), false
+	}
+	opts := &gosmtp.MailOptions{Size: int64(len(content)), UTF8: out.utf8, EnvelopeID: m.EnvID}
 	switch m.Ret {
 	case "FULL":
 		opts.Return = gosmtp.DSNReturnFull
@@ -274,6 +285,10 @@ func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (r
 	var accepted []int
 	for _, idx := range j.rcpts {
 		rc := m.Recipients[idx]
+		if !validWireMailbox(rc.Addr, m.UTF8) {
+			res = append(res, replyResult(idx, errQueuedRcpt, ""))
+			continue
+		}
 		if err := c.Rcpt(rc.Addr, rcptOptions(rc)); err != nil {
 			var se *gosmtp.SMTPError
 			if !errors.As(err, &se) {

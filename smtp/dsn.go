@@ -5,9 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	gosmtp "github.com/emersion/go-smtp"
 
 	"postern/smtp/queue"
 )
@@ -83,7 +88,7 @@ func (g *Gateway) buildDSN(m *queue.Message, idx []int, content []byte, now time
 		b.WriteString("\r\n")
 	}
 	w("From: Mail Delivery System <MAILER-DAEMON@", g.cfg.Hostname, ">")
-	w("To: <", m.From, ">")
+	w("To: <", headerSafe(m.From), ">")
 	w("Subject: Undelivered Mail Returned to Sender")
 	w("Date: ", date)
 	w("Message-ID: <", id, "@", g.cfg.Hostname, ">")
@@ -103,7 +108,7 @@ func (g *Gateway) buildDSN(m *queue.Message, idx []int, content []byte, now time
 	w()
 	for _, i := range idx {
 		r := m.Recipients[i]
-		w("<", r.Addr, ">: ", r.Diagnostic)
+		w("<", headerSafe(r.Addr), ">: ", headerSafe(r.Diagnostic))
 	}
 	w()
 	w("--", boundary)
@@ -121,20 +126,16 @@ func (g *Gateway) buildDSN(m *queue.Message, idx []int, content []byte, now time
 		r := m.Recipients[i]
 		w()
 		if t, a, ok := strings.Cut(r.ORcpt, ";"); ok {
-			w("Original-Recipient: ", strings.ToLower(t), "; ", a)
+			w("Original-Recipient: ", dsnAddress(t, a))
 		}
-		if isASCII(r.Addr) {
-			w("Final-Recipient: rfc822; ", r.Addr)
-		} else {
-			w("Final-Recipient: utf-8; ", r.Addr) // RFC 6533 §3
-		}
+		w("Final-Recipient: ", dsnAddress("rfc822", r.Addr))
 		w("Action: failed")
 		w("Status: ", dsnStatus(r.Enhanced))
 		if r.RemoteMTA != "" {
-			w("Remote-MTA: dns; ", r.RemoteMTA)
-			w("Diagnostic-Code: smtp; ", r.Diagnostic)
+			w("Remote-MTA: dns; ", headerSafe(r.RemoteMTA))
+			w("Diagnostic-Code: smtp; ", headerSafe(r.Diagnostic))
 		} else {
-			w("Diagnostic-Code: X-Postern; ", r.Diagnostic)
+			w("Diagnostic-Code: X-Postern; ", headerSafe(r.Diagnostic))
 		}
 		if !r.LastAttempt.IsZero() {
 			w("Last-Attempt-Date: ", r.LastAttempt.Format(time.RFC1123Z))
@@ -179,4 +180,75 @@ func xtext(s string) string {
 		sb.WriteByte(c)
 	}
 	return sb.String()
+}
+
+// dsnAddress writes an address-type and address for Original-Recipient and
+// Final-Recipient (RFC 3464 §2.3.1-2) in a message/delivery-status part,
+// which is US-ASCII: an "rfc822" address of printable ASCII as it is; any
+// other (a "utf-8" address of RFC 6533, or a non-ASCII one) as "utf-8" in
+// utf-8-addr-xtext (RFC 6533 §3), which encodes control characters and
+// non-ASCII as \x{HEX}. No value a client gave reaches the part raw.
+func dsnAddress(typ, addr string) string {
+	if strings.EqualFold(typ, "rfc822") && isPrintableASCII(addr) {
+		return "rfc822; " + addr
+	}
+	return "utf-8; " + utf8AddrXtext(addr)
+}
+
+// utf8AddrXtext encodes s as RFC 6533 §3 utf-8-addr-xtext: QCHAR
+// (printable ASCII but '+', '=' and '\\') as it is, every other character
+// as \x{HEXPOINT}.
+func utf8AddrXtext(s string) string {
+	var sb strings.Builder
+	for _, r := range s {
+		if r > ' ' && r < 0x7f && r != '+' && r != '=' && r != '\\' {
+			sb.WriteRune(r)
+			continue
+		}
+		fmt.Fprintf(&sb, "\\x{%X}", r)
+	}
+	return sb.String()
+}
+
+// validORCPT checks a decoded ORCPT address (RFC 3461 §4.2): "rfc822"
+// ones are printable US-ASCII (RFC 3461 §4.2); "utf-8" ones (RFC 6533 §3)
+// valid UTF-8 without control characters. go-smtp decodes \x{1} to a
+// control character and lets it through.
+func validORCPT(typ gosmtp.DSNAddressType, addr string) bool {
+	switch typ {
+	case gosmtp.DSNAddressTypeRFC822:
+		return isPrintableASCII(addr)
+	case gosmtp.DSNAddressTypeUTF8:
+		if !utf8.ValidString(addr) {
+			return false
+		}
+		for _, r := range addr {
+			if unicode.IsControl(r) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// headerSafe drops control characters from a value written into a header
+// or a report line: queue entries written before addresses were checked
+// may hold them, and a CR or LF there would start a header of its own.
+func headerSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
 }

@@ -51,17 +51,26 @@ var (
 	errBadSender = newError(501, [3]int{5, 1, 7}, "Bad sender address syntax", nil)
 	// RFC 3463 §3.2 X.1.3: bad destination mailbox syntax.
 	errBadRcpt = newError(501, [3]int{5, 1, 3}, "Bad recipient address syntax", nil)
+	// RFC 3461 §4.2, §4.4 and RFC 5321 §4.1.1.11: a DSN parameter whose
+	// value is malformed.
+	errBadORCPT = newError(501, [3]int{5, 5, 4}, "Malformed ORCPT parameter value", nil)
+	errBadEnvID = newError(501, [3]int{5, 5, 4}, "Malformed ENVID parameter value", nil)
 	// RFC 6531 §3.5: a non-ASCII address without SMTPUTF8.
 	errNeedUTF8 = newError(553, [3]int{5, 6, 7}, "Non-ASCII address requires SMTPUTF8", nil)
 	// RFC 3463 X.1.1: bad destination mailbox.
 	errUnknownUser = newError(550, [3]int{5, 1, 1}, "Recipient address rejected: User unknown", nil)
 	// RFC 3463 X.7.1: delivery not authorized (Postfix: "Relay access denied").
 	errRelayDenied = newError(554, [3]int{5, 7, 1}, "Relay access denied", nil)
-	// RFC 5321 §4.5.3.1.6 line limit; §4.2.4: 500 covers over-long lines.
-	errLineTooLong = newError(500, [3]int{5, 5, 2}, "Line too long", nil)
+	// A text line over maxTextLine (RFC 5322 §2.1.1, RFC 5321 §4.5.3.1.6),
+	// refused at the end of the data with a code valid there (RFC 5321
+	// §4.3.2: 554) and RFC 3463 X.6.0, a content problem.
+	errLongLine = newError(554, [3]int{5, 6, 0}, "Error: message has a line longer than 998 octets", nil)
 	// RFC 5321 §4.5.3.2.6: DATA block timeout; §3.8: 421 before closing.
 	errDataTimeout = newError(421, [3]int{4, 4, 2}, "Timeout exceeded, closing connection", nil)
 	errClosing     = newError(421, [3]int{4, 3, 2}, "Service shutting down", nil)
+	// A queued address that is not one RFC 5321 Mailbox is never sent on.
+	errQueuedSender = newError(553, [3]int{5, 1, 7}, "Sender address is not a valid mailbox", nil)
+	errQueuedRcpt   = newError(553, [3]int{5, 1, 3}, "Recipient address is not a valid mailbox", nil)
 )
 
 // tempLookup is the reply when the directory cannot be read.

@@ -75,7 +75,11 @@ func New(cfg Config) (*Gateway, error) {
 	s.Domain = cfg.Hostname
 	s.MaxRecipients = cfg.MaxRecipients
 	s.MaxMessageBytes = cfg.MaxMessageBytes
-	s.MaxLineLength = cfg.MaxLineLength
+	// frontConn frames the input: it enforces MaxLineLength on command
+	// lines, and text lines are checked by the session (maxTextLine) so
+	// that a long one is refused at the end of the data without losing
+	// the connection's framing.
+	s.MaxLineLength = 0
 	s.WriteTimeout = cfg.WriteTimeout
 	s.EnableSMTPUTF8 = true // RFC 6531
 	s.EnableDSN = true      // RFC 3461
@@ -172,7 +176,7 @@ func (g *Gateway) accept(c net.Conn, member string) {
 		refuse("421 4.7.0 " + g.cfg.Hostname + " Too many connections\r\n")
 		return
 	}
-	info := &connInfo{remote: ip, injected: member, release: func() { g.lim.release(ip) }}
+	info := &connInfo{remote: ip, injected: member, sessionEnd: time.Now().Add(g.cfg.SessionTimeout), release: func() { g.lim.release(ip) }}
 	if !g.handoff(&frontConn{Conn: c, g: g, info: info}) {
 		c.Close()
 		info.done()
@@ -224,8 +228,14 @@ func (g *Gateway) Close() error {
 	return g.q.Close()
 }
 
-// slogPrinter adapts go-smtp's Logger to slog.
+// slogPrinter adapts go-smtp's Logger to slog. Its text (which can carry
+// what a client sent, in a panic value) is an attribute value, which the
+// handler quotes, never the message.
 type slogPrinter struct{ l *slog.Logger }
 
-func (p slogPrinter) Printf(format string, v ...any) { p.l.Warn("smtp: " + fmt.Sprintf(format, v...)) }
-func (p slogPrinter) Println(v ...any)               { p.l.Warn("smtp: " + fmt.Sprint(v...)) }
+func (p slogPrinter) Printf(format string, v ...any) {
+	p.l.Warn("smtp: go-smtp", slog.String("detail", fmt.Sprintf(format, v...)))
+}
+func (p slogPrinter) Println(v ...any) {
+	p.l.Warn("smtp: go-smtp", slog.String("detail", fmt.Sprint(v...)))
+}

@@ -62,41 +62,6 @@ func sanitizeHelo(h string) string {
 	return sb.String()
 }
 
-// splitAddress splits a mailbox (RFC 5321 §4.1.2 Mailbox) into local part
-// and domain; ok is false when either is empty or too long (§4.5.3.1.1-2)
-// or the domain is neither a domain name nor an address literal.
-func splitAddress(addr string) (local, domain string, ok bool) {
-	i := strings.LastIndexByte(addr, '@')
-	if i <= 0 || i == len(addr)-1 {
-		return "", "", false
-	}
-	local, domain = addr[:i], addr[i+1:]
-	if len(local) > 64 || len(domain) > 255 || !validDomain(domain) {
-		return "", "", false
-	}
-	return local, domain, true
-}
-
-// validDomain accepts an address literal or dot-separated labels of letters,
-// digits and hyphens (and UTF-8 for SMTPUTF8, RFC 6531 §3.3).
-func validDomain(d string) bool {
-	if strings.HasPrefix(d, "[") {
-		return strings.HasSuffix(d, "]") && len(d) > 2
-	}
-	for _, label := range strings.Split(d, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c >= 0x80) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {

@@ -29,7 +29,9 @@ func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	if !b.g.track() {
 		return nil, errClosing.wire()
 	}
-	return &session{g: b.g, c: c, fc: fc}, nil
+	s := &session{g: b.g, c: c, fc: fc}
+	fc.sess = s
+	return s, nil
 }
 
 // session is one client connection's SMTP state. go-smtp calls its methods
@@ -68,12 +70,22 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		return s.reply(errNestedMail)
 	}
 	if from != "" {
-		if _, _, ok := splitAddress(from); !ok {
+		m, p := checkMailbox(from, opts.UTF8)
+		switch p {
+		case addrSyntax:
 			return s.reply(errBadSender)
-		}
-		if !opts.UTF8 && !isASCII(from) {
+		case addrUTF8:
 			return s.reply(errNeedUTF8)
 		}
+		from = m.String()
+	}
+	// RFC 3461 §4.4: ENVID is at most 100 characters of printable ASCII
+	// (go-smtp checks the characters after decoding the xtext).
+	if len(opts.EnvelopeID) > 100 {
+		return s.reply(errBadEnvID)
+	}
+	if e := s.g.storageCheck(opts.Size); e != nil {
+		return s.reply(e)
 	}
 	s.hasFrom, s.from, s.opts = true, from, *opts
 	return nil
@@ -84,15 +96,21 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	if s.fc.handedOver() {
 		return errClosing.wire()
 	}
-	local, domain, ok := splitAddress(to)
-	if !ok {
+	m, p := checkMailbox(to, s.opts.UTF8)
+	switch p {
+	case addrSyntax:
 		return s.reply(errBadRcpt)
-	}
-	if !s.opts.UTF8 && !isASCII(to) {
+	case addrUTF8:
 		return s.reply(errNeedUTF8)
 	}
-	domain = strings.ToLower(domain)
-	addr := local + "@" + domain
+	if opts.OriginalRecipient != "" && !validORCPT(opts.OriginalRecipientType, opts.OriginalRecipient) {
+		return s.reply(errBadORCPT)
+	}
+	local, domain, addr := m.local, m.domain, m.String()
+	// The disk may have filled since MAIL (RFC 5321 §4.5.3.1.10: 452).
+	if e := s.g.storageCheck(s.opts.Size); e != nil {
+		return s.reply(e)
+	}
 	ctx, cancel := context.WithTimeout(s.g.ctx, lookupTimeout)
 	defer cancel()
 	if e := s.g.checkRecipient(ctx, s.fc.info, local, domain); e != nil {
@@ -130,23 +148,45 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 // "250 2.0.0 Ok: queued as ID" (RFC 5321 §4.1.1.4, §6.1: the receiver takes
 // responsibility with the 250).
 func (s *session) Data(r io.Reader) error {
+	if pr, ok := r.(*io.PipeReader); ok { // BDAT: go-smtp's goroutine (bdatflight.go)
+		s.fc.flight.begin(pr)
+		defer s.fc.flight.end()
+	}
 	if s.fc.handedOver() {
 		return errClosing.wire()
 	}
-	s.fc.inData.Store(true)
-	defer s.fc.inData.Store(false)
-
 	id := s.g.q.NewID()
 	now := time.Now()
 	var buf bytes.Buffer
 	buf.Grow(16 << 10)
 	s.writeReceived(&buf, id, now)
-	n, err := io.Copy(&buf, io.LimitReader(r, s.g.cfg.MaxMessageBytes+1))
+	trace := buf.Len()
+	// The content is kept as canonical CRLF lines whatever line ends the
+	// client used (canonical.go): a BDAT chunk arrives as sent, a DATA body
+	// already canonical from dataDecoder.
+	text := canonText{dst: &buf}
+	n, err := io.Copy(&text, io.LimitReader(r, s.g.cfg.MaxMessageBytes+1))
 	if err != nil {
 		return s.reply(dataError(err))
 	}
 	if n > s.g.cfg.MaxMessageBytes {
 		return s.reply(newError(552, [3]int{5, 3, 4}, "Maximum message size exceeded", nil))
+	}
+	text.finish()
+	if text.longest > maxTextLine {
+		return s.reply(errLongLine)
+	}
+	if int64(buf.Len()-trace) > s.g.cfg.MaxMessageBytes {
+		// Bare LFs of a BDAT chunk grew by their CRs.
+		return s.reply(newError(552, [3]int{5, 3, 4}, "Maximum message size exceeded", nil))
+	}
+	content := buf.Bytes()
+	if len(content) > trace && (content[trace] == ' ' || content[trace] == '\t') {
+		// A first line that starts with white space would continue our
+		// Received field (RFC 5322 §2.2.3 folding) and let the client
+		// write into the trace. It is no header field, so the client's
+		// header section is empty: the empty line that says so goes first.
+		content = append(append(append(make([]byte, 0, len(content)+2), content[:trace]...), "\r\n"...), content[trace:]...)
 	}
 	if s.fc.handedOver() {
 		return errClosing.wire()
@@ -162,12 +202,15 @@ func (s *session) Data(r io.Reader) error {
 		Client:     sanitizeHelo(s.c.Hostname()) + " [" + s.fc.info.remote.String() + "]",
 		Recipients: s.rcpts,
 	}
-	if err := s.g.q.Put(s.g.ctx, m, buf.Bytes()); err != nil {
+	if err := s.g.q.Put(s.g.ctx, m, content); err != nil {
+		if isNoSpace(err) {
+			return s.reply(&Error{Code: 452, Enhanced: errStorage.Enhanced, Message: errStorage.Message, Err: err})
+		}
 		// Postfix's reply when the queue cannot take the message.
 		return s.reply(newError(451, [3]int{4, 3, 0}, "Error: queue file write error", err))
 	}
 	s.g.met.received.Inc()
-	s.g.log.Debug("smtp: queued", slog.String("id", id), slog.String("from", s.from), slog.Int("rcpts", len(s.rcpts)), slog.Int64("size", int64(buf.Len())))
+	s.g.log.Debug("smtp: queued", slog.String("id", id), slog.String("from", s.from), slog.Int("rcpts", len(s.rcpts)), slog.Int64("size", int64(len(content))))
 	s.g.sch.schedule(id, now, false)
 	return (&Error{Code: 250, Enhanced: [3]int{2, 0, 0}, Message: "Ok: queued as " + id}).wire()
 }
@@ -180,8 +223,6 @@ func dataError(err error) *Error {
 	switch {
 	case errors.As(err, &se): // go-smtp's ErrDataTooLarge: 552 5.3.4
 		return &Error{Code: se.Code, Enhanced: [3]int(se.EnhancedCode), Message: se.Message}
-	case errors.Is(err, gosmtp.ErrTooLongLine):
-		return errLineTooLong
 	case errors.As(err, &ne) && ne.Timeout():
 		return errDataTimeout
 	}
@@ -189,6 +230,7 @@ func dataError(err error) *Error {
 }
 
 func (s *session) Reset() {
+	s.fc.flight.reset()
 	s.hasFrom, s.from, s.opts = false, "", gosmtp.MailOptions{}
 	s.rcpts, s.seen = nil, nil
 }

@@ -128,6 +128,8 @@ type entryView struct {
 	typesOnly bool
 	special   bool
 	hidePW    bool // userPassword is not shown
+	// hide are further types not shown (a restricted session's)
+	hide map[*schema.AttributeType]bool
 }
 
 // searchEntry appends a SearchResultEntry (RFC 4511 §4.5.2):
@@ -144,6 +146,9 @@ func (e *encoder) searchEntry(id int64, ent *ldapstore.Entry, v *entryView, ctrl
 			continue
 		}
 		if v.hidePW && (t != nil && t.HasName("userPassword") || t == nil && strings.EqualFold(baseName(a.Type), "userPassword")) {
+			continue
+		}
+		if t != nil && v.hide[t] {
 			continue
 		}
 		e.begin(tagSequence)

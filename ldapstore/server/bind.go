@@ -20,6 +20,11 @@ func (c *conn) bind(m *message, r *bindRequest) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.WriteTimeout)
 	defer cancel()
 	id, err := c.srv.authenticate(ctx, c.ip, r)
+	if err == nil && id.root && c.restricted {
+		// a frontend's tunnel carries its clients' binds to the backend:
+		// never the backend's own administrator's
+		id, err = identity{}, ldapstore.Errorf(ldapstore.UnwillingToPerform, "the root DN cannot bind through a frontend's session")
+	}
 	if err == nil {
 		c.ident = id
 		c.log.Debug("ldap bind", slog.String("dn", id.dn))
@@ -108,6 +113,9 @@ var (
 func canWrite(id identity) error {
 	if id.root {
 		return nil
+	}
+	if id.restricted {
+		return ldapstore.Errorf(ldapstore.UnwillingToPerform, "this session is read-only: write on a backend member")
 	}
 	return errWriteAccess
 }

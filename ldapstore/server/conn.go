@@ -21,6 +21,10 @@ type identity struct {
 	dn   string // as bound (the configured RootDN for the root)
 	norm string // normalised DN
 	root bool
+	// restricted is a read-only session of limited sight (a cluster
+	// frontend's, ServeConnRestricted): it never sees userPassword nor
+	// the Config.RestrictedHide types, and cannot write.
+	restricted bool
 }
 
 func (i identity) anonymous() bool { return i.dn == "" }
@@ -49,6 +53,9 @@ type conn struct {
 	isTLS bool
 	ip    string   // the client's address without port ("" when unknown)
 	ident identity // owned by the reading goroutine
+	// restricted marks a connection served by ServeConnRestricted: no Bind
+	// on it may become the root DN
+	restricted bool
 
 	ctx    context.Context
 	cancel context.CancelFunc

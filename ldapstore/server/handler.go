@@ -24,6 +24,7 @@ type SearchRequest struct {
 	Controls     []Control // all the request's controls, the handler's included
 	BindDN       string    // the connection's identity; "" for anonymous
 	Root         bool      // BindDN is the configured root DN
+	Restricted   bool      // a read-only session of limited sight (ServeConnRestricted)
 	// Access is the client's read access: a handler evaluates Filter with
 	// Filter.MatchAccess(schema, entry, Access) so that attributes the
 	// client may not read are Undefined (nil: the root DN, everything).
@@ -146,6 +147,7 @@ func (c *conn) serveHandler(op *operation, m *message, r *searchRequest, id iden
 		Controls:     m.controls,
 		BindDN:       id.dn,
 		Root:         id.root,
+		Restricted:   id.restricted,
 		Access:       c.srv.access(id),
 	}
 	w := &searchWriter{c: c, op: op, id: m.id, view: c.view(r, id), who: id}

@@ -70,17 +70,21 @@ func (c *conn) storeRequest(r *searchRequest, id identity) *ldapstore.SearchRequ
 }
 
 func (c *conn) view(r *searchRequest, id identity) *entryView {
-	return &entryView{
+	v := &entryView{
 		sel:       newSelector(c.srv.store.Schema(), r.attrs),
 		typesOnly: r.typesOnly,
 		hidePW:    !id.root,
 	}
+	if id.restricted {
+		v.hide = c.srv.hidden
+	}
+	return v
 }
 
 // viewFor returns the view for one entry: a user sees its own userPassword
 // but not other users'.
 func (c *conn) viewFor(v *entryView, ent *ldapstore.Entry, id identity) *entryView {
-	if !v.hidePW || id.anonymous() || ent.Get("userPassword") == nil {
+	if !v.hidePW || id.anonymous() || id.restricted || ent.Get("userPassword") == nil {
 		return v
 	}
 	if sameDN(ent.DN, id) {
@@ -150,6 +154,11 @@ func (s *Server) access(id identity) filter.Access {
 		return nil
 	}
 	pw := s.store.Schema().Attr("userPassword")
+	if id.restricted {
+		return func(_ filter.Entry, at *schema.AttributeType) bool {
+			return at != pw && !s.hidden[at]
+		}
+	}
 	return func(e filter.Entry, at *schema.AttributeType) bool {
 		return at != pw || sameDN(e.EntryDN(), id)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"postern/ldapstore"
 	"postern/ldapstore/dn"
+	"postern/ldapstore/schema"
 )
 
 // Defaults of Config.
@@ -75,6 +76,11 @@ type Config struct {
 	// client address also has at most MaxPasswordChecksPerIP.
 	MaxPasswordChecks int
 
+	// RestrictedHide are attribute types that sessions served by
+	// ServeConnRestricted (a cluster frontend's) never see, besides
+	// userPassword: the cluster's keys, private keys.
+	RestrictedHide []string
+
 	// VendorVersion is published as the Root DSE's vendorVersion (RFC 3045);
 	// the appliance passes its firmware version.
 	VendorVersion string
@@ -100,7 +106,8 @@ type Server struct {
 	results   *budget // memory of unsent search results, all connections
 	paged     *budget // memory of paged searches' remembered results (paged.go)
 
-	rootPW atomic.Pointer[string] // the root DN's password hash (SetRootPassword)
+	rootPW atomic.Pointer[string]         // the root DN's password hash (SetRootPassword)
+	hidden map[*schema.AttributeType]bool // Config.RestrictedHide
 
 	mu        sync.Mutex
 	closed    bool
@@ -177,6 +184,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: RootPassword: %w", err)
 	}
 	s.rootPW.Store(&cfg.RootPassword)
+	s.hidden = map[*schema.AttributeType]bool{}
+	for _, n := range cfg.RestrictedHide {
+		if at := cfg.Store.Schema().Attr(n); at != nil {
+			s.hidden[at] = true
+		}
+	}
 	if cfg.RootDN != "" {
 		n, err := dn.Normalize(cfg.RootDN)
 		if err != nil {
