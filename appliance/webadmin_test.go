@@ -198,3 +198,68 @@ func TestLogRingWraps(t *testing.T) {
 		t.Fatalf("ring: %+v", got)
 	}
 }
+
+// TestAPIReachesEveryControlRoute calls the control routes through the web
+// menu's /api/ with a bearer token: the same answers as the CLI gets,
+// errors as JSON a person can act on.
+func TestAPIReachesEveryControlRoute(t *testing.T) {
+	a := startAdminTest(t)
+	_, out := run(t, a, "", "admin", "token", "create", "--json")
+	var tok AdminTokenCreated
+	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.Token == "" {
+		t.Fatalf("token create --json: %v %s", err, out)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	call := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "https://"+a.Addr("admin")+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok.Token)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"GET", "/api/v1/status", "", 200, `"device_id"`},
+		{"GET", "/api/v1/system", "", 200, `"hostname"`},
+		{"POST", "/api/v1/system", `{"comment":"rack 7"}`, 200, `"comment": "rack 7"`},
+		{"GET", "/api/v1/cluster/status", "", 200, `"member": false`},
+		{"POST", "/api/v1/cluster/protect", `{"ips":["192.0.2.1"]}`, 409, `"error"`},
+		{"POST", "/api/v1/domains", `{"name":"example.com","deliver_to":"127.0.0.1:2526"}`, 200, `"tls": "may"`},
+		{"POST", "/api/v1/domains", `{"name":"localhost","deliver_to":"127.0.0.1:2526"}`, 400, `invalid domain name`},
+		{"GET", "/api/v1/domains", "", 200, `example.com`},
+		{"POST", "/api/v1/relay", `{"networks":["192.0.2.0/24"]}`, 200, `192.0.2.0/24`},
+		{"GET", "/api/v1/relay", "", 200, `192.0.2.0/24`},
+		{"GET", "/api/v1/queue", "", 200, `[]`},
+		{"GET", "/api/v1/queue/NOPE", "", 404, `no queued message NOPE`},
+		{"POST", "/api/v1/queue/flush", "", 200, `"scheduled"`},
+		{"GET", "/api/v1/ldif/export", "", 200, "dn: cn=example.com,ou=domains,"},
+		{"GET", "/api/v1/tls", "", 200, `"not_after"`},
+		{"GET", "/api/v1/logs?q=appliance+started", "", 200, `appliance started`},
+		{"GET", "/api/v1/stats", "", 200, `postern_info`},
+		{"GET", "/api/v1/admin/tokens", "", 200, tok.ID},
+		{"GET", "/api/v1/nope", "", 404, `no API route GET /api/v1/nope`},
+		{"DELETE", "/api/v1/status", "", 405, `not allowed`},
+	} {
+		st, body := call(tc.method, tc.path, tc.body)
+		if st != tc.status || !strings.Contains(body, tc.want) {
+			t.Errorf("%s %s: %d %s, want %d with %q", tc.method, tc.path, st, body, tc.status, tc.want)
+		}
+		if st >= 400 && !strings.Contains(body, `{"error":`) {
+			t.Errorf("%s %s: error is not JSON: %s", tc.method, tc.path, body)
+		}
+	}
+	if code, out := run(t, a, "", "domain", "list"); code != 0 || !strings.Contains(out, "example.com") {
+		t.Fatalf("the API's domain is not the CLI's: %s", out)
+	}
+}
