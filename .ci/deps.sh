@@ -22,6 +22,8 @@ caps=(
 	"prometheus-server|prometheus|prometheus --version && promtool --version"
 	"openssl-cms|openssl|openssl cms -help"
 	"git|git|git --version"
+	"curl|curl|curl --version"
+	"chromium-headless|chromium fonts-dejavu-core|chromium --headless=new --no-sandbox --disable-gpu --disable-background-networking --disable-component-update --dump-dom about:blank | grep -q '<body></body>' && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 	"mkpasswd-libxcrypt|whois|mkpasswd -m help | grep -q '^yescrypt' && mkpasswd -m help | grep -q '^bcrypt '"
 )
 

@@ -64,7 +64,10 @@ func (a *Appliance) adminRoutes(mux *http.ServeMux) {
 // cmdAdmin is `postern admin password [--password-file F]`.
 func cmdAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usagef("want password")
+		return usagef("want password or token")
+	}
+	if args[0] == "token" {
+		return cmdAdminToken(ctx, args[1:], stdout)
 	}
 	fs, data, _ := clientFlags("admin " + args[0])
 	pwFile := fs.String("password-file", "", "file holding the new admin password (first line); without it one is generated and printed once")

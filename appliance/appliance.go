@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,7 +38,8 @@ type Appliance struct {
 	system System
 
 	tlsConfig  *tls.Config
-	adminMu    sync.Mutex // guards adminHash after Start
+	cert       atomic.Pointer[tls.Certificate] // the machine certificate in force (tls_admin.go)
+	adminMu    sync.Mutex                      // guards adminHash after Start
 	adminHash  string
 	stopReq    chan struct{} // closed by `postern stop`
 	stopOnce   sync.Once
@@ -61,6 +63,11 @@ type Appliance struct {
 	restartReq  chan struct{} // closed when the appliance must be made anew (attach, detach)
 	restartOnce sync.Once
 
+	logs    *logRing     // recent log lines for the web menu (logring.go)
+	tokens  *tokenStore  // admin API tokens (tokens.go)
+	stats   statsHistory // metrics history for the web menu (stats.go)
+	closers []func()     // run first by Close (the web menu, the stats sampler)
+
 	listeners []net.Listener
 	https     []*http.Server
 	addrs     map[string]string // listener name → bound address
@@ -74,7 +81,8 @@ type Appliance struct {
 // on nothing until Start.
 func New(cfg Config) (a *Appliance, err error) {
 	cfg.setDefaults()
-	a = &Appliance{cfg: cfg, log: cfg.Logger, addrs: map[string]string{}, registry: prometheus.NewRegistry(), stopReq: make(chan struct{}), restartReq: make(chan struct{})}
+	a = &Appliance{cfg: cfg, addrs: map[string]string{}, registry: prometheus.NewRegistry(), stopReq: make(chan struct{}), restartReq: make(chan struct{}), logs: newLogRing(logRingSize)}
+	a.log = slog.New(newRingHandler(cfg.Logger.Handler(), a.logs))
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("appliance: data directory: %w", err)
 	}
@@ -107,7 +115,11 @@ func New(cfg Config) (a *Appliance, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	a.cert.Store(&cert)
+	a.tlsConfig = &tls.Config{GetCertificate: a.machineCert, MinVersion: tls.VersionTLS12}
+	if a.tokens, err = loadTokens(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if a.adminHash, a.generated, a.freshAdmin, err = loadOrCreateAdmin(cfg.DataDir, cfg.AdminPassword); err != nil {
 		return nil, err
 	}
@@ -305,6 +317,9 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 	if err := a.startControl(); err != nil {
 		return err
 	}
+	if err := a.startAdmin(); err != nil {
+		return err
+	}
 	// every listener is up: now the first start's admin password is
 	// stored and, when generated, shown (once)
 	if a.freshAdmin {
@@ -321,6 +336,9 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 		if addr, ok := a.addrs[name]; ok {
 			fmt.Fprintf(a.cfg.Out, "%s listening on %s\n", name, addr)
 		}
+	}
+	if u := a.adminURL(); u != "" {
+		fmt.Fprintf(a.cfg.Out, "admin menu on %s\n", u)
 	}
 	fmt.Fprintf(a.cfg.Out, "device %s (%s), firmware %s, data in %s\nready\n",
 		a.identity.DeviceID, a.identity.UUID, firmware.Version, a.cfg.DataDir)
@@ -369,6 +387,9 @@ func (a *Appliance) Store() *ldapstore.Store { return a.store }
 func (a *Appliance) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
+		for _, c := range a.closers {
+			c()
+		}
 		for _, s := range a.https {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			s.Shutdown(ctx)

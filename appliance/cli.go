@@ -119,6 +119,7 @@ func usage(w io.Writer) {
   cluster frontend detach              (standalone again, with a fresh, empty directory)
   cluster backend add IP:PORT | cluster backend remove IP:PORT   (a frontend's remote LDAP servers)
   admin password [--password-file F]   (resets the admin password; without a file one is generated and printed)
+  admin token create [--name N] | admin token list | admin token revoke ID   (bearer tokens for the web menu's /api/)
   wait [--timeout 30s] [--cluster-ok]  (until the appliance answers, or every member row says OK)
   stop                                 (stops the appliance and waits until it has)
   ntpd [--listen 127.0.0.1:10123]      (an SNTP server on this machine's clock: for labs without network)

@@ -24,7 +24,7 @@ var (
 		"relay":   {"show", "networks", "smarthost"},
 		"queue":   {"list", "show", "flush", "delete"},
 		"cluster": {"prepare", "join", "check", "status", "leave", "remove", "forget", "protect", "inject", "compare", "readdress", "rekey", "password", "frontend", "backend"},
-		"admin":   {"password"},
+		"admin":   {"password", "token"},
 	}
 )
 

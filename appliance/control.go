@@ -43,16 +43,22 @@ func (a *Appliance) startControl() error {
 		return fmt.Errorf("appliance: control socket: %w", err)
 	}
 	a.listeners = append(a.listeners, l)
+	srv := &http.Server{Handler: a.controlMux(), ReadHeaderTimeout: 10 * time.Second}
+	a.https = append(a.https, srv)
+	a.goServe("control", func() error { return srv.Serve(l) })
+	return nil
+}
+
+// controlMux is the control API of this appliance's role: the CLI's
+// socket and the web menu's backend serve the same one.
+func (a *Appliance) controlMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	if a.fe != nil {
 		a.frontendRoutes(mux)
 	} else {
 		a.routes(mux)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	a.https = append(a.https, srv)
-	a.goServe("control", func() error { return srv.Serve(l) })
-	return nil
+	return mux
 }
 
 func (a *Appliance) routes(mux *http.ServeMux) {
@@ -77,6 +83,7 @@ func (a *Appliance) routes(mux *http.ServeMux) {
 	a.policyRoutes(mux)
 	a.queueRoutes(mux)
 	a.clusterRoutes(mux)
+	a.webRoutes(mux)
 }
 
 func decodeJSON(r *http.Request, v any) error {

@@ -143,6 +143,7 @@ func (a *Appliance) frontendRoutes(mux *http.ServeMux) {
 	}))
 	a.adminRoutes(mux)
 	a.queueRoutes(mux)
+	a.webRoutes(mux)
 	mux.HandleFunc("GET /v1/cluster/status", a.jsonHandler(func(r *http.Request) (any, error) {
 		return &cluster.Status{Member: true, DeviceID: a.identity.DeviceID, UUID: a.identity.UUID,
 			Frontend: a.fe.Status(r.Context(), countEntries)}, nil

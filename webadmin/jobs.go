@@ -1,0 +1,105 @@
+package webadmin
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A job is a long action started from a page (a join, an LDIF import):
+// it runs in the background while its progress page shows the lines so
+// far, refreshed live (or by a meta refresh without script).
+type job struct {
+	ID      string
+	Kind    string // "join", "import"
+	Title   string
+	Started time.Time
+
+	mu     sync.Mutex
+	lines  []string
+	done   bool
+	err    string
+	result string
+}
+
+// jobView is a job's state for a template.
+type jobView struct {
+	ID, Kind, Title string
+	Started         time.Time
+	Lines           []string
+	Done            bool
+	Err             string
+	Result          string
+}
+
+func (j *job) add(line string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if n := len(j.lines); n > 0 && isProgress(line) && isProgress(j.lines[n-1]) {
+		j.lines[n-1] = line // "copied N/M entries" updates in place
+		return
+	}
+	if len(j.lines) < 10000 {
+		j.lines = append(j.lines, line)
+	}
+}
+
+// isProgress reports a progress line that replaces the previous one.
+func isProgress(l string) bool {
+	return strings.HasPrefix(l, "copied ") || strings.HasPrefix(l, "imported ")
+}
+
+func (j *job) finish(result, err string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.done, j.result, j.err = true, result, err
+}
+
+func (j *job) view() jobView {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return jobView{ID: j.ID, Kind: j.Kind, Title: j.Title, Started: j.Started, Lines: append([]string{}, j.lines...), Done: j.done, Err: j.err, Result: j.result}
+}
+
+// jobs are the menu's jobs, the last maxJobs kept.
+type jobs struct {
+	mu   sync.Mutex
+	list []*job
+}
+
+const maxJobs = 20
+
+func newJobs() *jobs { return &jobs{} }
+
+// start registers a new job of kind unless one of that kind still runs
+// (then it returns the running one and false).
+func (js *jobs) start(kind, title string, now time.Time) (*job, bool) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	for _, j := range js.list {
+		if j.Kind == kind && !j.view().Done {
+			return j, false
+		}
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	j := &job{ID: hex.EncodeToString(b), Kind: kind, Title: title, Started: now}
+	js.list = append(js.list, j)
+	if len(js.list) > maxJobs {
+		js.list = js.list[1:]
+	}
+	return j, true
+}
+
+func (js *jobs) get(id string) *job {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	for _, j := range js.list {
+		if j.ID == id {
+			return j
+		}
+	}
+	return nil
+}
