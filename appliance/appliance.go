@@ -313,6 +313,8 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 		if err := a.startCluster(); err != nil {
 			return err
 		}
+	} else if err := a.serveFrontendInjection(); err != nil {
+		return err
 	}
 	if err := a.startControl(); err != nil {
 		return err

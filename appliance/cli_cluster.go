@@ -288,6 +288,9 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 				return err
 			}
 			ans.InjectTo = st.InjectTo
+			if st.Frontend != nil {
+				ans.InjectTo = st.Frontend.InjectTo
+			}
 		} else if err := c().call(ctx, "POST", "/v1/cluster/inject", cluster.InjectRequest{Backends: splitList(*backends), Frontends: splitList(*frontends)}, &ans); err != nil {
 			return err
 		}

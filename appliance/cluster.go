@@ -21,17 +21,17 @@ import (
 func (a *Appliance) startCluster() error {
 	replication.NewProvider(a.store, replication.ProviderOptions{Logger: a.log.With("component", "replication")}).Register(a.ldap)
 	agent, err := cluster.New(cluster.Config{
-		DataDir:       a.cfg.DataDir,
-		Store:         a.store,
-		DeviceID:      a.identity.DeviceID,
-		UUID:          a.identity.UUID,
-		RootDN:        a.cfg.AdminDN(),
-		ServeLDAP:     a.ldap.ServeConn,
+		DataDir:   a.cfg.DataDir,
+		Store:     a.store,
+		DeviceID:  a.identity.DeviceID,
+		UUID:      a.identity.UUID,
+		RootDN:    a.cfg.AdminDN(),
+		ServeLDAP: a.ldap.ServeConn,
 		// frontends read as themselves, never a write, never a secret
 		ServeLDAPRestricted: a.ldap.ServeConnRestricted,
-		ServeInjected: a.smtp.ServeInjected,
-		LDAPAddr:      a.addrs["ldap"],
-		SMTPAddr:      a.addrs["smtp"],
+		ServeInjected:       a.smtp.ServeInjected,
+		LDAPAddr:            a.addrs["ldap"],
+		SMTPAddr:            a.addrs["smtp"],
 		Local: func() cluster.Local {
 			s := a.System()
 			return cluster.Local{Hostname: s.Hostname, Comment: s.Comment, Location: s.Location, NTPServer: s.NTPServer}

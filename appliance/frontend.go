@@ -61,8 +61,11 @@ func (a *Appliance) newFrontendMode() error {
 		TLSConfig: a.tlsConfig,
 		DataDir:   filepath.Join(cfg.DataDir, "queue"),
 		Directory: a.feDir,
-		Registry:  a.registry,
-		Logger:    a.log.With("component", "smtp"),
+		// the backends its admin allowed inject here (outbound mail
+		// through the DMZ): their tunnels come on the cluster address
+		InjectAllowed: fe.InjectAllowed,
+		Registry:      a.registry,
+		Logger:        a.log.With("component", "smtp"),
 	})
 	if err != nil {
 		fe.Close()
@@ -106,6 +109,20 @@ func (a *Appliance) startFrontend(ctx context.Context) error {
 		}
 		a.goServe("ldaps", func() error { return a.proxy.ServeTLS(l) })
 	}
+	return nil
+}
+
+// serveFrontendInjection serves the backends' injection tunnels on the
+// cluster address (Start, once the SMTP listener's address is known).
+func (a *Appliance) serveFrontendInjection() error {
+	if !enabled(a.cfg.ClusterAddr) {
+		return nil
+	}
+	l, err := a.listen("cluster", a.cfg.ClusterAddr)
+	if err != nil {
+		return err
+	}
+	a.goServe("cluster", func() error { return a.fe.Serve(l, a.addrs["smtp"], a.smtp.ServeInjected) })
 	return nil
 }
 
@@ -174,7 +191,11 @@ func (a *Appliance) frontendRoutes(mux *http.ServeMux) {
 		if len(req.Frontends) > 0 {
 			return nil, badRequest("a frontend injects on backends only")
 		}
-		return map[string][]string{"inject_to": req.Backends}, a.fe.SetInject(req.Backends)
+		to, err := a.fe.SetInject(req.Backends)
+		if err != nil {
+			return nil, badRequest(err.Error())
+		}
+		return map[string][]string{"inject_to": to}, nil
 	}))
 	mux.HandleFunc("POST /v1/cluster/frontend/detach", a.jsonHandler(func(r *http.Request) (any, error) {
 		told, err := a.fe.Detach(r.Context())

@@ -35,9 +35,9 @@ type frontendDirectory struct {
 
 	mu       sync.RWMutex
 	idx      *dirIndex // the current session's view
-	ready    bool                  // a refresh has completed on some session
-	up       bool                  // the session is in its persist stage
-	lostAt   time.Time             // when the last session ended
+	ready    bool      // a refresh has completed on some session
+	up       bool      // the session is in its persist stage
+	lostAt   time.Time // when the last session ended
 	backend  string
 	lookups  *prometheus.HistogramVec
 	outcomes *prometheus.CounterVec

@@ -61,7 +61,7 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 			h.Removed = fmt.Sprintf("this device's key was revoked: it was removed from cluster %s (told by %s)", h.ClusterUUID, a.cfg.DeviceID)
 		}
 		if role == roleFrontend {
-			h.Members = a.briefs(ctx) // backend add: the backends' addresses and keys
+			h.Members = a.briefs(ctx) // backend add, injection: the backends' addresses, keys and ACL
 		}
 		if role == roleJoiner {
 			// what a joiner's pre-join check needs: why its identifier
@@ -84,7 +84,12 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 		} else {
 			a.takeAnnounced(ctx, device, m.Member)
 		}
-		WriteMessage(ch, &Message{Type: msgHello, Peer: a.hello(ctx)})
+		h := a.hello(ctx)
+		if role == roleFrontend {
+			// the backends and whom they may inject on, kept fresh
+			h.Members = a.briefs(ctx)
+		}
+		WriteMessage(ch, &Message{Type: msgHello, Peer: h})
 	case msgLock:
 		who := m.Device
 		if role == roleMember && !m.Forwarded {

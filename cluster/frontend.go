@@ -45,6 +45,10 @@ type Frontend struct {
 	inUse    string                  // Device ID of the backend in use
 	changed  chan struct{}           // closed and replaced when inUse changes
 	kick     chan struct{}           // a link's state changed: choose again now
+	lis      net.Listener            // the injection listener (Serve)
+	conns    map[*ssh.ServerConn]struct{}
+	smtpAddr string // where injection tunnels go (Serve)
+	injected func(c net.Conn, member string)
 }
 
 // FrontendConfig configures a Frontend.
@@ -156,6 +160,12 @@ func (f *Frontend) Start() {
 func (f *Frontend) Close() error {
 	f.cancel()
 	f.mu.Lock()
+	if f.lis != nil {
+		f.lis.Close()
+	}
+	for c := range f.conns {
+		c.Close()
+	}
 	links := make([]*backendLink, 0, len(f.backends))
 	for _, l := range f.backends {
 		links = append(links, l)

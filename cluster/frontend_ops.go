@@ -239,14 +239,29 @@ func (f *Frontend) RemoveBackend(ctx context.Context, addr string) error {
 // SetInject sets the backends this frontend may inject mail on (the
 // backends' ACL then allows it); the record carries it with the next
 // heartbeat.
-func (f *Frontend) SetInject(ids []string) error {
+func (f *Frontend) SetInject(ids []string) ([]string, error) {
+	briefs := f.backendBriefs()
+	to := []string{}
+	for _, id := range ids {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			continue
+		}
+		i := slices.IndexFunc(briefs, func(m MemberBrief) bool { return strings.EqualFold(m.DeviceID, id) })
+		if i < 0 {
+			return nil, fmt.Errorf("cluster: no backend %s in the cluster (as this frontend's backends list it)", id)
+		}
+		if !slices.Contains(to, briefs[i].DeviceID) {
+			to = append(to, briefs[i].DeviceID)
+		}
+	}
 	st := f.state()
-	st.InjectTo = ids
+	st.InjectTo = to
 	if err := f.setState(st); err != nil {
-		return err
+		return nil, err
 	}
 	f.beat()
-	return nil
+	return to, nil
 }
 
 // Detach deletes this frontend's record on a backend, which revokes its

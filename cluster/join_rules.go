@@ -31,7 +31,7 @@ func (a *Agent) briefs(ctx context.Context) []MemberBrief {
 	}
 	out := make([]MemberBrief, 0, len(members))
 	for _, m := range members {
-		out = append(out, MemberBrief{DeviceID: m.DeviceID, Hostname: m.Hostname, Addr: m.Addr, ClusterNo: m.ClusterNo, Role: m.Role, DeviceKey: m.DeviceKey})
+		out = append(out, MemberBrief{DeviceID: m.DeviceID, Hostname: m.Hostname, Addr: m.Addr, ClusterNo: m.ClusterNo, Role: m.Role, DeviceKey: m.DeviceKey, InjectTo: m.InjectTo})
 	}
 	return out
 }

@@ -111,6 +111,9 @@ type MemberBrief struct {
 	ClusterNo int    `json:"cluster_no,omitempty"`
 	Role      string `json:"role,omitempty"`
 	DeviceKey string `json:"device_key,omitempty"` // public: a frontend pins it as the backend's host key
+	// InjectTo is the members this one may inject mail on (a frontend
+	// applies it to the backends that inject on it)
+	InjectTo []string `json:"inject_to,omitempty"`
 }
 
 // WireEntry is one entry of a dump, operational attributes included.

@@ -206,9 +206,9 @@ func newClusterFixture(t *testing.T) *clusterFixture {
 // start starts an appliance on ip with the fixture's options.
 // Every appliance gets a hostname of its own (a cluster refuses a second
 // member of the same name).
-func (f *clusterFixture) start(ip string) *appliance {
+func (f *clusterFixture) start(ip string, env ...string) *appliance {
 	f.t.Helper()
-	return startAppliance(f.t, ip, append(f.common, "--hostname", "m"+strings.ReplaceAll(ip, ".", "-"))...)
+	return startApplianceEnv(f.t, ip, env, append(f.common, "--hostname", "m"+strings.ReplaceAll(ip, ".", "-"))...)
 }
 
 // prepare runs `cluster prepare` on x, allowing the given IPs, and returns

@@ -3,12 +3,17 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // frontendStatus is the part of `cluster status --json` on a frontend the
@@ -24,20 +29,31 @@ type frontendStatus struct {
 			InUse    bool   `json:"in_use"`
 		} `json:"backends"`
 	} `json:"frontend"`
-	Member bool `json:"member"`
+	Member   bool   `json:"member"`
+	DeviceID string `json:"device_id"`
 }
 
 func (x *appliance) frontendStatus(t *testing.T) frontendStatus {
 	t.Helper()
-	out, err := x.cli("cluster", "status", "--json")
-	if err != nil {
-		t.Fatalf("cluster status: %v\n%s", err, out)
-	}
-	var st frontendStatus
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("cluster status: %v\n%s", err, out)
+	st, err := x.tryFrontendStatus()
+	if err != "" {
+		t.Fatalf("cluster status: %s", err)
 	}
 	return st
+}
+
+// tryFrontendStatus is frontendStatus for eventually: the appliance may
+// be restarting in its new role.
+func (x *appliance) tryFrontendStatus() (frontendStatus, string) {
+	var st frontendStatus
+	out, err := x.cli("cluster", "status", "--json")
+	if err != nil {
+		return st, fmt.Sprintf("%v\n%s", err, out)
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return st, fmt.Sprintf("%v\n%s", err, out)
+	}
+	return st, ""
 }
 
 // attach runs `cluster frontend attach` on x to backend via.
@@ -78,7 +94,9 @@ func TestFrontends(t *testing.T) {
 		t.Fatalf("join: %v\n%s", err, out)
 	}
 	b1.waitAllOK(t, 2)
-	f1, f2 := f.start("127.0.0.72"), f.start("127.0.0.73")
+	// the frontends' temporary directory is watched: nothing may land there
+	feTmp := []string{t.TempDir(), t.TempDir()}
+	f1, f2 := f.start("127.0.0.72", "TMPDIR="+feTmp[0]), f.start("127.0.0.73", "TMPDIR="+feTmp[1])
 	sink := startSink(t, "127.0.0.74")
 	// an identifier pins the host key of the member it was made on: f2
 	// attaches to b2 with one made there
@@ -104,7 +122,10 @@ func TestFrontends(t *testing.T) {
 		}
 		p.fe.waitLog(t, "restarting in the new role")
 		eventually(t, 20*time.Second, p.fe.ip+" a frontend with its backend OK", func() string {
-			st := p.fe.frontendStatus(t)
+			st, err := p.fe.tryFrontendStatus()
+			if err != "" {
+				return err
+			}
 			if st.Frontend == nil || len(st.Frontend.Backends) != 1 || !st.Frontend.Backends[0].OK {
 				return fmt.Sprintf("%+v", st.Frontend)
 			}
@@ -129,19 +150,6 @@ func TestFrontends(t *testing.T) {
 	})
 	if bst := b1.clusterStatus(t); len(bst.Members) != 2 {
 		t.Fatalf("Cluster members lists frontends: %+v", bst.Members)
-	}
-
-	// nothing of the directory on a frontend's disk
-	for _, fe := range []*appliance{f1, f2} {
-		entries, _ := os.ReadDir(fe.data)
-		for _, e := range entries {
-			switch e.Name() {
-			case "identity.json", "system.json", "tls.crt", "tls.key", "admin.hash", "control.sock", "lock",
-				"ssh_host_ed25519_key", "frontend.json", "queue":
-			default:
-				t.Errorf("%s: unexpected file %s in a frontend's data directory", fe.ip, e.Name())
-			}
-		}
 	}
 
 	// a domain added on backend 1 is in force on both frontends within 2 s
@@ -196,6 +204,91 @@ func TestFrontends(t *testing.T) {
 		t.Fatalf("the backend's root DN bound through a frontend:\n%s", out)
 	}
 
+	// a frontend's own tunnel to a backend's LDAP: read-only, no
+	// userPassword, not even asked for by name or in a filter (the LDAP
+	// tools always bind: as carol here, whose own password stays hidden)
+	fwd := forwardTunnel(t, f1, b1, "127.0.0.72", b1.addr["ldap"], "127.0.0.75")
+	carol := []string{"-D", "uid=carol,ou=people," + suffix, "-w", "carol-secret-pw"}
+	out, err = tool(t, nil, "", "ldapsearch", append(append([]string{"-x", "-LLL", "-H", "ldap://" + fwd}, carol...), "-b", "ou=people,"+suffix, "(uid=carol)", "userPassword", "mail")...)
+	if err != nil || !strings.Contains(out, "mail: carol@example.com") || strings.Contains(out, "userPassword") {
+		t.Fatalf("a frontend tunnel reading carol: %v\n%s", err, out)
+	}
+	out, _ = tool(t, nil, "", "ldapsearch", append(append([]string{"-x", "-LLL", "-H", "ldap://" + fwd}, carol...), "-b", "ou=people,"+suffix, "(userPassword=carol-secret-pw)", "dn")...)
+	if strings.Contains(out, "uid=carol") {
+		t.Fatalf("a frontend tunnel matched a filter on userPassword:\n%s", out)
+	}
+	out, err = tool(t, nil, "dn: uid=carol,ou=people,"+suffix+"\nchangetype: modify\nreplace: sn\nsn: Tunnel\n", "ldapmodify", append([]string{"-x", "-H", "ldap://" + fwd}, carol...)...)
+	if exitCode(err) == 0 {
+		t.Fatalf("a frontend tunnel wrote on the backend:\n%s", out)
+	}
+	t.Logf("a write through a frontend's tunnel: exit %d: %s", exitCode(err), strings.TrimSpace(out))
+	out, _ = tool(t, nil, "", "ldapsearch", "-x", "-LLL", "-H", "ldap://"+fwd, "-D", adminDN, "-w", adminPassword, "-b", "ou=cluster,"+suffix, "(objectClass=*)", "posternClusterPublicKey", "posternRevokedKey")
+	if strings.Contains(out, "posternClusterPublicKey:") || strings.Contains(out, "posternRevokedKey:") {
+		t.Fatalf("a frontend tunnel read the cluster's keys:\n%s", out)
+	}
+
+	// Allow mail injection: f1 may inject on b1 (not b2); b1 may inject on
+	// f1, b2 may not
+	b1ID := b1.clusterStatus(t).DeviceID
+	f1ID := f1.frontendStatus(t).DeviceID
+	if out, err := f1.cli("cluster", "inject", "--backends", b1ID); err != nil || !strings.Contains(out, b1ID) {
+		t.Fatalf("inject on a frontend: %v\n%s", err, out)
+	}
+	if out, err := f1.cli("cluster", "inject", "--backends", "PST-NOSUCH"); err == nil {
+		t.Fatalf("inject on an unknown backend accepted:\n%s", out)
+	}
+	if out, err := b1.cli("cluster", "inject", "--frontends", f1ID); err != nil || !strings.Contains(out, f1ID) {
+		t.Fatalf("inject --frontends on a backend: %v\n%s", err, out)
+	}
+	eventually(t, 20*time.Second, "f1 injects on b1", func() string { return injectSMTP(t, f1, b1, "127.0.0.72", "") })
+	if got := injectSMTP(t, f1, b2, "127.0.0.72", ""); !strings.Contains(got, "550") || !strings.Contains(got, "5.7.1") {
+		t.Fatalf("f1 injecting on b2 (not allowed): %s", got)
+	}
+	eventually(t, 20*time.Second, "b1 injects on f1", func() string { return injectSMTP(t, b1, f1, "127.0.0.70", "") })
+	if got := injectSMTP(t, b2, f1, "127.0.0.71", ""); !strings.Contains(got, "550") || !strings.Contains(got, "5.7.1") {
+		t.Fatalf("b2 injecting on f1 (not allowed): %s", got)
+	}
+	out, _ = f1.cli("cluster", "inject")
+	t.Logf("injection: f1 on b1 250, on b2 550 5.7.1; b1 on f1 250, b2 on f1 550 5.7.1; f1 says: %s", strings.TrimSpace(out))
+
+	// nothing of the directory on a frontend's disk, after lookups and
+	// mail: only the machine-local files, no temporary files
+	for i, fe := range []*appliance{f1, f2} {
+		entries, _ := os.ReadDir(fe.data)
+		for _, e := range entries {
+			switch e.Name() {
+			case "identity.json", "system.json", "tls.crt", "tls.key", "admin.hash", "control.sock", "lock",
+				"ssh_host_ed25519_key", "frontend.json", "queue":
+			default:
+				t.Errorf("%s: unexpected file %s in a frontend's data directory", fe.ip, e.Name())
+			}
+		}
+		filepath.WalkDir(filepath.Join(fe.data, "queue"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.Contains(strings.ToLower(filepath.Base(p)), "ldap") {
+				t.Errorf("%s: %s in the queue directory", fe.ip, p)
+			}
+			return nil
+		})
+		if tmp, _ := os.ReadDir(feTmp[i]); len(tmp) > 0 {
+			t.Errorf("%s: %d files in its temporary directory, first %s", fe.ip, len(tmp), tmp[0].Name())
+		}
+	}
+
+	// a frontend whose record is deleted comes back with its heartbeat
+	if out, err := b2.cli("cluster", "forget", f1ID); err != nil {
+		t.Fatalf("forget f1: %v\n%s", err, out)
+	}
+	forgot := time.Now()
+	eventually(t, 60*time.Second, "f1's record back on both backends", func() string {
+		for _, b := range []*appliance{b1, b2} {
+			if out, _ := b.cli("cluster", "status"); !strings.Contains(out, f1ID) {
+				return b.ip + ":\n" + out
+			}
+		}
+		return ""
+	})
+	t.Logf("f1's deleted record back on both backends after %s", time.Since(forgot).Round(10*time.Millisecond))
+
 	// kill -9 the backend in use while mail flows: 250 or 4xx, never a 5xx
 	// (carol is now the domain's only known recipient: the directory
 	// answers recipient verification through the frontend)
@@ -225,6 +318,21 @@ func TestFrontends(t *testing.T) {
 		}
 	}
 	t.Logf("during the failover: %d of %d messages 250, the rest 4xx", n250, len(replies))
+	// every 250 is delivered (the frontend's own queue delivers to the sink)
+	eventually(t, 60*time.Second, "the failover's accepted messages delivered", func() string {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		n := 0
+		for _, m := range sink.msgs {
+			if strings.Contains(m.Data, "Subject: during failover ") {
+				n++
+			}
+		}
+		if n < n250 {
+			return fmt.Sprintf("%d of %d delivered", n, n250)
+		}
+		return ""
+	})
 	eventually(t, 10*time.Second, "f1 on b2", func() string {
 		for _, b := range f1.frontendStatus(t).Frontend.Backends {
 			if b.InUse && b.IP == "127.0.0.71" {
@@ -254,19 +362,49 @@ func TestFrontends(t *testing.T) {
 		return ""
 	})
 
+	// metrics: each backend's reachability, lookup latency, cache hits/misses
+	resp, err := http.Get("http://" + f1.addr["metrics"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"postern_frontend_backend_up{device_id=", "postern_frontend_lookup_seconds_bucket", `postern_frontend_cache_lookups_total{result="hit"}`, "postern_frontend_backend_switches_total "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("f1's metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(body), "postern_frontend_backend_switches_total 0\n") {
+		t.Error("f1's metrics count no backend switch after the failover")
+	}
+
 	// backend remove, then detach: standalone, an empty directory, its key refused
 	if out, err := f1.cli("cluster", "backend", "remove", b2.addr["cluster"]); err != nil {
 		t.Fatalf("backend remove: %v\n%s", err, out)
+	}
+	if st := f1.frontendStatus(t); len(st.Frontend.Backends) != 1 || st.Frontend.Backends[0].IP != "127.0.0.70" || st.Frontend.Number != "F(1)" {
+		t.Fatalf("f1 after backend remove: %+v", st.Frontend)
+	}
+	if out, err := f1.cli("cluster", "backend", "remove", b1.addr["cluster"]); err == nil || !strings.Contains(out, "only backend") {
+		t.Fatalf("removing f1's last backend: %v\n%s", err, out)
+	}
+	if out, err := f1.cli("cluster", "backend", "remove", "127.0.0.99:1"); err == nil || !strings.Contains(out, "not a backend") {
+		t.Fatalf("removing a backend f1 does not have: %v\n%s", err, out)
+	}
+
+	// several entry points: killing one frontend changes nothing for the other
+	f1.kill9()
+	if r := smtpReply(t, f2, "carol@example.com", "f1 is gone"); !strings.HasPrefix(r, "250") {
+		t.Fatalf("f2 with f1 killed: %s", r)
 	}
 	if out, err := f2.cli("cluster", "frontend", "detach"); err != nil || !strings.Contains(out, "detached") {
 		t.Fatalf("detach: %v\n%s", err, out)
 	}
 	f2.waitLog(t, "restarting in the new role")
 	eventually(t, 10*time.Second, "f2 standalone", func() string {
-		out, err := f2.cli("cluster", "status", "--json")
-		var st frontendStatus
-		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
-			return out
+		st, err := f2.tryFrontendStatus()
+		if err != "" {
+			return err
 		}
 		if st.Frontend != nil || st.Member {
 			return "still a member"
@@ -285,3 +423,43 @@ func TestFrontends(t *testing.T) {
 }
 
 func sshBin(t *testing.T) string { return requireTool(t, "ssh") }
+
+// forwardTunnel opens an SSH connection from member from (its device key,
+// from fromIP) to target and forwards a local port on listenIP to dest
+// through it (what `ssh -L` does); it returns the local address.
+func forwardTunnel(t *testing.T, from, target *appliance, fromIP, dest, listenIP string) string {
+	t.Helper()
+	kb, err := os.ReadFile(filepath.Join(from.data, "ssh_host_ed25519_key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(kb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := sshClient(t, target.addr["cluster"], fromIP, signer)
+	l, err := net.Listen("tcp", listenIP+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(); cl.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r, err := cl.Dial("tcp", dest)
+				if err != nil {
+					return
+				}
+				defer r.Close()
+				go io.Copy(r, c)
+				io.Copy(c, r)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}

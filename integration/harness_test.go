@@ -114,7 +114,14 @@ func (s *syncBuffer) String() string {
 // data directory, and waits until it says ready.
 func startAppliance(t *testing.T, ip string, extra ...string) *appliance {
 	t.Helper()
-	a := &appliance{t: t, bin: binary, ip: ip, data: filepath.Join(t.TempDir(), "var"), addr: map[string]string{}}
+	return startApplianceEnv(t, ip, nil, extra...)
+}
+
+// startApplianceEnv is startAppliance with env added to the process's
+// environment (kept for its restarts).
+func startApplianceEnv(t *testing.T, ip string, env []string, extra ...string) *appliance {
+	t.Helper()
+	a := &appliance{t: t, bin: binary, ip: ip, data: filepath.Join(t.TempDir(), "var"), addr: map[string]string{}, env: env}
 	for _, n := range []string{"ldap", "ldaps", "smtp", "admin", "cluster", "metrics"} {
 		a.addr[n] = freePort(t, ip)
 	}

@@ -12,7 +12,9 @@ import (
 // the outcome, the connection's previous authentication is gone: a failed
 // bind leaves it anonymous (RFC 4511 §4.2.1).
 func (c *conn) bind(m *message, r *bindRequest) {
-	c.ident = identity{}
+	// a restricted session stays restricted whoever binds on it: a bind
+	// changes who reads, never how much may be seen
+	c.ident = identity{restricted: c.restricted}
 	if err := c.srv.checkControls(m); err != nil {
 		c.sendBind(m.id, err)
 		return
@@ -26,6 +28,7 @@ func (c *conn) bind(m *message, r *bindRequest) {
 		id, err = identity{}, ldapstore.Errorf(ldapstore.UnwillingToPerform, "the root DN cannot bind through a frontend's session")
 	}
 	if err == nil {
+		id.restricted = c.restricted
 		c.ident = id
 		c.log.Debug("ldap bind", slog.String("dn", id.dn))
 	} else {
@@ -106,6 +109,9 @@ func (s *Server) authenticate(ctx context.Context, ip string, r *bindRequest) (i
 //   - anonymous reads only the Root DSE and cn=Subschema.
 
 var (
+	// errReadOnlySession answers every write in a restricted session (a
+	// cluster frontend's), password changes included
+	errReadOnlySession = ldapstore.Errorf(ldapstore.UnwillingToPerform, "this session is read-only: write on a backend member")
 	errWriteAccess = ldapstore.Errorf(ldapstore.InsufficientAccessRights, "only the root DN may modify the directory")
 	errReadAccess  = ldapstore.Errorf(ldapstore.InsufficientAccessRights, "anonymous may read only the Root DSE and cn=Subschema")
 )
@@ -115,7 +121,7 @@ func canWrite(id identity) error {
 		return nil
 	}
 	if id.restricted {
-		return ldapstore.Errorf(ldapstore.UnwillingToPerform, "this session is read-only: write on a backend member")
+		return errReadOnlySession
 	}
 	return errWriteAccess
 }

@@ -84,6 +84,9 @@ func (c *conn) passwordModify(ctx context.Context, r *extendedRequest, id identi
 			}
 		}
 	}
+	if id.restricted {
+		return nil, errReadOnlySession
+	}
 	if id.anonymous() {
 		return nil, ldapstore.Errorf(ldapstore.InsufficientAccessRights, "anonymous may not change passwords")
 	}
