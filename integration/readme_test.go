@@ -106,7 +106,20 @@ func TestREADME(t *testing.T) {
 			t.Errorf("the README's Day 2 run lacks %q", want)
 		}
 	}
-	if t.Failed() {
+	// the frontend: attached, the table, no ldap.db, Bob read through it
+	// without his password, both messages delivered, failover, detach
+	for _, want := range []string{"is now a frontend", "Remote LDAP server", "F(1,2)", "mail: bob@example.com", "detached"} {
+		if !strings.Contains(transcript, want) {
+			t.Errorf("the README's frontend run lacks %q", want)
+		}
+	}
+	if strings.Contains(transcript, "userPassword:") {
+		t.Error("the README's frontend run shows a userPassword")
+	}
+	if n := strings.Count(transcript, "\nlab/mail/"); n < 3 {
+		t.Errorf("%d messages found in lab/mail, want the README's first and the frontend's two", n)
+	}
+	if t.Failed() || os.Getenv("POSTERN_README_TRANSCRIPT") != "" {
 		t.Logf("transcript:\n%s", transcript)
 	}
 }
