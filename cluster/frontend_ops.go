@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,7 +42,7 @@ func (a *Agent) AttachFrontend(ctx context.Context, req AttachRequest, progress 
 		if c != nil && c.client != nil {
 			c.client.Close()
 		}
-		return &CheckError{Problems: rep.Problems}
+		return &CheckError{Problems: rep.Problems, Op: "attach"}
 	}
 	defer c.client.Close()
 	loc := a.cfg.Local()
@@ -108,33 +109,53 @@ func (f *Frontend) Status(ctx context.Context, count func(ctx context.Context, c
 		InjectTo: st.InjectTo, Measured: time.Now().UTC()}
 	inUse, _ := f.InUse()
 	var nos []string
-	for _, b := range st.Backends {
+	out.Backends = make([]BackendStatus, len(st.Backends))
+	var wg sync.WaitGroup
+	for i, b := range st.Backends {
 		nos = append(nos, fmt.Sprint(b.ClusterNo))
 		ip, port, _ := net.SplitHostPort(b.Addr)
-		row := BackendStatus{DeviceID: b.DeviceID, ClusterNo: b.ClusterNo, IP: ip, Port: port, InUse: b.DeviceID == inUse, Measured: time.Now().UTC()}
+		out.Backends[i] = BackendStatus{DeviceID: b.DeviceID, ClusterNo: b.ClusterNo, IP: ip, Port: port, InUse: b.DeviceID == inUse, Measured: time.Now().UTC()}
 		f.mu.Lock()
 		l := f.backends[b.DeviceID]
 		f.mu.Unlock()
-		if l == nil {
+		row := &out.Backends[i]
+		switch {
+		case l == nil:
 			row.Status = "error: not started"
-		} else {
-			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			c, err := l.dial(cctx, func(h *PeerInfo) string { return h.LDAP })
-			if err == nil {
-				var n int
-				n, err = count(cctx, c)
-				c.Close()
+		case !l.healthy():
+			// known down: say since when, without waiting for it
+			l.mu.Lock()
+			msg, at := l.lastErr, l.errAt
+			l.mu.Unlock()
+			if msg == "" {
+				msg = "connecting"
+			}
+			row.Status = "error: " + msg
+			if !at.IsZero() {
+				row.Status += " (since " + at.UTC().Format("2006-01-02 15:04:05Z") + ")"
+			}
+		default:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				defer cancel()
+				c, err := l.dial(cctx, func(h *PeerInfo) string { return h.LDAP })
 				if err == nil {
-					row.OK, row.Status = true, fmt.Sprintf("OK (%d entries in remote database)", n)
+					var n int
+					n, err = count(cctx, c)
+					c.Close()
+					if err == nil {
+						row.OK, row.Status = true, fmt.Sprintf("OK (%d entries in remote database)", n)
+					}
 				}
-			}
-			cancel()
-			if err != nil {
-				row.Status = "error: " + err.Error()
-			}
+				if err != nil {
+					row.Status = "error: " + err.Error()
+				}
+			}()
 		}
-		out.Backends = append(out.Backends, row)
 	}
+	wg.Wait()
 	out.Number = "F(" + strings.Join(nos, ",") + ")"
 	return out
 }

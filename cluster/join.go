@@ -151,12 +151,20 @@ type CheckReport struct {
 	Problems []Problem `json:"problems"`
 }
 
-// CheckError is a join refused by its checks: every problem at once.
-type CheckError struct{ Problems []Problem }
+// CheckError is a join (or a frontend's attach) refused by its checks:
+// every problem at once.
+type CheckError struct {
+	Problems []Problem
+	Op       string // "join" (default) or "attach"
+}
 
 func (e *CheckError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "cluster: join refused (%d problem(s)):", len(e.Problems))
+	op := e.Op
+	if op == "" {
+		op = "join"
+	}
+	fmt.Fprintf(&b, "cluster: %s refused (%d problem(s)):", op, len(e.Problems))
 	for _, p := range e.Problems {
 		fmt.Fprintf(&b, "\n  - %s\n    fix: %s", p.What, p.Fix)
 	}

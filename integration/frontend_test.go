@@ -106,7 +106,7 @@ func TestFrontends(t *testing.T) {
 	bad := writePassword(t, "not the cluster password")
 	f2.cli("system", "set", "--ntp-server", "127.0.0.1:1")
 	out, err := f2.cli("cluster", "frontend", "attach", "--id", id2, "--password-file", bad, "--backend", b2.addr["cluster"], "--self", f2.addr["cluster"])
-	if err == nil || !strings.Contains(out, "wrong cluster password") || !strings.Contains(out, "NTP") {
+	if err == nil || !strings.Contains(out, "attach refused (2 problem(s))") || !strings.Contains(out, "wrong cluster password") || !strings.Contains(out, "NTP") {
 		t.Fatalf("attach with a wrong password and another NTP server: %v\n%s", err, out)
 	}
 	t.Logf("refused attach:\n%s", out)
@@ -306,7 +306,28 @@ func TestFrontends(t *testing.T) {
 	}()
 	time.Sleep(time.Second)
 	b1.kill9()
+	switched := make(chan time.Duration, 1)
+	go func() {
+		t0 := time.Now()
+		for time.Since(t0) < 30*time.Second {
+			if st, err := f1.tryFrontendStatus(); err == "" && st.Frontend != nil {
+				for _, b := range st.Frontend.Backends {
+					if b.InUse && b.IP == "127.0.0.71" {
+						switched <- time.Since(t0)
+						return
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		switched <- -1
+	}()
 	replies := <-done
+	if d := <-switched; d < 0 || d > 5*time.Second {
+		t.Errorf("f1's lookups moved to b2 %s after b1 was killed (want within 5 s; -1: never)", d)
+	} else {
+		t.Logf("f1's lookups on b2 %s after b1 was killed", d.Round(10*time.Millisecond))
+	}
 	n250 := 0
 	for _, r := range replies {
 		switch {
@@ -345,6 +366,27 @@ func TestFrontends(t *testing.T) {
 		t.Fatalf("mail through f1 after the failover: %s", r)
 	}
 
+	// b1 returns while b2 serves: f1 goes back to b1, its first backend,
+	// once b1 has answered for 10 s (no flapping)
+	back := time.Now()
+	b1.restart()
+	eventually(t, 40*time.Second, "f1 back on b1", func() string {
+		st, err := f1.tryFrontendStatus()
+		if err != "" {
+			return err
+		}
+		for _, b := range st.Frontend.Backends {
+			if b.InUse && b.IP == "127.0.0.70" {
+				return ""
+			}
+		}
+		return "not on b1"
+	})
+	if d := time.Since(back); d < 8*time.Second {
+		t.Errorf("f1 went back to b1 %s after b1 returned: before it answered for 10 s", d)
+	}
+	t.Logf("f1 back on b1 %s after it returned", time.Since(back).Round(100*time.Millisecond))
+
 	// no backend answers: 451 4.4.3
 	b2.stop()
 	eventually(t, 15*time.Second, "451 4.4.3 with no backend", func() string {
@@ -353,7 +395,6 @@ func TestFrontends(t *testing.T) {
 		}
 		return ""
 	})
-	b1.restart()
 	b2.restart()
 	eventually(t, 20*time.Second, "f2 serves again", func() string {
 		if r := smtpReply(t, f2, "carol@example.com", "again"); !strings.HasPrefix(r, "250") {
