@@ -17,18 +17,18 @@ import (
 // fakeControl stands in for the appliance's control API: canned answers
 // in its JSON, and a record of every request the menu made.
 type fakeControl struct {
-	mu       sync.Mutex
-	member   bool
+	mu     sync.Mutex
+	member bool
 	// frontend: the appliance runs as a cluster frontend (fake_frontend_test.go)
 	frontend   bool
 	feBackends []string // its backends' addresses, in order
 	// stayStandalone: an attach succeeds but the appliance never comes
 	// back as a frontend
 	stayStandalone bool
-	calls    []string          // "METHOD /path"
-	bodies   map[string]string // "METHOD /path" → last body
-	tokens   map[string]bool
-	joinGate chan struct{} // when set, the join waits for it
+	calls          []string          // "METHOD /path"
+	bodies         map[string]string // "METHOD /path" → last body
+	tokens         map[string]bool
+	joinGate       chan struct{} // when set, the join waits for it
 }
 
 const pw = "correct admin password"
