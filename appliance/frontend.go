@@ -193,7 +193,7 @@ func (a *Appliance) frontendRoutes(mux *http.ServeMux) {
 		}
 		to, err := a.fe.SetInject(req.Backends)
 		if err != nil {
-			return nil, badRequest(err.Error())
+			return nil, badRequest("%s", err)
 		}
 		return map[string][]string{"inject_to": to}, nil
 	}))

@@ -19,7 +19,7 @@ import (
 type fakeControl struct {
 	mu     sync.Mutex
 	member bool
-	// frontend: the appliance runs as a cluster frontend (fake_frontend_test.go)
+	// frontend: the appliance runs as a cluster frontend (frontend_test.go)
 	frontend   bool
 	feBackends []string // its backends' addresses, in order
 	// stayStandalone: an attach succeeds but the appliance never comes
