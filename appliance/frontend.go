@@ -122,7 +122,8 @@ func (a *Appliance) serveFrontendInjection() error {
 	if err != nil {
 		return err
 	}
-	a.goServe("cluster", func() error { return a.fe.Serve(l, a.addrs["smtp"], a.smtp.ServeInjected) })
+	smtpAddr := a.addrs["smtp"] // read here: Start goes on adding listeners
+	a.goServe("cluster", func() error { return a.fe.Serve(l, smtpAddr, a.smtp.ServeInjected) })
 	return nil
 }
 
