@@ -69,12 +69,9 @@ func (m *webMenu) attach(a *Appliance) error {
 	if m.closed {
 		return errMenuClosed
 	}
-	m.cur, m.last = &menuBackend{a: a, h: a.controlMux()}, a
-	if m.wait != nil {
-		close(m.wait)
-		m.wait = nil
-	}
+	m.last = a
 	if m.web != nil {
+		m.serve(a)
 		a.log.Info("admin menu: serving this appliance's control API", slog.String("addr", m.addr))
 		return nil
 	}
@@ -102,7 +99,18 @@ func (m *webMenu) attach(a *Appliance) error {
 			logger.Error("listener stopped", slog.String("listener", "admin"), slog.Any("err", err))
 		}
 	}()
+	m.serve(a)
 	return nil
+}
+
+// serve makes a's control API the menu's backend and lets the requests
+// waiting for one go on (m.mu held).
+func (m *webMenu) serve(a *Appliance) {
+	m.cur = &menuBackend{a: a, h: a.controlMux()}
+	if m.wait != nil {
+		close(m.wait)
+		m.wait = nil
+	}
 }
 
 // detach takes a out of the menu while the appliance is made anew: new
