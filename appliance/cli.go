@@ -174,6 +174,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.ClockSkew = d
 	}
 	cfg.Out = stdout
+	// the admin menu (listener, sessions, jobs) outlives a restart in a new role
+	cfg.menu = &webMenu{}
+	defer cfg.menu.close()
 	TuneGC(MinHeapGoal)
 	a, err := New(cfg)
 	if err != nil {

@@ -56,6 +56,11 @@ type Config struct {
 	Out io.Writer
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+
+	// menu is the serve command's admin web menu, which outlives an
+	// appliance made anew in a new role (webadmin_menu.go); nil: the
+	// appliance has a menu of its own.
+	menu *webMenu
 }
 
 func (c *Config) setDefaults() {

@@ -122,7 +122,8 @@ func (a *Appliance) serveFrontendInjection() error {
 	if err != nil {
 		return err
 	}
-	a.goServe("cluster", func() error { return a.fe.Serve(l, a.addrs["smtp"], a.smtp.ServeInjected) })
+	smtpAddr := a.addrs["smtp"] // read here: Start goes on adding listeners
+	a.goServe("cluster", func() error { return a.fe.Serve(l, smtpAddr, a.smtp.ServeInjected) })
 	return nil
 }
 
@@ -193,7 +194,7 @@ func (a *Appliance) frontendRoutes(mux *http.ServeMux) {
 		}
 		to, err := a.fe.SetInject(req.Backends)
 		if err != nil {
-			return nil, badRequest(err.Error())
+			return nil, badRequest("%s", err)
 		}
 		return map[string][]string{"inject_to": to}, nil
 	}))

@@ -1,12 +1,10 @@
 package appliance
 
 import (
-	"crypto/tls"
 	"fmt"
 	"net/http"
 
 	"postern/ldapstore"
-	"postern/webadmin"
 )
 
 // The admin web menu (package webadmin) on --admin, HTTPS with the machine
@@ -32,7 +30,8 @@ func (a *Appliance) verifyAdmin(pw string) bool {
 }
 
 // startAdmin serves the web menu on the admin listener and the metrics
-// history it charts.
+// history it charts. The menu is the serve command's (Config.menu), kept
+// across a restart in a new role, or this appliance's own.
 func (a *Appliance) startAdmin() error {
 	stop := make(chan struct{})
 	a.wg.Add(1)
@@ -44,23 +43,25 @@ func (a *Appliance) startAdmin() error {
 	if !enabled(a.cfg.AdminAddr) {
 		return nil
 	}
-	web, err := webadmin.New(webadmin.Config{
-		Backend:        a.controlMux(),
-		VerifyPassword: a.verifyAdmin,
-		VerifyToken:    a.tokens.verify,
-		Logger:         a.log.With("component", "webadmin"),
+	m, shared := a.cfg.menu, a.cfg.menu != nil
+	if !shared {
+		m = &webMenu{}
+	}
+	if err := m.attach(a); err != nil {
+		return err
+	}
+	a.closers = append(a.closers, func() {
+		select {
+		case <-a.restartReq:
+			if shared { // made anew in the same process: the menu stays
+				m.detach(a)
+				return
+			}
+		default:
+		}
+		m.close()
 	})
-	if err != nil {
-		return err
-	}
-	a.closers = append(a.closers, web.Close)
-	l, err := a.listen("admin", a.cfg.AdminAddr)
-	if err != nil {
-		return err
-	}
-	cfg := a.tlsConfig.Clone()
-	cfg.NextProtos = []string{"h2", "http/1.1"}
-	a.serveHTTP("admin", tls.NewListener(l, cfg), web)
+	a.addrs["admin"] = m.addr
 	return nil
 }
 

@@ -98,7 +98,11 @@ type FrontendStatus struct {
 	Number      string          `json:"number"` // F(1,2)
 	Backends    []BackendStatus `json:"backends"`
 	InjectTo    []string        `json:"inject_to,omitempty"`
-	Measured    time.Time       `json:"measured"`
+	// ClusterBackends are every backend of the cluster as the backends'
+	// hellos list them (the choices of Allow mail injection and Add
+	// additional backend), by Cluster No.
+	ClusterBackends []MemberBrief `json:"cluster_backends,omitempty"`
+	Measured        time.Time     `json:"measured"`
 }
 
 // Status measures every backend now (its entry count through the read-only
@@ -157,6 +161,10 @@ func (f *Frontend) Status(ctx context.Context, count func(ctx context.Context, c
 	}
 	wg.Wait()
 	out.Number = "F(" + strings.Join(nos, ",") + ")"
+	for _, m := range f.backendBriefs() {
+		out.ClusterBackends = append(out.ClusterBackends, MemberBrief{DeviceID: m.DeviceID, Hostname: m.Hostname, Addr: m.Addr, ClusterNo: m.ClusterNo})
+	}
+	slices.SortFunc(out.ClusterBackends, func(a, b MemberBrief) int { return a.ClusterNo - b.ClusterNo })
 	return out
 }
 

@@ -26,7 +26,13 @@ type ntpServer struct {
 
 func startNTP(t *testing.T) *ntpServer {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return startNTPOn(t, "127.0.0.1")
+}
+
+// startNTPOn is startNTP on a port of ip.
+func startNTPOn(t *testing.T, ip string) *ntpServer {
+	t.Helper()
+	c, err := net.ListenPacket("udp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +205,13 @@ type clusterFixture struct {
 
 func newClusterFixture(t *testing.T) *clusterFixture {
 	t.Helper()
-	ntp := startNTP(t)
+	return newClusterFixtureOn(t, "127.0.0.1")
+}
+
+// newClusterFixtureOn is newClusterFixture with its NTP server on ntpIP.
+func newClusterFixtureOn(t *testing.T, ntpIP string) *clusterFixture {
+	t.Helper()
+	ntp := startNTPOn(t, ntpIP)
 	return &clusterFixture{t: t, ntp: ntp, common: []string{"--ntp-server", ntp.addr, "--heartbeat", "1s"}, pw: writePassword(t, "correct horse battery")}
 }
 

@@ -395,3 +395,153 @@ func sendPlain(t *testing.T, x *appliance, from, to, subject string) string {
 	}
 	return q[0].ID
 }
+
+// TestWebMenuInBrowserFrontend is the frontend part of issues 13 and 14
+// in a real headless Chromium: a third appliance is attached as a frontend
+// through its own web menu (a refused attach first, every problem listed
+// at once; then the upload form with an identifier downloaded from the
+// base's menu), restarts in its new role while the browser stays logged
+// in, shows its Remote LDAP server with the backend OK, adds the second
+// backend, is shown as F(1,2) in the base's Cluster Setup, says on its
+// Directory page that it keeps none, and detaches through the
+// confirmation page. No page writes an error to the console.
+func TestWebMenuInBrowserFrontend(t *testing.T) {
+	f := newClusterFixtureOn(t, "127.0.0.89")
+	alpha, bravo, charlie := f.start("127.0.0.80"), f.start("127.0.0.81"), f.start("127.0.0.82")
+	if out, err := f.join(bravo, alpha, f.prepare(alpha, "127.0.0.81")); err != nil {
+		t.Fatalf("join: %v\n%s", err, out)
+	}
+	alpha.waitAllOK(t, 2)
+	aID, bID, cID := alpha.deviceID(t), bravo.deviceID(t), charlie.deviceID(t)
+	b := newWebBrowser(t)
+
+	// alpha: an identifier charlie may use, from the menu
+	alphaURL := b.login(alpha)
+	b.do("prepare", chromedp.SendKeys(chromedp.CSS("#prepare-password"), "correct horse battery"),
+		chromedp.SendKeys(chromedp.CSS("#prepare-allow"), "127.0.0.82"),
+		chromedp.Click(chromedp.CSS(`#prepare button[type=submit]`)))
+	idFile := b.download(`^clusterid\.txt$`)
+
+	// charlie, standalone: both ways into a cluster are offered
+	charlieURL := b.login(charlie)
+	for _, sel := range []string{"#join", "#attach"} {
+		if b.eval(fmt.Sprintf(`String(!!document.querySelector(%q))`, sel)) != "true" {
+			t.Fatalf("a standalone appliance's cluster page lacks %s", sel)
+		}
+	}
+	if got := b.eval(`document.querySelector("#attach-self").value`); got != charlie.addr["cluster"] {
+		t.Errorf("this device's address is prefilled with %q, want %q", got, charlie.addr["cluster"])
+	}
+	attach := func(password, self string) {
+		b.do("attach form", chromedp.Navigate(charlieURL+"/cluster"), chromedp.WaitVisible(chromedp.CSS("#attach-id")),
+			chromedp.SetUploadFiles(chromedp.CSS("#attach-id"), []string{idFile}),
+			chromedp.SendKeys(chromedp.CSS("#attach-password"), password),
+			chromedp.SendKeys(chromedp.CSS("#attach-backend"), alpha.addr["cluster"]),
+			chromedp.SetValue(chromedp.CSS("#attach-self"), self),
+			chromedp.Click(chromedp.CSS(`#attach button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("#live-job")))
+		if p := b.location(); !strings.HasPrefix(p, "/cluster/attach/") {
+			t.Fatalf("Start led to %s", p)
+		}
+	}
+	// refused: every problem at once, and nothing changed
+	wrongSelf := "127.0.0.82:1"
+	attach("not the cluster password", wrongSelf)
+	refused := b.waitText("#live-job", "fix:", 30*time.Second)
+	for _, want := range []string{"checking", "(2 problem(s))", "wrong cluster password", "--self " + wrongSelf} {
+		if !strings.Contains(refused, want) {
+			t.Errorf("refused attach lacks %q:\n%s", want, refused)
+		}
+	}
+	b.noConsoleErrors("refused attach")
+	if st := charlie.clusterStatus(t); st.Member {
+		t.Fatal("a refused attach made charlie a member")
+	}
+
+	// accepted: the checks, the registration, the restart, the result
+	attach("correct horse battery", charlie.addr["cluster"])
+	b.eval(`window.posternMarker = "no reload"; "ok"`)
+	b.waitText("#live-job", "ok: ", 20*time.Second)
+	prog := b.waitText("#live-job", "This appliance is now frontend server F(1) of the cluster", 90*time.Second)
+	for _, want := range []string{"registered at " + alpha.addr["cluster"], "restarting as a frontend", "running as a frontend: F(1)"} {
+		if !strings.Contains(prog, want) {
+			t.Errorf("attach progress lacks %q:\n%s", want, prog)
+		}
+	}
+	if got := b.eval(`window.posternMarker || "reloaded"`); got != "no reload" {
+		t.Errorf("the progress page reloaded (%s): it must refresh in place", got)
+	}
+	if !strings.Contains(charlie.out.String(), "restarting in the new role") {
+		t.Fatalf("charlie was not made anew as a frontend:\n%s", charlie.out)
+	}
+	b.noConsoleErrors("attach progress")
+
+	// the Remote LDAP server table: alpha OK and in use; add bravo
+	b.do("back to the cluster page", chromedp.Click(chromedp.CSS(`#live-job a[href="/cluster"]`)), chromedp.WaitVisible(chromedp.CSS("#remote-table")))
+	remoteRow := func(id string) string { return fmt.Sprintf(`#remote-table tr[data-device=%q]`, id) }
+	b.waitText(remoteRow(aID), "OK (", 15*time.Second)
+	if got := b.text(remoteRow(aID) + " td.in-use"); got != "yes" {
+		t.Errorf("alpha, the only backend, is not in use: %q", got)
+	}
+	for _, sel := range []string{"#join", "#attach", "#members", "#setup", "#prepare", "#protect"} {
+		if b.eval(fmt.Sprintf(`String(!!document.querySelector(%q))`, sel)) != "false" {
+			t.Errorf("a frontend's cluster page shows %s", sel)
+		}
+	}
+	b.do("add backend", chromedp.SendKeys(chromedp.CSS("#backend-addr"), bravo.addr["cluster"]),
+		chromedp.Click(chromedp.CSS(`#add-backend button[type=submit]`)))
+	b.waitText(".flash.ok", "Backend "+bravo.addr["cluster"]+" added", 20*time.Second)
+	b.waitText(remoteRow(bID), "OK (", 15*time.Second)
+	b.waitText("#remote", "F(1,2)", 5*time.Second)
+	b.shot("frontend", true)
+	b.noConsoleErrors("frontend cluster page")
+
+	// a page that needs a directory says where it is
+	b.do("frontend directory", chromedp.Navigate(charlieURL+"/directory"), chromedp.WaitVisible(chromedp.CSS("#no-directory")))
+	if got := b.text("#no-directory"); !strings.Contains(got, "keeps no local directory") || !strings.Contains(got, aID) {
+		t.Errorf("a frontend's Directory page: %q", got)
+	}
+	b.noConsoleErrors("frontend directory")
+
+	// alpha: charlie is F(1,2) in Cluster Setup, frontend of both backends
+	b.do("alpha cluster page", chromedp.Navigate(alphaURL+"/cluster"), chromedp.WaitVisible(chromedp.CSS("#setup-table")))
+	setupRow := func(id string) string { return fmt.Sprintf(`#setup-table tr[data-device=%q]`, id) }
+	b.waitText(setupRow(cID), "F(1,2)", 30*time.Second)
+	cell := func(row string, i int) string {
+		return b.eval(fmt.Sprintf(`(document.querySelector(%q) || {cells: []}).cells[%d].innerText`, row, i))
+	}
+	if fe := cell(setupRow(cID), 5); !strings.Contains(fe, aID) || !strings.Contains(fe, bID) {
+		t.Errorf("charlie's Is Frontend of: %q, want %s and %s", fe, aID, bID)
+	}
+	b.waitText(setupRow(aID)+" td:nth-child(7)", cID, 30*time.Second) // alpha's Is Backend of
+	if got := b.eval(fmt.Sprintf(`String(!!document.querySelector(%q))`, fmt.Sprintf(`#inject-frontends option[value=%q]`, cID))); got != "true" {
+		t.Error("alpha's Allow mail injection does not offer charlie among the frontend systems")
+	}
+	if got := b.text("#members-table"); strings.Contains(got, cID) {
+		t.Error("charlie, a frontend, is listed in alpha's Cluster members")
+	}
+	b.shot("cluster-with-frontend")
+	b.noConsoleErrors("alpha with a frontend")
+
+	// charlie: detach through the confirmation page
+	b.do("charlie cluster page", chromedp.Navigate(charlieURL+"/cluster"), chromedp.WaitVisible(chromedp.CSS("#detach")))
+	b.do("detach", chromedp.Click(chromedp.CSS(`#detach a.button`)))
+	if got := b.waitText("section.confirm", "revokes its device key", 10*time.Second); !strings.Contains(got, "fresh, empty local database") {
+		t.Errorf("the detach confirmation does not say what happens: %q", got)
+	}
+	b.do("confirm detach", chromedp.Click(chromedp.CSS(`section.confirm button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("#live-job")))
+	b.waitText("#live-job", "This appliance is standalone again", 90*time.Second)
+	b.noConsoleErrors("detach progress")
+	b.do("standalone again", chromedp.Click(chromedp.CSS(`#live-job a[href="/cluster"]`)), chromedp.WaitVisible(chromedp.CSS("#attach")))
+	if st := charlie.clusterStatus(t); st.Member {
+		t.Fatal("charlie is still a member after the detach")
+	}
+	eventually(t, 30*time.Second, "charlie's record gone from alpha", func() string {
+		for _, r := range alpha.clusterStatus(t).Setup {
+			if r.DeviceID == cID {
+				return "still in Cluster Setup: " + r.ClusterNo
+			}
+		}
+		return ""
+	})
+	b.noConsoleErrors("standalone after the detach")
+}

@@ -3,6 +3,7 @@ package webadmin
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sort"
 )
 
@@ -13,9 +14,17 @@ type clusterView struct {
 	Hostname string
 	SelfAddr string // this device's cluster listener (the join form's default)
 	// Backends and Frontends are the other members, for the injection
-	// multi-selects.
+	// multi-selects (on a backend).
 	Backends, Frontends []setupRow
 	UUIDs               map[string]string // device ID → UUID
+	// InjectTo is where this member may inject mail now.
+	InjectTo []string
+
+	// On a frontend: the cluster's backends (Allowed backend systems),
+	// those it does not use yet (Add additional backend's choices), and
+	// its NTP server (a backend it adds must have the same).
+	ClusterBackends, NewBackends []memberBrief
+	NTPServer                    string
 }
 
 type clusterPage struct {
@@ -33,6 +42,7 @@ func (s *Server) loadCluster(ctx context.Context) (*clusterView, error) {
 		return nil, err
 	}
 	v.Firmware, v.Hostname, v.SelfAddr = st.Version, st.Hostname, st.Listeners["cluster"]
+	v.InjectTo = v.Status.InjectTo
 	for _, r := range v.Status.Setup {
 		v.UUIDs[r.DeviceID] = r.UUID
 		if r.Self {
@@ -45,7 +55,36 @@ func (s *Server) loadCluster(ctx context.Context) (*clusterView, error) {
 		}
 	}
 	sort.Slice(v.Backends, func(i, j int) bool { return v.Backends[i].DeviceID < v.Backends[j].DeviceID })
+	if fe := v.Status.Frontend; fe != nil {
+		if err := s.loadFrontend(ctx, v, fe); err != nil {
+			return nil, err
+		}
+	}
 	return v, nil
+}
+
+// loadFrontend fills a frontend's part of the view: the cluster's backends
+// as its backends' hellos list them (before the first hello answers: its
+// own backends), the ones it does not use yet, its NTP server.
+func (s *Server) loadFrontend(ctx context.Context, v *clusterView, fe *frontendStatus) error {
+	v.InjectTo = fe.InjectTo
+	v.ClusterBackends = fe.ClusterBackends
+	if len(v.ClusterBackends) == 0 {
+		for _, b := range fe.Backends {
+			v.ClusterBackends = append(v.ClusterBackends, memberBrief{DeviceID: b.DeviceID, Addr: b.Addr(), ClusterNo: b.ClusterNo})
+		}
+	}
+	for _, m := range v.ClusterBackends {
+		if !slices.ContainsFunc(fe.Backends, func(b backendRow) bool { return b.DeviceID == m.DeviceID }) {
+			v.NewBackends = append(v.NewBackends, m)
+		}
+	}
+	var sys systemSettings
+	if err := s.be.call(ctx, "GET", "/v1/system", nil, &sys); err != nil {
+		return err
+	}
+	v.NTPServer = sys.NTPServer
+	return nil
 }
 
 // clusterShow is the Cluster page: every section the seed shows now.

@@ -10,6 +10,8 @@ import (
 )
 
 type directoryPage struct {
+	// Refused is the control API's refusal on a frontend (no directory).
+	Refused    string
 	Entries    int
 	ContextCSN []string
 	Suffix     string
@@ -32,8 +34,12 @@ func (s *Server) directoryShow(w http.ResponseWriter, r *http.Request) {
 	p := directoryPage{Entries: st.Entries, ContextCSN: st.ContextCSN}
 	var err error
 	if p.Suffix, p.Branches, err = s.countBranches(r.Context()); err != nil {
-		s.errorPage(w, r, http.StatusBadGateway, "Directory", err)
-		return
+		msg, ok := refusal(err)
+		if !ok {
+			s.errorPage(w, r, http.StatusBadGateway, "Directory", err)
+			return
+		}
+		p.Refused = msg
 	}
 	s.render(w, r, http.StatusOK, "directory", &page{Title: "Directory", Nav: "directory", Data: p})
 }

@@ -17,4 +17,10 @@
 // the seed's order; adding a section is a template, an entry and the
 // handler of its action. Pages work without script; static/live.js only
 // makes tables refresh by themselves and progress appear live.
+//
+// On a cluster frontend (no local directory) the cluster page shows the
+// frontend sections, and the pages that need a directory show the control
+// API's 409 instead of their tables (frontend_refusal.go). An attach or a
+// detach makes the appliance anew in the same process; its job is done
+// once the appliance answers in its new role (role_wait.go).
 package webadmin

@@ -3,6 +3,7 @@ package webadmin
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -13,7 +14,7 @@ import (
 // far, refreshed live (or by a meta refresh without script).
 type job struct {
 	ID      string
-	Kind    string // "join", "import"
+	Kind    string // "join", "attach", "detach", "import"
 	Title   string
 	Started time.Time
 
@@ -73,13 +74,13 @@ const maxJobs = 20
 
 func newJobs() *jobs { return &jobs{} }
 
-// start registers a new job of kind unless one of that kind still runs
+// start registers a new job of kind unless one of its group still runs
 // (then it returns the running one and false).
 func (js *jobs) start(kind, title string, now time.Time) (*job, bool) {
 	js.mu.Lock()
 	defer js.mu.Unlock()
 	for _, j := range js.list {
-		if j.Kind == kind && !j.view().Done {
+		if jobGroup(j.Kind) == jobGroup(kind) && !j.view().Done {
 			return j, false
 		}
 	}
@@ -93,6 +94,31 @@ func (js *jobs) start(kind, title string, now time.Time) (*job, bool) {
 	return j, true
 }
 
+// jobGroup is what a job changes: a join, an attach and a detach all
+// change what this appliance is, so one runs at a time.
+func jobGroup(kind string) string {
+	switch kind {
+	case "join", "attach", "detach":
+		return "role"
+	}
+	return kind
+}
+
+// busy is the refusal of a job while j (of its group) still runs.
+func busy(j *job) error {
+	what := map[string]string{"join": "a join", "attach": "an attach as a frontend server", "detach": "a detach from the LDAP server", "import": "an import"}[j.Kind]
+	return fmt.Errorf("busy: %s started from this menu at %s is still running: wait for its result", what, j.Started.UTC().Format(time.RFC3339))
+}
+
+// path is the job's progress page.
+func (j *job) path() string {
+	if j.Kind == "import" {
+		return "/directory/import/" + j.ID
+	}
+	return "/cluster/" + j.Kind + "/" + j.ID
+}
+
+// get returns the job with this ID, or nil.
 func (js *jobs) get(id string) *job {
 	js.mu.Lock()
 	defer js.mu.Unlock()

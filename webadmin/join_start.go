@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"time"
 
 	"postern/webadmin/form"
 )
@@ -22,7 +21,7 @@ func (s *Server) joinStart(w http.ResponseWriter, r *http.Request) {
 	}
 	j, fresh := s.jobs.start("join", "Add this device to existing cluster", s.cfg.Now())
 	if !fresh {
-		s.failed(w, r, "/cluster/join/"+j.ID, fmt.Errorf("busy: a join started from this menu at %s is still running: wait for its result", j.Started.UTC().Format(time.RFC3339)))
+		s.failed(w, r, j.path(), busy(j))
 		return
 	}
 	body, _ := json.Marshal(f)
@@ -55,7 +54,7 @@ func (s *Server) joinStart(w http.ResponseWriter, r *http.Request) {
 		j.finish(result, failure)
 		s.log.Info("join from the web menu finished", "ok", failure == "", "err", failure)
 	}()
-	http.Redirect(w, r, "/cluster/join/"+j.ID, http.StatusSeeOther)
+	http.Redirect(w, r, j.path(), http.StatusSeeOther)
 }
 
 func orDefault(s, def string) string {

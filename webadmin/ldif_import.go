@@ -2,6 +2,7 @@ package webadmin
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,15 @@ const maxImport = 1 << 30
 // background; its progress page shows the entries imported so far and
 // the result.
 func (s *Server) ldifImport(w http.ResponseWriter, r *http.Request) {
+	// a frontend keeps no directory data, not even an upload in a
+	// temporary file: refused before the body is read
+	if msg, err := s.directoryRefusal(r.Context()); err != nil || msg != "" {
+		if err == nil {
+			err = errors.New(msg)
+		}
+		s.failed(w, r, "/directory", err)
+		return
+	}
 	mr, err := r.MultipartReader()
 	if err != nil {
 		s.failed(w, r, "/directory#import", fmt.Errorf("upload an LDIF file: %v", err))

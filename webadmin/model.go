@@ -1,6 +1,10 @@
 package webadmin
 
-import "time"
+import (
+	"net"
+	"strings"
+	"time"
+)
 
 // What the pages read from the control API: webadmin's own small structs,
 // decoded from the JSON the CLI reads too (it imports none of the
@@ -20,8 +24,47 @@ type clusterStatus struct {
 	Protection  *protection       `json:"protection"`
 	InjectTo    []string          `json:"inject_to"`
 	NTP         ntpStatus         `json:"ntp"`
+	Frontend    *frontendStatus   `json:"frontend"` // set on a cluster frontend only
 	Measured    time.Time         `json:"measured"`
 	Roles       map[string]string `json:"-"` // device ID → role, from Setup
+}
+
+// frontendStatus is a frontend's side of the cluster: its backends (the
+// Remote LDAP server table), the cluster's backends and where it may
+// inject mail.
+type frontendStatus struct {
+	DeviceID        string        `json:"device_id"`
+	UUID            string        `json:"uuid"`
+	ClusterUUID     string        `json:"cluster_uuid"`
+	Addr            string        `json:"addr"`
+	Number          string        `json:"number"` // F(1,2)
+	Backends        []backendRow  `json:"backends"`
+	ClusterBackends []memberBrief `json:"cluster_backends"`
+	InjectTo        []string      `json:"inject_to"`
+	Measured        time.Time     `json:"measured"`
+}
+
+// backendRow is a row of the Remote LDAP server table.
+type backendRow struct {
+	DeviceID  string    `json:"device_id"`
+	ClusterNo int       `json:"cluster_no"`
+	IP        string    `json:"ip"`
+	Port      string    `json:"port"`
+	Status    string    `json:"status"` // "OK (N entries in remote database)" or the error
+	OK        bool      `json:"ok"`
+	InUse     bool      `json:"in_use"`
+	Measured  time.Time `json:"measured"`
+}
+
+// Addr is the backend's cluster address, IP:PORT.
+func (b backendRow) Addr() string { return net.JoinHostPort(b.IP, b.Port) }
+
+// memberBrief is a backend of the cluster as a frontend knows it.
+type memberBrief struct {
+	DeviceID  string `json:"device_id"`
+	Hostname  string `json:"hostname"`
+	Addr      string `json:"addr"`
+	ClusterNo int    `json:"cluster_no"`
 }
 
 type memberRow struct {
@@ -95,7 +138,11 @@ type statusReport struct {
 	Listeners  map[string]string `json:"listeners"`
 	Entries    int               `json:"entries"`
 	ContextCSN []string          `json:"context_csn"`
+	Role       string            `json:"role"` // "frontend (no local directory)" on a frontend
 }
+
+// Frontend reports whether the appliance runs as a cluster frontend.
+func (r statusReport) Frontend() bool { return strings.HasPrefix(r.Role, "frontend") }
 
 type systemSettings struct {
 	Hostname  string `json:"hostname"`

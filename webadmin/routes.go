@@ -32,6 +32,15 @@ func (s *Server) routes() http.Handler {
 	page("POST /cluster/leave", s.leave)
 	page("POST /cluster/inject", s.injectSave)
 	page("POST /cluster/protect", s.protectSave)
+	// frontends
+	page("POST /cluster/attach", s.attachStart)
+	page("GET /cluster/attach/{id}", s.jobShow)
+	page("POST /cluster/backends", s.backendAdd)
+	page("GET /cluster/backends/{addr}", s.backendShow)
+	page("POST /cluster/backends/{addr}/remove", s.backendRemove)
+	page("GET /cluster/detach", s.detachConfirm)
+	page("POST /cluster/detach", s.detachStart)
+	page("GET /cluster/detach/{id}", s.jobShow)
 
 	page("GET /system", s.systemShow)
 	page("POST /system", s.systemSave)

@@ -7,6 +7,9 @@ type systemPage struct {
 	Status statusReport
 	NTP    ntpStatus
 	Member bool
+	// Frontend: a frontend server does not measure its clock (it stamps
+	// no changes); its backends do.
+	Frontend bool
 }
 
 // systemShow is the System page: this machine's own settings (never
@@ -24,6 +27,6 @@ func (s *Server) systemShow(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p.NTP, p.Member = cs.NTP, cs.Member
+	p.NTP, p.Member, p.Frontend = cs.NTP, cs.Member, cs.Frontend != nil
 	s.render(w, r, http.StatusOK, "system", &page{Title: "System", Nav: "system", Data: p})
 }

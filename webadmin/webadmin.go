@@ -32,6 +32,10 @@ type Config struct {
 	LoginDelay, LoginDelayMax time.Duration
 	// Refresh is how often open pages refresh their live tables (3 s).
 	Refresh time.Duration
+	// RoleWait bounds how long an attach or a detach waits for the
+	// appliance to answer in its new role: it makes itself anew in the
+	// same process, and the menu's requests wait for it meanwhile (60 s).
+	RoleWait time.Duration
 }
 
 // Server is the web menu: an http.Handler to serve over HTTPS.
@@ -61,6 +65,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = 3 * time.Second
+	}
+	if cfg.RoleWait <= 0 {
+		cfg.RoleWait = time.Minute
 	}
 	if cfg.VerifyToken == nil {
 		cfg.VerifyToken = func(string) bool { return false }

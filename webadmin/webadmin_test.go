@@ -17,12 +17,18 @@ import (
 // fakeControl stands in for the appliance's control API: canned answers
 // in its JSON, and a record of every request the menu made.
 type fakeControl struct {
-	mu       sync.Mutex
-	member   bool
-	calls    []string          // "METHOD /path"
-	bodies   map[string]string // "METHOD /path" → last body
-	tokens   map[string]bool
-	joinGate chan struct{} // when set, the join waits for it
+	mu     sync.Mutex
+	member bool
+	// frontend: the appliance runs as a cluster frontend (frontend_test.go)
+	frontend   bool
+	feBackends []string // its backends' addresses, in order
+	// stayStandalone: an attach succeeds but the appliance never comes
+	// back as a frontend
+	stayStandalone bool
+	calls          []string          // "METHOD /path"
+	bodies         map[string]string // "METHOD /path" → last body
+	tokens         map[string]bool
+	joinGate       chan struct{} // when set, the join waits for it
 }
 
 const pw = "correct admin password"
@@ -51,6 +57,9 @@ func (f *fakeControl) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, s)
 	}
+	if f.serveFrontend(w, r, key, string(body)) {
+		return
+	}
 	switch key {
 	case "GET /v1/status":
 		j(`{"device_id":"PST-AAAA","uuid":"11111111-1111-1111-1111-111111111111","hostname":"alpha","version":"1.2.3","build":"b","uptime":"1m0s","listeners":{"cluster":"192.0.2.1:2222","smtp":"192.0.2.1:25"},"entries":7,"context_csn":["20300101000000.000000Z#000000#001#000000"]}`)
@@ -62,9 +71,9 @@ func (f *fakeControl) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		j(`{"member":true,"device_id":"PST-AAAA","uuid":"11111111-1111-1111-1111-111111111111","cluster_no":1,
 		"members":[{"device_id":"PST-AAAA","ip":"192.0.2.1","port":"2222","status":"this device (7 entries in local database)","ok":true,"state":"ok","self":true,"comment":"rack 1","location":"Zurich","version":"1.2.3","last_update":"2030-01-01T00:00:00Z"},
 		{"device_id":"PST-BBBB","ip":"192.0.2.2","port":"2222","status":"OK (7 entries in remote database, 7 entries in local database)","ok":true,"state":"ok","comment":"rack 2","location":"Bern","version":"1.2.3","last_update":"2030-01-01T00:00:00Z"}],
-		"setup":[{"device_id":"PST-AAAA","uuid":"11111111-1111-1111-1111-111111111111","cluster_no":"1","hostname":"alpha","ip":"192.0.2.1","port":"2222","parity":"OK","self":true,"version":"1.2.3"},
-		{"device_id":"PST-BBBB","uuid":"22222222-2222-2222-2222-222222222222","cluster_no":"2","hostname":"bravo","ip":"192.0.2.2","port":"2222","parity":"OK","version":"1.2.3"},
-		{"device_id":"PST-FFFF","uuid":"33333333-3333-3333-3333-333333333333","cluster_no":"F(1,2)","hostname":"front","ip":"192.0.2.3","port":"2222","frontend_of":null,"backend_of":["PST-AAAA","PST-BBBB"],"parity":"OK","version":"1.2.3"}],
+		"setup":[{"device_id":"PST-AAAA","uuid":"11111111-1111-1111-1111-111111111111","cluster_no":"1","hostname":"alpha","ip":"192.0.2.1","port":"2222","backend_of":["PST-FFFF"],"parity":"OK","self":true,"version":"1.2.3"},
+		{"device_id":"PST-BBBB","uuid":"22222222-2222-2222-2222-222222222222","cluster_no":"2","hostname":"bravo","ip":"192.0.2.2","port":"2222","backend_of":["PST-FFFF"],"parity":"OK","version":"1.2.3"},
+		{"device_id":"PST-FFFF","uuid":"33333333-3333-3333-3333-333333333333","cluster_no":"F(1,2)","hostname":"front","ip":"192.0.2.3","port":"2222","frontend_of":["PST-AAAA","PST-BBBB"],"backend_of":null,"parity":"OK","version":"1.2.3"}],
 		"replication":[{"device_id":"PST-AAAA","uuid":"11111111-1111-1111-1111-111111111111","cluster_no":1,"context_csn":"20300101000000.000000Z#000000#001#000000","time":"2030-01-01T00:00:00Z","self":true},
 		{"device_id":"PST-BBBB","uuid":"22222222-2222-2222-2222-222222222222","cluster_no":2}],
 		"last_change":"Cluster No. 1 at 2030-01-01T00:00:00Z","protection":{"on":true,"allowed_ips":["192.0.2.9"],"member_ips":["192.0.2.1","192.0.2.2"]},
@@ -206,12 +215,14 @@ func (f *fixture) login() string {
 
 // pageRoutes are every page (GET) of the menu.
 var pageRoutes = []string{"/", "/cluster", "/cluster/join/x", "/cluster/members/PST-BBBB", "/cluster/members/PST-BBBB/forget",
+	"/cluster/attach/x", "/cluster/backends/192.0.2.1:2222", "/cluster/detach", "/cluster/detach/x",
 	"/cluster/leave", "/system", "/ssl", "/logs", "/mail", "/mail/queue/Q1", "/mail/queue/Q1/delete",
 	"/directory", "/directory/export", "/directory/import/x", "/status", "/nonexistent"}
 
 // actionRoutes are every action (POST) of the menu.
 var actionRoutes = []string{"/logout", "/cluster/prepare", "/cluster/join", "/cluster/members/PST-BBBB/remove", "/cluster/members/PST-BBBB/forget",
-	"/cluster/leave", "/cluster/inject", "/cluster/protect", "/system", "/ssl", "/mail/domains", "/mail/domains/example.com/remove",
+	"/cluster/leave", "/cluster/inject", "/cluster/protect", "/cluster/attach", "/cluster/backends", "/cluster/backends/192.0.2.1:2222/remove",
+	"/cluster/detach", "/system", "/ssl", "/mail/domains", "/mail/domains/example.com/remove",
 	"/mail/relay", "/mail/queue/flush", "/mail/queue/Q1/delete", "/directory/import"}
 
 func TestNoSessionNoPage(t *testing.T) {
@@ -482,7 +493,7 @@ func TestClusterSectionsAsTheSeedSays(t *testing.T) {
 	f := newFixture(t)
 	c := f.login()
 	w := f.do("GET", "/cluster", nil, "", c)
-	if got, want := strings.Join(sectionOrder(w.Body.String()), ","), "introduction,prepare,join"; got != want {
+	if got, want := strings.Join(sectionOrder(w.Body.String()), ","), "introduction,prepare,join,attach"; got != want {
 		t.Fatalf("standalone: sections %s, want %s", got, want)
 	}
 	for _, s := range []string{"firmware version: this machine has <strong>1.2.3</strong>", "192.0.2.123", "measured offset 0.4 ms", `name="clusterid"`, `value="192.0.2.1:2222"`, "Download cluster identifier"} {

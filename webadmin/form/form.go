@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -102,6 +103,64 @@ func ParseJoin(r *http.Request) (Join, error) {
 		return j, errors.New("enter this device's cluster address IP:PORT (the address the members reach it on)")
 	}
 	return j, nil
+}
+
+// ParseAttach reads the multipart form of "Add this device as frontend
+// server": the same request as a join, the member being the backend
+// ("Existing appliance IP"; empty: the one clusterid.txt was made on).
+func ParseAttach(r *http.Request) (Join, error) {
+	var j Join
+	if err := r.ParseMultipartForm(maxUpload); err != nil {
+		return j, fmt.Errorf("the form did not arrive whole: %v", err)
+	}
+	id, err := File(r, "clusterid")
+	if err != nil {
+		return j, err
+	}
+	if len(id) == 0 {
+		return j, errors.New("choose the clusterid.txt made on the backend (Prepare for cluster there)")
+	}
+	j.ID = id
+	j.Password = r.PostFormValue("password")
+	j.Member = strings.TrimSpace(r.PostFormValue("backend"))
+	j.Self = strings.TrimSpace(r.PostFormValue("self"))
+	if j.Password == "" {
+		return j, errors.New("enter the cluster password given when clusterid.txt was made")
+	}
+	if j.Member != "" {
+		if err := addrPort(j.Member, "the backend's address"); err != nil {
+			return j, err
+		}
+	}
+	if j.Self == "" {
+		return j, errors.New("enter this device's cluster address IP:PORT (the address the backends reach it on)")
+	}
+	return j, addrPort(j.Self, "this device's address")
+}
+
+// Backend is "Add additional backend" and a backend to remove: a
+// backend's cluster address.
+type Backend struct {
+	Addr string `json:"addr"`
+}
+
+// ParseBackend reads "Existing appliance IP" of Add additional backend.
+func ParseBackend(r *http.Request) (Backend, error) {
+	b := Backend{Addr: strings.TrimSpace(r.PostFormValue("addr"))}
+	if b.Addr == "" {
+		return b, errors.New("enter the backend's cluster address IP:PORT (its row in Cluster Setup on a backend shows it)")
+	}
+	return b, addrPort(b.Addr, "the backend's address")
+}
+
+// addrPort checks an IP:PORT field (a cluster address is an IP, never a
+// name: the physical address, no alias).
+func addrPort(s, what string) error {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return fmt.Errorf("%s %q is not IP:PORT: enter an IP address and the cluster SSH port, e.g. 192.0.2.12:22", what, s)
+	}
+	return nil
 }
 
 // File returns an uploaded file's content (nil when none was chosen).
