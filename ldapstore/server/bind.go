@@ -112,8 +112,8 @@ var (
 	// errReadOnlySession answers every write in a restricted session (a
 	// cluster frontend's), password changes included
 	errReadOnlySession = ldapstore.Errorf(ldapstore.UnwillingToPerform, "this session is read-only: write on a backend member")
-	errWriteAccess = ldapstore.Errorf(ldapstore.InsufficientAccessRights, "only the root DN may modify the directory")
-	errReadAccess  = ldapstore.Errorf(ldapstore.InsufficientAccessRights, "anonymous may read only the Root DSE and cn=Subschema")
+	errWriteAccess     = ldapstore.Errorf(ldapstore.InsufficientAccessRights, "only the root DN may modify the directory")
+	errReadAccess      = ldapstore.Errorf(ldapstore.InsufficientAccessRights, "anonymous may read only the Root DSE and cn=Subschema")
 )
 
 func canWrite(id identity) error {
