@@ -12,7 +12,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"postern/ldapstore"
-	"postern/ldapstore/dn"
 )
 
 // serveControl answers one control request. A joiner (cluster key) may
@@ -365,51 +364,75 @@ func (a *Agent) register(ctx context.Context, m *MemberInfo, ip netip.Addr) (int
 	return no, nil
 }
 
-// dumpBatch is how many entries one dump message carries.
-const dumpBatch = 500
+// dumpBatch is how many entries one dump message carries at most, and
+// dumpBytes about how many bytes of values (a batch of large entries, such
+// as users with certificates, ends early so that a message stays well
+// within maxMsg).
+const (
+	dumpBatch = 500
+	dumpBytes = maxMsg / 4
+)
 
 // dump streams the replicated tree, parents first, operational attributes
 // included (entryUUID and entryCSN keep their values on the joiner).
+//
+// It holds one batch at a time, whatever the size of the tree: the store's
+// subtree search walks the DN index, whose keys run from the suffix down
+// (a parent's key is a prefix of its subordinates'), so entries come
+// parents first, in chunks each read in a short read transaction of its
+// own (a long one would hold up the writer's remap of a growing file).
+// Changes made during the copy may be read or not: every one of them is
+// newer than the context CSN taken before the read, which the joiner keeps
+// as its own, so replication brings them again; a child renamed away from
+// under its parent meanwhile arrives before its parent, and the joiner's
+// store places it below a glue entry until the parent comes.
 func (a *Agent) dump(ctx context.Context, ch ssh.Channel) error {
 	// the context CSN before the read: every change up to it is in what
 	// follows (or superseded by it); the joiner takes it as its own
 	seen := a.cfg.Store.ContextCSN()
-	var all []*ldapstore.Entry
-	err := a.cfg.Store.Search(ctx, &ldapstore.SearchRequest{BaseDN: a.cfg.Store.Suffix(), Scope: ldapstore.ScopeSub}, func(e *ldapstore.Entry) error {
-		if !ldapstore.IsGlue(e) {
-			all = append(all, e)
+	total, _ := a.cfg.Store.Count(ctx)
+	sent := 0
+	msg := &Message{Type: msgEntries}
+	size := 0
+	send := func(done bool) error {
+		sent += len(msg.Entries)
+		msg.Total, msg.Done = max(total, sent), done
+		if done {
+			msg.Total = sent
+			msg.Context = seen.Strings()
 		}
+		if err := WriteMessage(ch, msg); err != nil {
+			return err
+		}
+		msg, size = &Message{Type: msgEntries, Entries: msg.Entries[:0]}, 0
+		return nil
+	}
+	err := a.cfg.Store.Search(ctx, &ldapstore.SearchRequest{BaseDN: a.cfg.Store.Suffix(), Scope: ldapstore.ScopeSub}, func(e *ldapstore.Entry) error {
+		if ldapstore.IsGlue(e) {
+			return nil
+		}
+		if len(msg.Entries) >= dumpBatch || size >= dumpBytes {
+			if err := send(false); err != nil {
+				return err
+			}
+		}
+		we := WireEntry{DN: e.DN, Attrs: make([]WireAttr, 0, len(e.Attributes))}
+		size += len(e.DN)
+		for _, at := range e.Attributes {
+			switch strings.ToLower(at.Type) {
+			case "hassubordinates", "subschemasubentry", "entrydn":
+				continue
+			}
+			we.Attrs = append(we.Attrs, WireAttr{Name: at.Type, Values: at.Vals})
+			for _, v := range at.Vals {
+				size += len(at.Type) + len(v)
+			}
+		}
+		msg.Entries = append(msg.Entries, we)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	depth := map[*ldapstore.Entry]int{}
-	for _, e := range all {
-		d, _ := dn.Parse(e.DN)
-		depth[e] = len(d)
-	}
-	slices.SortStableFunc(all, func(x, y *ldapstore.Entry) int { return depth[x] - depth[y] })
-	for i := 0; i < len(all) || i == 0; i += dumpBatch {
-		batch := all[i:min(i+dumpBatch, len(all))]
-		msg := &Message{Type: msgEntries, Total: len(all), Done: i+dumpBatch >= len(all)}
-		if msg.Done {
-			msg.Context = seen.Strings()
-		}
-		for _, e := range batch {
-			we := WireEntry{DN: e.DN}
-			for _, at := range e.Attributes {
-				switch strings.ToLower(at.Type) {
-				case "hassubordinates", "subschemasubentry", "entrydn":
-					continue
-				}
-				we.Attrs = append(we.Attrs, WireAttr{Name: at.Type, Values: at.Vals})
-			}
-			msg.Entries = append(msg.Entries, we)
-		}
-		if err := WriteMessage(ch, msg); err != nil {
-			return err
-		}
-	}
-	return nil
+	return send(true)
 }

@@ -277,3 +277,51 @@ func TestSearchBuffer(t *testing.T) {
 		t.Fatalf("base: %v, %d held", err, r.held)
 	}
 }
+
+// TestSearchSubtreeParentsFirst: a subtree search hands out every entry
+// after its parent, across chunks and with names that sort around each
+// other (a sibling whose RDN extends another's, escaped characters, a
+// rename that moves a subtree): a join's copy (cluster dump) streams the
+// tree in this order without sorting it.
+func TestSearchSubtreeParentsFirst(t *testing.T) {
+	s := openTest(t, Options{})
+	seed(t, s)
+	ctx := context.Background()
+	suffix := "dc=postern,dc=local"
+	var es []*Entry
+	for _, ou := range []string{"a", "a-b", "a\\,b", "A0", "z"} {
+		es = append(es, entry("ou="+ou+",ou=domains,"+suffix, "objectClass", "organizationalUnit", "ou", strings.ReplaceAll(ou, "\\", "")))
+		for i := range 150 {
+			uid := fmt.Sprintf("u%03d", i)
+			es = append(es, entry("uid="+uid+",ou="+ou+",ou=domains,"+suffix, "objectClass", "inetOrgPerson", "uid", uid, "cn", uid, "sn", uid))
+		}
+	}
+	must(t, s.AddBatch(ctx, es, admin))
+	// a subtree added later under an entry that sorts first
+	must(t, s.Add(ctx, entry("ou=late,uid=u000,ou=a,ou=domains,"+suffix, "objectClass", "organizationalUnit", "ou", "late"), admin))
+	must(t, s.ModifyDN(ctx, "ou=a-b,ou=domains,"+suffix, "ou=0first", true, "", admin))
+	seen := map[string]bool{}
+	n := 0
+	must(t, s.Search(ctx, &SearchRequest{BaseDN: suffix, Scope: ScopeSub}, func(e *Entry) error {
+		key := strings.ToLower(e.DN)
+		if key != suffix {
+			i := 0
+			for i < len(key) && key[i] != ',' {
+				if key[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			parent := key[i+1:]
+			if !seen[parent] {
+				return fmt.Errorf("%s before its parent %s", e.DN, parent)
+			}
+		}
+		seen[key] = true
+		n++
+		return nil
+	}))
+	if want := 5 + len(es) + 1; n != want {
+		t.Fatalf("%d entries, want %d", n, want)
+	}
+}

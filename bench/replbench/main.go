@@ -17,6 +17,8 @@
 // The write's acknowledgement by A is printed beside write-to-visible
 // (measure=write_ack). REPLBENCH_SAMPLES=<prefix> writes every sample to
 // <prefix>.<system>.<round>.
+// REPLBENCH_CPUPROFILE=<prefix> has each Postern member write a CPU profile
+// of its life to <prefix>.<sid>.<pid>.pprof.
 //
 // It prints one line per system and measure (key=value); bench/replication.sh
 // runs it and computes the ratios. Everything listens on 127.0.0.1 and every
@@ -52,6 +54,7 @@ type pair interface {
 	addrA() string
 	addrB() string
 	close()
+	phase() // a measure starts or ends (profiles, REPLBENCH_CPUPROFILE)
 }
 
 func main() {
@@ -152,15 +155,17 @@ func setup(p pair, n, clients int) error {
 		return fmt.Errorf("load: %w", err)
 	}
 	fmt.Printf("system=%s measure=load entries=%d seconds=%.3f\n", sys, n+2, time.Since(t0).Seconds())
+	p.phase()
 
 	t0 = time.Now()
 	if err := p.startB(); err != nil {
 		return err
 	}
-	if err := waitCount(p.addrB(), "(objectClass=*)", n+2, 10*time.Minute); err != nil {
+	if err := waitCount(p.addrB(), "(objectClass=*)", userDN(n-1), n+2, 10*time.Minute); err != nil {
 		return fmt.Errorf("full refresh: %w", err)
 	}
 	fmt.Printf("system=%s measure=full_refresh entries=%d seconds=%.3f\n", sys, n+2, time.Since(t0).Seconds())
+	p.phase()
 	return nil
 }
 
@@ -232,11 +237,12 @@ func catchUp(p pair, n, clients int) error {
 		return fmt.Errorf("modifies: %w", err)
 	}
 	fmt.Printf("system=%s measure=modifies_while_down modifies=%d seconds=%.3f\n", sys, n, time.Since(t0).Seconds())
+	p.phase()
 	t0 = time.Now()
 	if err := p.startB(); err != nil {
 		return err
 	}
-	if err := waitCount(p.addrB(), "(description=catchup)", n, 10*time.Minute); err != nil {
+	if err := waitCount(p.addrB(), "(description=catchup)", "", n, 10*time.Minute); err != nil {
 		return fmt.Errorf("catch-up: %w", err)
 	}
 	fmt.Printf("system=%s measure=catch_up modifies=%d seconds=%.3f\n", sys, n, time.Since(t0).Seconds())
@@ -318,7 +324,15 @@ func modifyAll(addr string, n, clients int, val string) error {
 }
 
 // waitCount polls addr until filter matches want entries below the suffix.
-func waitCount(addr, filter string, want int, limit time.Duration) error {
+// A count reads every entry on the server being measured, so it would
+// cost that server time in proportion to its size at every poll (at
+// 100,000 entries a poll every 100 ms took a third of the consumer's CPU,
+// and the refresh's cost grew with the square of its size). So a base
+// search first waits, cheaply, until probe (the last entry in DN order,
+// among the last written) matches
+// filter; then the counts follow, each after a pause of at least twice
+// the last count's duration. Both systems are polled alike.
+func waitCount(addr, filter, probe string, want int, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var l *ldap.Conn
 	defer func() {
@@ -326,7 +340,7 @@ func waitCount(addr, filter string, want int, limit time.Duration) error {
 			l.Close()
 		}
 	}()
-	last := -1
+	last, probed := -1, probe == ""
 	for time.Now().Before(deadline) {
 		if l == nil {
 			var err error
@@ -336,7 +350,23 @@ func waitCount(addr, filter string, want int, limit time.Duration) error {
 				continue
 			}
 		}
+		if !probed {
+			res, err := l.Search(ldap.NewSearchRequest(probe, ldap.ScopeBaseObject, 0, 0, 0, false, filter, []string{"1.1"}, nil))
+			switch {
+			case err == nil && len(res.Entries) == 1:
+				probed = true
+				continue
+			case err == nil, ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
+			default:
+				l.Close()
+				l = nil
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		t0 := time.Now()
 		res, err := l.Search(ldap.NewSearchRequest(suffix, ldap.ScopeWholeSubtree, 0, 0, 0, false, filter, []string{"1.1"}, nil))
+		took := time.Since(t0)
 		switch {
 		case err == nil:
 			last = len(res.Entries)
@@ -348,9 +378,7 @@ func waitCount(addr, filter string, want int, limit time.Duration) error {
 			l.Close()
 			l = nil
 		}
-		// each poll reads every entry on B: poll gently, so as not to
-		// slow down the server being measured (same for both systems)
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(max(100*time.Millisecond, 2*took))
 	}
 	return fmt.Errorf("%s: %d entries after %v, want %d", filter, last, limit, want)
 }

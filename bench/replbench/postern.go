@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -101,14 +102,21 @@ func (l *link) stop() {
 // collector settings of `postern serve`.
 func runMember(dir string, sid int, listen, peer string) error {
 	appliance.TuneGC(appliance.MinHeapGoal)
+	prof := newPhaseProfile(os.Getenv("REPLBENCH_CPUPROFILE"), sid)
+	defer prof.stop()
 	m, err := startMember(dir, sid, listen)
 	if err != nil {
 		return err
 	}
 	lk := startLink(m, sid, peer)
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	<-sig
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
+	for s := range sig {
+		if s != syscall.SIGUSR1 {
+			break
+		}
+		prof.next() // the driver says a measure starts or ends
+	}
 	lk.stop()
 	m.close()
 	return nil
@@ -123,4 +131,47 @@ func newPosternPair(dir string) *procPair {
 		cmd.Stderr = os.Stderr
 		return startProc(cmd, addr, "postern member "+node)
 	}}
+}
+
+// phaseProfile writes CPU profiles of a member, one file per phase of the
+// driver (load, full refresh, latency, ...): SIGUSR1 ends a file and
+// starts the next, <prefix>.<sid>.<pid>.<n>.pprof. An empty prefix
+// profiles nothing.
+type phaseProfile struct {
+	prefix string
+	sid, n int
+	f      *os.File
+}
+
+func newPhaseProfile(prefix string, sid int) *phaseProfile {
+	p := &phaseProfile{prefix: prefix, sid: sid}
+	p.next()
+	return p
+}
+
+func (p *phaseProfile) next() {
+	if p.prefix == "" {
+		return
+	}
+	p.stop()
+	p.n++
+	f, err := os.Create(fmt.Sprintf("%s.%d.%d.%d.pprof", p.prefix, p.sid, os.Getpid(), p.n))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replbench: profile:", err)
+		return
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		fmt.Fprintln(os.Stderr, "replbench: profile:", err)
+		return
+	}
+	p.f = f
+}
+
+func (p *phaseProfile) stop() {
+	if p.f != nil {
+		pprof.StopCPUProfile()
+		p.f.Close()
+		p.f = nil
+	}
 }

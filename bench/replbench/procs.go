@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 )
 
@@ -51,6 +52,19 @@ func (p *procPair) close() {
 	stopProc(p.b)
 	stopProc(p.a)
 	p.a, p.b = nil, nil
+}
+
+// phase tells both members that a measure starts or ends (their CPU
+// profiles, REPLBENCH_CPUPROFILE, go to a new file); slapd is not told.
+func (p *procPair) phase() {
+	if p.sys != "postern" || os.Getenv("REPLBENCH_CPUPROFILE") == "" {
+		return
+	}
+	for _, c := range []*exec.Cmd{p.a, p.b} {
+		if c != nil {
+			c.Process.Signal(syscall.SIGUSR1)
+		}
+	}
 }
 
 func freeAddr() (string, error) {
