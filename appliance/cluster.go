@@ -11,6 +11,7 @@ import (
 
 	"postern/cluster"
 	"postern/firmware"
+	"postern/ldapstore/csn"
 	"postern/replication"
 )
 
@@ -36,7 +37,10 @@ func (a *Appliance) startCluster() error {
 			s := a.System()
 			return cluster.Local{Hostname: s.Hostname, Comment: s.Comment, Location: s.Location, NTPServer: s.NTPServer}
 		},
-		NewLink:   a.newReplicationLink,
+		NewLink: a.newReplicationLink,
+		CopiedCookie: func(peer string, rid int, seen csn.Vector) (string, string) {
+			return replication.CopiedCookie(rid, rid, peer, seen)
+		},
 		Call:      a.memberCall,
 		Version:   firmware.Version,
 		Heartbeat: a.cfg.ClusterHeartbeat,

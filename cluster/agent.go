@@ -20,6 +20,7 @@ import (
 
 	"postern/firmware"
 	"postern/ldapstore"
+	"postern/ldapstore/csn"
 )
 
 // Config configures an Agent. Zero values get the documented defaults.
@@ -51,6 +52,12 @@ type Config struct {
 	// NewLink makes the replication consumer of one peer (package
 	// replication through appliance). nil: no replication (status only).
 	NewLink func(LinkConfig) Link
+	// CopiedCookie is the replication cookie, and its key, of the link to
+	// peer (Cluster No. rid) in a store that has just copied the peer's
+	// tree as of its context CSN seen: stored with a join's copy, so that
+	// the link starts from there (replication.CopiedCookie). nil: the
+	// link's first session refreshes in full.
+	CopiedCookie func(peer string, rid int, seen csn.Vector) (key, cookie string)
 	// Call runs an appliance operation a member asks for (CallAll): op
 	// names it ("queue.list", "queue.flush"), the answer is sent as JSON.
 	// nil: members cannot call.

@@ -395,7 +395,7 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 		return fmt.Errorf("cluster: save this device's own changes before the copy: %w", err)
 	}
 	saved.report(progress)
-	if err := a.copyTree(ctx, mc, no, progress); err != nil {
+	if err := a.copyTree(ctx, mc, no, ans.Peer, progress); err != nil {
 		return err
 	}
 	if err := a.setState(&state{ClusterUUID: c.id.ClusterUUID, ClusterNo: no, Addr: c.self.String(), Joined: time.Now().UTC()}); err != nil {
@@ -420,8 +420,10 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 // copyTree replaces this device's replicated tree by the member's, keeping
 // every entry's entryUUID and entryCSN, with a progress line per batch.
 // The local tree is reset only once the first batch has arrived, so a
-// member that fails before sending anything leaves it untouched.
-func (a *Agent) copyTree(ctx context.Context, c *ssh.Client, no int, progress func(string)) error {
+// member that fails before sending anything leaves it untouched. The last
+// batch stores, with the copy, the cookie of the replication link to the
+// member that served it (Config.CopiedCookie).
+func (a *Agent) copyTree(ctx context.Context, c *ssh.Client, no int, from *PeerInfo, progress func(string)) error {
 	ch, reqs, err := c.OpenChannel(ControlChannel, nil)
 	if err != nil {
 		return fmt.Errorf("cluster: copy: %w", err)
@@ -458,11 +460,15 @@ func (a *Agent) copyTree(ctx context.Context, c *ssh.Client, no int, progress fu
 			changes = append(changes, ldapstore.ReplChange{Entry: e})
 		}
 		var seen csn.Vector
+		key, cookie := "", ""
 		if m.Done {
 			seen = parseVector(m.Context)
 			delete(seen, uint16(no))
+			if a.cfg.CopiedCookie != nil && from != nil && from.ClusterNo > 0 {
+				key, cookie = a.cfg.CopiedCookie(from.DeviceID, from.ClusterNo, seen)
+			}
 		}
-		res, err := a.cfg.Store.ApplySync(ctx, changes, "", "", seen)
+		res, err := a.cfg.Store.ApplySync(ctx, changes, key, cookie, seen)
 		if err != nil {
 			return fmt.Errorf("cluster: copy: %w", err)
 		}

@@ -97,7 +97,7 @@ func NewConsumer(cfg ConsumerConfig) *Consumer {
 	c := &Consumer{
 		cfg: cfg,
 		log: cfg.Logger.With("rid", cfg.RID, "provider", cfg.Provider),
-		key: fmt.Sprintf("rid=%03d,provider=%s", cfg.RID, cfg.Provider),
+		key: cookieKey(cfg.RID, cfg.Provider),
 	}
 	c.status = LinkStatus{RID: cfg.RID, Provider: cfg.Provider, Phase: PhaseConnecting}
 	c.metrics = newLinkMetrics(cfg.Registry, cfg.RID, cfg.Provider, c.log)
@@ -107,6 +107,22 @@ func NewConsumer(cfg ConsumerConfig) *Consumer {
 // CookieKey is the key under which the consumer's cookie is stored
 // (ldapstore.Store.Cookie).
 func (c *Consumer) CookieKey() string { return c.key }
+
+func cookieKey(rid int, provider string) string {
+	return fmt.Sprintf("rid=%03d,provider=%s", rid, provider)
+}
+
+// CopiedCookie is the cookie, and the key it is stored under, of the
+// consumer of provider (replica ID rid, whose server ID is sid) in a store
+// that has just been given a copy of the provider's directory holding every
+// change up to seen (a cluster join's copy). Stored with the copy, it makes
+// that consumer's first session a delta refresh from seen (RFC 4533
+// §3.3.2: the changes made during the copy) instead of a present phase
+// that would send the whole directory again; a provider that no longer
+// holds its changelog that far back gives a present phase all the same.
+func CopiedCookie(rid, sid int, provider string, seen csn.Vector) (key, cookie string) {
+	return cookieKey(rid, provider), Cookie{RID: rid, SID: sid, CSNs: seen.Clone()}.String()
+}
 
 // Run syncs, reconnecting with capped exponential backoff, until ctx ends;
 // it then returns nil after the session's goroutines are done.
