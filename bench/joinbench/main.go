@@ -179,6 +179,27 @@ func run() error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
+	// the joiner's resident memory by kind, sampled during the join: its
+	// own (anonymous: the Go heap and stacks) and its store file's pages
+	// mapped in (file-backed; the kernel may take them back at any time)
+	sampled := make(chan [2]float64, 1)
+	stopSampling := make(chan struct{})
+	go func() {
+		var top [2]float64
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if st, err := procStatus(joiner.cmd.Process.Pid); err == nil {
+				top[0], top[1] = max(top[0], st["RssAnon"]), max(top[1], st["RssFile"])
+			}
+			select {
+			case <-stopSampling:
+				sampled <- top
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	// the progress lines, each with when it came: the copy ends with its
 	// last "copied N/M entries"
 	var out strings.Builder
@@ -194,6 +215,8 @@ func run() error {
 	}
 	err = cmd.Wait()
 	took := time.Since(t0)
+	close(stopSampling)
+	byKind := <-sampled
 	os.WriteFile(filepath.Join(*dir, "join.out"), []byte(out.String()), 0o600)
 	if err != nil {
 		return fmt.Errorf("cluster join after %s: %v\n%s", took, err, tail(out.String(), 20))
@@ -213,8 +236,8 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("count the joiner's entries: %w", err)
 	}
-	fmt.Printf("measure=join entries=%d copied=%s seconds=%.1f copy_seconds=%.1f joiner_peak_rss_mb=%.0f base_peak_rss_mb=%.0f joiner_entries=%d\n",
-		*entries, copied, took.Seconds(), copyTook.Seconds(), joinerRSS, baseRSS, n)
+	fmt.Printf("measure=join entries=%d copied=%s seconds=%.1f copy_seconds=%.1f joiner_peak_rss_mb=%.0f joiner_peak_anon_mb=%.0f joiner_peak_file_mb=%.0f base_peak_rss_mb=%.0f joiner_entries=%d\n",
+		*entries, copied, took.Seconds(), copyTook.Seconds(), joinerRSS, byKind[0], byKind[1], baseRSS, n)
 	return nil
 }
 
@@ -264,19 +287,34 @@ func populate(path string, n int) error {
 
 // peakRSS reads a process's peak resident set size (VmHWM) in MB.
 func peakRSS(pid int) (float64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := procStatus(pid)
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024, err
-		}
+	if v, ok := st["VmHWM"]; ok {
+		return v, nil
 	}
 	return 0, fmt.Errorf("no VmHWM for process %d", pid)
+}
+
+// procStatus reads the sizes (kB fields, in MB) of /proc/PID/status.
+func procStatus(pid int) (map[string]float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	st := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		if !ok || !strings.HasSuffix(v, " kB") {
+			continue
+		}
+		if kb, err := strconv.ParseFloat(strings.TrimSuffix(v, " kB"), 64); err == nil {
+			st[k] = kb / 1024
+		}
+	}
+	return st, nil
 }
 
 // count returns the entries of an appliance's directory (postern status).
