@@ -166,10 +166,14 @@ if [ -z "$ONLY" ] || [ "$ONLY" = postfix ]; then
 	start_postfix
 	postfix=$(run "$POSTFIX_PORT")
 fi
-ratio="-"
+ratio="-" share="-"
 if [ "$postern" != "-" ] && [ "$postfix" != "-" ]; then
 	ratio=$(echo "scale=2; $postern / $postfix" | bc)
 fi
+if [ "$postern" != "-" ] && [ "$ceiling" != "-" ]; then
+	share=$(echo "scale=2; $postern / $ceiling" | bc)
+fi
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "-" && r >= t) ? "met" : "NOT met" }'; }
 mkdir -p bench/out
 {
 	echo "SMTP end to end: $N messages of $SIZE bytes over $SESSIONS sessions ($(nproc) CPUs, $(date -u +%FT%TZ))"
@@ -178,5 +182,8 @@ mkdir -p bench/out
 	printf '%-34s %12s\n' "smtp-source → Postern → smtp-sink" "$postern"
 	printf '%-34s %12s\n' "smtp-source → Postfix → smtp-sink" "$postfix"
 	printf '%-34s %12s\n' "Postern / Postfix" "$ratio"
-	echo "Postfix $(postconf -h mail_version); Postern acknowledges after fdatasync (group commit); Postfix after fsync per queue file."
+	printf '%-34s %12s\n' "Postern / ceiling" "$share"
+	echo "Postfix $(postconf -d -h mail_version 2>/dev/null || echo unknown); Postern acknowledges after fdatasync (group commit); Postfix after fsync per queue file."
+	echo "target: SMTP relay, Postern/Postfix messages/s: $ratio (target >= 5): $(verdict "$ratio" 5)"
+	echo "target: SMTP relay, Postern/ceiling (smtp-source -> smtp-sink): $share (target >= 0.6): $(verdict "$share" 0.6)"
 } | tee bench/out/smtp-latest.txt

@@ -63,6 +63,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds of latency writes (the median round is reported)")
 	clients := flag.Int("clients", 16, "parallel LDAP clients for loading and the catch-up modifies")
 	only := flag.String("only", "", "postern or slapd: measure one system")
+	refreshOnly := flag.Bool("refresh-only", false, "measure the load and the full refresh only")
 	slapdBin := flag.String("slapd", "/usr/sbin/slapd", "slapd binary")
 	work := flag.String("dir", "", "work directory (default a new temporary one)")
 	memberDir := flag.String("member", "", "internal: run one Postern member with its data in this directory")
@@ -104,6 +105,9 @@ func main() {
 		if err := setup(p, *entries, *clients); err != nil {
 			fail(pairs, fmt.Errorf("%s: %w", p.name(), err))
 		}
+	}
+	if *refreshOnly {
+		return
 	}
 	// steady state: let the last refresh's after-work (cookies, counts, the
 	// consumers' own sessions the other way) finish on both systems
