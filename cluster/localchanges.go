@@ -31,13 +31,41 @@ type savedChanges struct {
 // first start: they are nobody's change while unmodified since.
 var structural = []string{"", "ou=people,", "ou=domains,", "ou=config,", "ou=cluster,"}
 
-// saveLocalChanges lists the base's tree (entryUUID and entryCSN of every
-// entry) through cl and saves every local entry the base does not hold in
-// the same version, ou=cluster and the untouched structural entries left
-// out.
+// saveLocalChanges saves every local entry the base does not hold in the
+// same version, ou=cluster and the untouched structural entries left out.
+// It lists this device's tree first (entryUUID and entryCSN of each local
+// entry, and its tombstones), then reads the base's listing through cl as
+// a stream, keeping nothing of it but what concerns a local entry: its
+// memory is this device's tree's, not the cluster's (a fresh appliance
+// joining a cluster of a million entries holds a handful of them).
 func (a *Agent) saveLocalChanges(ctx context.Context, cl *ssh.Client) (*savedChanges, error) {
-	base := map[string]string{}    // entryUUID → entryCSN of the base's live entries
-	deleted := map[string]string{} // entryUUID → the delete's CSN
+	st := a.cfg.Store
+	suffix := strings.ToLower(st.Suffix())
+	cluster := "ou=cluster," + suffix
+	mine := map[string]string{} // entryUUID → entryCSN of the local entries that may be changes
+	err := st.Search(ctx, &ldapstore.SearchRequest{BaseDN: st.Suffix(), Scope: ldapstore.ScopeSub}, func(e *ldapstore.Entry) error {
+		dnl := strings.ToLower(e.DN)
+		if ldapstore.IsGlue(e) || dnl == cluster || strings.HasSuffix(dnl, ","+cluster) {
+			return nil
+		}
+		for _, s := range structural {
+			if dnl == s+suffix && e.First("createTimestamp") == e.First("modifyTimestamp") {
+				return nil
+			}
+		}
+		mine[strings.ToLower(e.First("entryUUID"))] = e.First("entryCSN")
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	deletedHere := map[string]bool{} // local tombstones
+	if snap, err := st.Snapshot(ctx, st.Suffix()); err == nil {
+		for _, d := range snap.Deleted {
+			deletedHere[d.EntryUUID.String()] = true
+		}
+	}
+	out := &savedChanges{}
 	ch, reqs, err := cl.OpenChannel(ControlChannel, nil)
 	if err != nil {
 		return nil, err
@@ -56,50 +84,31 @@ func (a *Agent) saveLocalChanges(ctx context.Context, cl *ssh.Client) (*savedCha
 			return nil, fmt.Errorf("cluster: list the base's tree: %s", ans.Error)
 		}
 		for _, it := range ans.Items {
-			if it.Deleted {
-				deleted[it.UUID] = it.CSN
-			} else {
-				base[it.UUID] = it.CSN
+			id := strings.ToLower(it.UUID)
+			if !it.Deleted && deletedHere[id] {
+				out.Deletes++ // deleted here, still in the cluster
+			}
+			// CSN strings order as CSNs (fixed-width fields): the
+			// cluster has the entry as it is here or newer, or deleted
+			// it after this version
+			if c, ok := mine[id]; ok && it.CSN >= c {
+				delete(mine, id)
 			}
 		}
 		if ans.Done {
 			break
 		}
 	}
-	st := a.cfg.Store
-	suffix := strings.ToLower(st.Suffix())
-	cluster := "ou=cluster," + suffix
 	var keep []*ldapstore.Entry
-	err = st.Search(ctx, &ldapstore.SearchRequest{BaseDN: st.Suffix(), Scope: ldapstore.ScopeSub}, func(e *ldapstore.Entry) error {
-		dnl := strings.ToLower(e.DN)
-		if ldapstore.IsGlue(e) || dnl == cluster || strings.HasSuffix(dnl, ","+cluster) {
+	if len(mine) > 0 {
+		err = st.Search(ctx, &ldapstore.SearchRequest{BaseDN: st.Suffix(), Scope: ldapstore.ScopeSub}, func(e *ldapstore.Entry) error {
+			if _, ok := mine[strings.ToLower(e.First("entryUUID"))]; ok {
+				keep = append(keep, e)
+			}
 			return nil
-		}
-		id, csn := strings.ToLower(e.First("entryUUID")), e.First("entryCSN")
-		// CSN strings order as CSNs (fixed-width fields)
-		if theirs, ok := base[id]; ok && theirs >= csn {
-			return nil // the cluster has it, as it is or newer
-		}
-		if del, ok := deleted[id]; ok && del >= csn {
-			return nil // the cluster deleted it after this version
-		}
-		for _, s := range structural {
-			if dnl == s+suffix && e.First("createTimestamp") == e.First("modifyTimestamp") {
-				return nil
-			}
-		}
-		keep = append(keep, e)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := &savedChanges{}
-	if snap, err := st.Snapshot(ctx, st.Suffix()); err == nil {
-		for _, d := range snap.Deleted {
-			if _, ok := base[d.EntryUUID.String()]; ok {
-				out.Deletes++ // deleted here, still in the cluster
-			}
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if len(keep) == 0 {
