@@ -417,6 +417,10 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 	return nil
 }
 
+// releaseEvery is how many copied entries a join's copy lets go by between
+// two releases of the store's mapped pages (Store.ReleaseMapped).
+const releaseEvery = 50000
+
 // copyTree replaces this device's replicated tree by the member's, keeping
 // every entry's entryUUID and entryCSN, with a progress line per batch.
 // The local tree is reset only once the first batch has arrived, so a
@@ -476,6 +480,13 @@ func (a *Agent) copyTree(ctx context.Context, c *ssh.Client, no int, from *PeerI
 			return fmt.Errorf("cluster: copy: %d entries refused, first: %v", res.Rejected, res.Errors[0])
 		}
 		copied += len(m.Entries)
+		if copied/releaseEvery != (copied-len(m.Entries))/releaseEvery {
+			// the inserts have walked the store file: its pages mapped
+			// in would otherwise grow the resident memory to its size
+			if err := a.cfg.Store.ReleaseMapped(); err != nil {
+				a.log.Warn("cluster: copy: release the store's mapped pages", slog.Any("err", err))
+			}
+		}
 		progress(fmt.Sprintf("copied %d/%d entries", copied, m.Total))
 		if m.Done {
 			return nil

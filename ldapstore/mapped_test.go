@@ -1,0 +1,70 @@
+package ldapstore
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// rssFileKB reads this process's file-backed resident memory.
+func rssFileKB(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status:", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Skip("no RssFile in /proc/self/status")
+	return 0
+}
+
+// TestReleaseMapped: the pages a full read mapped in leave the process's
+// resident memory, and every entry reads back the same afterwards.
+func TestReleaseMapped(t *testing.T) {
+	s := openTest(t, Options{})
+	seed(t, s)
+	loadPeople(t, s, 20000)
+	ctx := context.Background()
+	readAll := func() int {
+		n := 0
+		must(t, s.Search(ctx, &SearchRequest{BaseDN: "ou=people,dc=postern,dc=local", Scope: ScopeOne}, func(e *Entry) error {
+			if e.First("uid") == "" || !strings.HasSuffix(e.First("mail"), "@example.com") {
+				t.Fatalf("entry %s read back without its attributes", e.DN)
+			}
+			n++
+			return nil
+		}))
+		return n
+	}
+	if n := readAll(); n != 20000 {
+		t.Fatalf("%d entries, want 20000", n)
+	}
+	st, err := os.Stat(s.db.Path())
+	must(t, err)
+	before := rssFileKB(t)
+	must(t, s.ReleaseMapped())
+	after := rssFileKB(t)
+	// the search mapped in most of the file; at least a quarter of it goes
+	if drop := before - after; drop < int(st.Size()/1024/4) {
+		t.Fatalf("file-backed RSS %d kB -> %d kB after ReleaseMapped, the store file is %d kB", before, after, st.Size()/1024)
+	}
+	if n := readAll(); n != 20000 {
+		t.Fatalf("%d entries after ReleaseMapped, want 20000", n)
+	}
+	must(t, s.Modify(ctx, "uid=user00001,ou=people,dc=postern,dc=local", []Modification{{Op: ModReplace, Attr: Attribute{Type: "description", Vals: []string{"after"}}}}, admin))
+	e, err := s.Get(ctx, "uid=user00001,ou=people,dc=postern,dc=local")
+	must(t, err)
+	if e.First("description") != "after" {
+		t.Fatalf("description %q after a write, want after", e.First("description"))
+	}
+}
