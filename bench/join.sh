@@ -33,7 +33,7 @@ go build -o "$TMP/joinbench" ./bench/joinbench
 	  if (m == "populate") printf "base populated in %s s (not timed below)\n", field("seconds")
 	  else if (m == "join") {
 	    printf "join: %s s (copy %s s, %s entries copied, %s on the joiner after it)\n", field("seconds"), field("copy_seconds"), field("copied"), field("joiner_entries")
-	    printf "joiner peak RSS (VmHWM) %s MB: anonymous %s MB, file-backed %s MB (peaks sampled apart); serving member %s MB\n", field("joiner_peak_rss_mb"), field("joiner_peak_anon_mb"), field("joiner_peak_file_mb"), field("base_peak_rss_mb")
+	    printf "joiner peak RSS (VmHWM) %s MB: anonymous %s MB, file-backed %s MB (peaks sampled apart); serving member %s MB (during the join: anonymous %s MB, file-backed %s MB)\n", field("joiner_peak_rss_mb"), field("joiner_peak_anon_mb"), field("joiner_peak_file_mb"), field("base_peak_rss_mb"), field("base_peak_anon_mb"), field("base_peak_file_mb")
 	    big = field("entries") >= 1000000
 	    s = field("seconds") + 0; r = field("joiner_peak_rss_mb") + 0
 	    printf "target: join of %s entries, time: %s s (target <= 120 s at 1,000,000): %s\n", field("entries"), field("seconds"), (big && s <= 120) ? "met" : (big ? "NOT met" : "not measured at 1,000,000")

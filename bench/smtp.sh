@@ -16,6 +16,7 @@
 #
 # Knobs (environment): N=10000 SIZE=10240 SESSIONS=20 TIMEOUT=600 (seconds per run)
 #   BENCH_ONLY=postern|postfix|sink  run one side only
+#   SMTPGW_CPUPROFILE=FILE  the gateway writes a CPU profile of its run there
 # Results: printed, and bench/out/smtp-latest.txt.
 set -euo pipefail
 
@@ -92,7 +93,7 @@ run() {
 
 start_postern() {
 	go build -o "$W/smtpgw" ./bench/smtpgw
-	"$W/smtpgw" -listen "127.0.0.1:$POSTERN_PORT" -data "$W/postern-queue" \
+	"$W/smtpgw" -listen "127.0.0.1:$POSTERN_PORT" -data "$W/postern-queue" ${SMTPGW_CPUPROFILE:+-cpuprofile "$SMTPGW_CPUPROFILE"} \
 		-domain bench.test -deliver-to "127.0.0.1:$SINK_PORT" >"$W/postern.out" 2>&1 &
 	PIDS+=($!)
 	waitport "$POSTERN_PORT"

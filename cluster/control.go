@@ -404,6 +404,13 @@ func (a *Agent) dump(ctx context.Context, ch ssh.Channel) error {
 		if err := WriteMessage(ch, msg); err != nil {
 			return err
 		}
+		if sent/releaseEvery != (sent-len(msg.Entries))/releaseEvery {
+			// the read has walked the store file: let its pages go from
+			// this process's resident memory (Store.ReleaseMapped)
+			if err := a.cfg.Store.ReleaseMapped(); err != nil {
+				a.log.Warn("cluster: dump: release the store's mapped pages", slog.Any("err", err))
+			}
+		}
 		msg, size = &Message{Type: msgEntries, Entries: msg.Entries[:0]}, 0
 		return nil
 	}

@@ -182,15 +182,18 @@ func run() error {
 	// the joiner's resident memory by kind, sampled during the join: its
 	// own (anonymous: the Go heap and stacks) and its store file's pages
 	// mapped in (file-backed; the kernel may take them back at any time)
-	sampled := make(chan [2]float64, 1)
+	sampled := make(chan [4]float64, 1)
 	stopSampling := make(chan struct{})
 	go func() {
-		var top [2]float64
+		var top [4]float64
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			if st, err := procStatus(joiner.cmd.Process.Pid); err == nil {
 				top[0], top[1] = max(top[0], st["RssAnon"]), max(top[1], st["RssFile"])
+			}
+			if st, err := procStatus(base.cmd.Process.Pid); err == nil {
+				top[2], top[3] = max(top[2], st["RssAnon"]), max(top[3], st["RssFile"])
 			}
 			select {
 			case <-stopSampling:
@@ -236,8 +239,8 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("count the joiner's entries: %w", err)
 	}
-	fmt.Printf("measure=join entries=%d copied=%s seconds=%.1f copy_seconds=%.1f joiner_peak_rss_mb=%.0f joiner_peak_anon_mb=%.0f joiner_peak_file_mb=%.0f base_peak_rss_mb=%.0f joiner_entries=%d\n",
-		*entries, copied, took.Seconds(), copyTook.Seconds(), joinerRSS, byKind[0], byKind[1], baseRSS, n)
+	fmt.Printf("measure=join entries=%d copied=%s seconds=%.1f copy_seconds=%.1f joiner_peak_rss_mb=%.0f joiner_peak_anon_mb=%.0f joiner_peak_file_mb=%.0f base_peak_rss_mb=%.0f base_peak_anon_mb=%.0f base_peak_file_mb=%.0f joiner_entries=%d\n",
+		*entries, copied, took.Seconds(), copyTook.Seconds(), joinerRSS, byKind[0], byKind[1], baseRSS, byKind[2], byKind[3], n)
 	return nil
 }
 

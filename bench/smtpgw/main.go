@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -34,7 +35,21 @@ func main() {
 	domain := flag.String("domain", "bench.test", "managed domain")
 	deliverTo := flag.String("deliver-to", "127.0.0.1:2526", "next hop for the domain")
 	verbose := flag.Bool("v", false, "log to stderr")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the gateway's life to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "smtpgw:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "smtpgw:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *data == "" {
 		fmt.Fprintln(os.Stderr, "smtpgw: -data is required")
 		os.Exit(2)
