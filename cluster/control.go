@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"postern/ldapstore"
+	"postern/ldapstore/csn"
 )
 
 // serveControl answers one control request. A joiner (cluster key) may
@@ -127,7 +128,7 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 		}
 		WriteMessage(ch, &Message{Type: msgOK, ClusterNo: no, Peer: a.hello(ctx)})
 	case msgDump:
-		if err := a.dump(ctx, ch); err != nil {
+		if err := a.dump(ctx, ch, device); err != nil {
 			fail(err)
 		}
 	case msgLeave:
@@ -386,7 +387,12 @@ const (
 // as its own, so replication brings them again; a child renamed away from
 // under its parent meanwhile arrives before its parent, and the joiner's
 // store places it below a glue entry until the parent comes.
-func (a *Agent) dump(ctx context.Context, ch ssh.Channel) error {
+//
+// Once the last batch is sent, this member's link to the joiner (device)
+// starts from the copy too (Config.CopiedCookie): the joiner holds this
+// member's tree as of seen and no change of its own yet, so there is
+// nothing to list entry by entry in a present phase.
+func (a *Agent) dump(ctx context.Context, ch ssh.Channel, device string) error {
 	// the context CSN before the read: every change up to it is in what
 	// follows (or superseded by it); the joiner takes it as its own
 	seen := a.cfg.Store.ContextCSN()
@@ -441,5 +447,31 @@ func (a *Agent) dump(ctx context.Context, ch ssh.Channel) error {
 	if err != nil {
 		return err
 	}
-	return send(true)
+	if err := send(true); err != nil {
+		return err
+	}
+	a.seedJoinerCookie(ctx, device, seen)
+	return nil
+}
+
+// seedJoinerCookie stores the cookie of this member's link to a joiner it
+// has just sent its tree to, as of seen (dump).
+func (a *Agent) seedJoinerCookie(ctx context.Context, device string, seen csn.Vector) {
+	if a.cfg.CopiedCookie == nil {
+		return
+	}
+	members, err := readMembers(ctx, a.cfg.Store)
+	if err != nil {
+		return
+	}
+	for _, m := range members {
+		if m.DeviceID != device || m.ClusterNo <= 0 {
+			continue
+		}
+		key, cookie := a.cfg.CopiedCookie(device, m.ClusterNo, seen)
+		if _, err := a.cfg.Store.ApplySync(ctx, nil, key, cookie, nil); err != nil {
+			a.log.Warn("cluster: store the cookie of the link to a joiner", slog.String("member", device), slog.Any("err", err))
+		}
+		return
+	}
 }
