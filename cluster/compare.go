@@ -139,12 +139,12 @@ func (a *Agent) serveCompare(ctx context.Context, ch ssh.Channel, req CompareReq
 	if err != nil {
 		return err
 	}
-	snap, err := a.cfg.Store.Snapshot(ctx, a.cfg.Store.Suffix())
+	deleted, err := a.cfg.Store.Tombstones(ctx)
 	if err != nil {
 		return err
 	}
 	if req.Tombstones {
-		for _, d := range snap.Deleted {
+		for _, d := range deleted {
 			batch = append(batch, CompareItem{UUID: d.EntryUUID.String(), DN: d.DN, CSN: d.CSN.String(), Deleted: true})
 			if len(batch) == compareBatch {
 				if err := WriteMessage(ch, &Message{Type: msgItems, Items: batch}); err != nil {
@@ -154,7 +154,7 @@ func (a *Agent) serveCompare(ctx context.Context, ch ssh.Channel, req CompareReq
 			}
 		}
 	}
-	return WriteMessage(ch, &Message{Type: msgItems, Items: batch, Done: true, Total: len(snap.Deleted), ClusterNo: glue})
+	return WriteMessage(ch, &Message{Type: msgItems, Items: batch, Done: true, Total: len(deleted), ClusterNo: glue})
 }
 
 // memberList is one member's list during a comparison.
@@ -182,8 +182,8 @@ func (a *Agent) fetchList(ctx context.Context, m MemberInfo, req CompareRequest,
 		if err != nil {
 			ml.m.Error = err.Error()
 		}
-		if snap, err := a.cfg.Store.Snapshot(ctx, a.cfg.Store.Suffix()); err == nil {
-			ml.m.Tombstones = len(snap.Deleted)
+		if deleted, err := a.cfg.Store.Tombstones(ctx); err == nil {
+			ml.m.Tombstones = len(deleted)
 		}
 		ml.m.Entries = len(ml.items)
 		return ml

@@ -60,8 +60,8 @@ func (a *Agent) saveLocalChanges(ctx context.Context, cl *ssh.Client) (*savedCha
 		return nil, err
 	}
 	deletedHere := map[string]bool{} // local tombstones
-	if snap, err := st.Snapshot(ctx, st.Suffix()); err == nil {
-		for _, d := range snap.Deleted {
+	if deleted, err := st.Tombstones(ctx); err == nil {
+		for _, d := range deleted {
 			deletedHere[d.EntryUUID.String()] = true
 		}
 	}

@@ -106,6 +106,32 @@ func (s *Store) Snapshot(ctx context.Context, base string) (*SyncSnapshot, error
 	return snap, nil
 }
 
+// Tombstones returns the deletes kept (within the retention), as
+// Snapshot's Deleted, without listing the live entries.
+func (s *Store) Tombstones(ctx context.Context) ([]SyncItem, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	var out []SyncItem
+	err := s.db.View(func(tx *bolt.Tx) error {
+		tc := tx.Bucket(bTombstones).Cursor()
+		n := 0
+		for k, v := tc.First(); k != nil; k, v = tc.Next() {
+			if n++; n%4096 == 0 && ctx.Err() != nil {
+				return ctxError(ctx)
+			}
+			ts, err := decodeTombstone(k, v)
+			if err != nil {
+				return err
+			}
+			id, _ := uuid.FromBytes(k)
+			out = append(out, SyncItem{EntryUUID: id, CSN: ts.CSN, DN: ts.DN})
+		}
+		return nil
+	})
+	return out, err
+}
+
 // GetForSync returns the entry whose entryUUID is id, as GetByUUID does,
 // and the entryUUID of its parent ("" for the suffix entry): what a
 // replication provider sends (ReplChange.ParentUUID).
