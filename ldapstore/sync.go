@@ -72,6 +72,9 @@ type replReq struct {
 	parent uuid.UUID // the provider's parent of the entry; zero: unknown
 	c      csn.CSN
 	err    error
+	// held: the store held this state or a newer one (or the entry's
+	// delete) when the batch was prepared, so add was not prepared
+	held bool
 }
 
 // ApplyBatch applies changes received from a provider, in order, and
@@ -165,8 +168,14 @@ func (s *Store) ApplySync(ctx context.Context, changes []ReplChange, cookieKey, 
 
 // prepareRepl parses and schema-checks the changes, on all cores for big
 // batches.
+//
+// A change whose entry the store already holds at the same or a newer CSN
+// (or has deleted) is not prepared: it would be stale, and a provider that
+// sends a consumer back its own changes (a refresh that asks for them,
+// replication.session) sends many such.
 func (s *Store) prepareRepl(changes []ReplChange) []replReq {
 	reqs := make([]replReq, len(changes))
+	held := s.heldStates(changes)
 	one := func(i int) {
 		ch := &changes[i]
 		r := &reqs[i]
@@ -196,9 +205,11 @@ func (s *Store) prepareRepl(changes []ReplChange) []replReq {
 				return
 			}
 		}
-		if r.add, err = s.prepareAdd(ch.Entry, true); err != nil {
-			r.err = fmt.Errorf("ldapstore: replicated entry %s: %w", ch.Entry.DN, err)
+		if held != nil && held[i] {
+			r.held = true
+			return
 		}
+		r.prepare(s)
 	}
 	if len(changes) < 64 {
 		for i := range changes {
@@ -219,6 +230,65 @@ func (s *Store) prepareRepl(changes []ReplChange) []replReq {
 	}
 	wg.Wait()
 	return reqs
+}
+
+// prepare schema-checks r's entry.
+func (r *replReq) prepare(s *Store) {
+	var err error
+	if r.add, err = s.prepareAdd(r.ch.Entry, true); err != nil {
+		r.err = fmt.Errorf("ldapstore: replicated entry %s: %w", r.ch.Entry.DN, err)
+	}
+}
+
+// heldStates reports, for each change that carries an entry, whether the
+// store holds that entry at the same or a newer CSN, or its tombstone (nil
+// when it holds none of them, or could not tell).
+func (s *Store) heldStates(changes []ReplChange) []bool {
+	var held []bool
+	s.db.View(func(tx *bolt.Tx) error {
+		b := s.bucketsOf(tx)
+		b.tombstones = tx.Bucket(bTombstones)
+		for i := range changes {
+			e := changes[i].Entry
+			if e == nil {
+				continue
+			}
+			id, err := uuid.Parse(e.First("entryUUID"))
+			if err != nil {
+				continue
+			}
+			c, err := csn.Parse(e.First("entryCSN"))
+			if err != nil {
+				continue
+			}
+			if stateHeld(b, id, c) {
+				if held == nil {
+					held = make([]bool, len(changes))
+				}
+				held[i] = true
+			}
+		}
+		return nil
+	})
+	return held
+}
+
+// stateHeld reports whether b holds entry id at CSN c or newer, or its
+// tombstone: a state at c would be stale.
+func stateHeld(b buckets, id uuid.UUID, c csn.CSN) bool {
+	if b.tombstones.Get(id[:]) != nil {
+		return true
+	}
+	buf := b.entries.Get(id[:])
+	if buf == nil {
+		return false
+	}
+	old, err := b.decodeRecord(id[:], buf, 0)
+	if err != nil {
+		return false
+	}
+	oc, err := csn.Parse(old.entry.First("entryCSN"))
+	return err == nil && oc.Compare(c) >= 0
 }
 
 // Cookie returns the cookie ApplyBatch stored under key ("" if none).
@@ -247,6 +317,17 @@ func (s *Store) Pruned() csn.Vector {
 
 func (w *wtx) replApply(r *replReq, res *ApplyResult) error {
 	b := w.buckets()
+	if r.held {
+		if stateHeld(b, r.id, r.c) {
+			res.Stale++
+			return nil
+		}
+		// gone since it was prepared (a tombstone pruned meanwhile)
+		if r.prepare(w.s); r.err != nil {
+			res.reject(r.err)
+			return nil
+		}
+	}
 	if r.add == nil {
 		return w.replDelete(b, r, res)
 	}

@@ -187,3 +187,48 @@ func TestApplyBatchRules(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyHeldStates: a state the store already holds (sent back, or sent
+// again) is stale and leaves the entry as it is, even when it would not
+// pass the schema; a newer state of the same entry in the same batch
+// still applies.
+func TestApplyHeldStates(t *testing.T) {
+	ctx := context.Background()
+	a := openTest(t, Options{ServerID: 1})
+	b := openTest(t, Options{ServerID: 2})
+	seed(t, a)
+	loadPeople(t, a, 100)
+	pull(t, a, b)
+	want := dump(t, b)
+	// every entry again, as a provider echoing b's copy would send it
+	var again []ReplChange
+	must(t, a.Search(ctx, &SearchRequest{BaseDN: a.Suffix(), Scope: ScopeSub}, func(e *Entry) error {
+		again = append(again, ReplChange{Entry: e})
+		return nil
+	}))
+	bad := again[len(again)-1].Entry.Clone()
+	bad.Set("objectClass", "noSuchClass") // refused by the schema, were it applied
+	again[len(again)-1].Entry = bad
+	res, err := b.ApplyBatch(ctx, again, "", "")
+	must(t, err)
+	if res.Stale != len(again) || res.Rejected != 0 || res.Applied != 0 {
+		t.Fatalf("result %+v, want %d stale", res, len(again))
+	}
+	if got := dump(t, b); got != want {
+		t.Fatalf("tree changed by states it held:\n%s\nwant\n%s", got, want)
+	}
+	// a newer state among held ones applies
+	must(t, a.Modify(ctx, "uid=user00007,ou=people,dc=postern,dc=local", []Modification{{Op: ModReplace, Attr: Attribute{Type: "description", Vals: []string{"newer"}}}}, admin))
+	e, err := a.Get(ctx, "uid=user00007,ou=people,dc=postern,dc=local")
+	must(t, err)
+	res, err = b.ApplyBatch(ctx, append(again[:len(again)-1:len(again)-1], ReplChange{Entry: e}), "", "")
+	must(t, err)
+	if res.Applied != 1 {
+		t.Fatalf("result %+v, want the newer state applied", res)
+	}
+	got, err := b.Get(ctx, "uid=user00007,ou=people,dc=postern,dc=local")
+	must(t, err)
+	if got.First("description") != "newer" {
+		t.Fatalf("description %q, want newer", got.First("description"))
+	}
+}
