@@ -21,6 +21,8 @@ caps=(
 	"openssh-client|openssh-client|ssh -V && command -v ssh-keygen"
 	"prometheus-server|prometheus|prometheus --version && promtool --version"
 	"openssl-cms|openssl|openssl cms -help"
+	"gnupg|gnupg gpg gpg-agent gpgconf|gpg --version && gpg-agent --version && gpgconf --list-dirs"
+	"dkim-verifier|python3-dkim python3-minimal|/usr/bin/python3 -c 'import dkim' && command -v dkimverify"
 	"git|git|git --version"
 	"mkpasswd-libxcrypt|whois|mkpasswd -m help | grep -q '^yescrypt' && mkpasswd -m help | grep -q '^bcrypt '"
 )
