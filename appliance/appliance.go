@@ -24,6 +24,7 @@ import (
 	"postern/ldapstore"
 	"postern/ldapstore/server"
 	"postern/smtp"
+	"postern/smtp/secure"
 )
 
 // Appliance is one running Postern appliance.
@@ -51,6 +52,9 @@ type Appliance struct {
 
 	clusterMu sync.Mutex // guards cluster (made in Start, read by SMTP and control)
 	cluster   *cluster.Agent
+
+	kekMu  sync.Mutex        // guards the key-encryption key file (kek.go)
+	secure *secure.Processor // secure mail, between the queue and delivery
 
 	listeners []net.Listener
 	https     []*http.Server
@@ -127,12 +131,23 @@ func New(cfg Config) (a *Appliance, err error) {
 		a.store.Close()
 		return nil, err
 	}
+	a.secure, err = secure.New(secure.Config{
+		Keys:     &ldapKeys{a: a},
+		Hostname: a.system.Hostname,
+		Registry: a.registry,
+		Logger:   a.log.With("component", "secure"),
+	})
+	if err != nil {
+		a.store.Close()
+		return nil, err
+	}
 	a.smtp, err = smtp.New(smtp.Config{
 		Hostname:      a.system.Hostname,
 		TLSConfig:     a.tlsConfig,
 		DataDir:       filepath.Join(cfg.DataDir, "queue"),
 		Directory:     &ldapDirectory{a: a, hasUsers: map[string]cachedBool{}},
 		InjectAllowed: a.injectAllowed,
+		Processor:     a.secure,
 		Registry:      a.registry,
 		Logger:        a.log.With("component", "smtp"),
 	})
@@ -350,6 +365,9 @@ func (a *Appliance) Close() error {
 		}
 		if a.smtp != nil {
 			a.smtp.Close()
+		}
+		if a.secure != nil {
+			a.secure.Close()
 		}
 		a.wg.Wait()
 		if a.store != nil {

@@ -36,6 +36,7 @@ func (a *Appliance) startCluster() error {
 		},
 		NewLink:   a.newReplicationLink,
 		Call:      a.memberCall,
+		Secrets:   a.kekSecrets(),
 		Version:   firmware.Version,
 		Heartbeat: a.cfg.ClusterHeartbeat,
 		ClockSkew: a.cfg.ClockSkew,
@@ -279,8 +280,10 @@ func (a *Appliance) handleCompare(w http.ResponseWriter, r *http.Request) {
 }
 
 // memberCall runs the appliance operations members ask for (cluster.Config.Call).
-func (a *Appliance) memberCall(ctx context.Context, op string, _ json.RawMessage) (any, error) {
+func (a *Appliance) memberCall(ctx context.Context, op string, arg json.RawMessage) (any, error) {
 	switch op {
+	case "secure.managed", "secure.policy", "secure.public", "secure.private", "secure.dkim", "secure.roots", "secure.collect":
+		return a.secureCall(ctx, op, arg)
 	case "queue.list":
 		return a.queueList(ctx)
 	case "queue.flush":
