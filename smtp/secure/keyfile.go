@@ -179,7 +179,7 @@ func armorEntity(e *openpgp.Entity, private bool) ([]byte, error) {
 		return nil, err
 	}
 	if private {
-		err = e.SerializePrivate(w, nil)
+		err = e.SerializePrivateWithoutSigning(w, nil) // the self-signatures are there; a protected key cannot sign again
 	} else {
 		err = e.Serialize(w)
 	}
