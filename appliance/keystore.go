@@ -1,8 +1,8 @@
 package appliance
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -39,15 +39,15 @@ const (
 	trustOwner  = "trusted"
 )
 
-func (a *Appliance) keysOU() string           { return "ou=keys," + a.cfg.Suffix }
+func (a *Appliance) keysOU() string             { return "ou=keys," + a.cfg.Suffix }
 func (a *Appliance) keyEntryDN(n string) string { return "cn=" + dn.EscapeValue(n) + "," + a.keysOU() }
-func (a *Appliance) secureDN() string          { return "cn=secure,ou=config," + a.cfg.Suffix }
+func (a *Appliance) secureDN() string           { return "cn=secure,ou=config," + a.cfg.Suffix }
 
 // owner is an address or domain and the entries that hold its keys.
 type owner struct {
 	name    string // lower case
 	domain  bool
-	managed bool            // a domain (or an address in one) the gateway manages
+	managed bool               // a domain (or an address in one) the gateway manages
 	entries []*ldapstore.Entry // user or domain entry first, then the ou=keys entry
 }
 

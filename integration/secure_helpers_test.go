@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -149,5 +151,15 @@ func lineOf(s, sub string) string {
 }
 
 // unfold joins folded header lines, so a field reads as one line.
-func unfold(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "\n\t", " "), "\n ", " ") }
+func unfold(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\n\t", " "), "\n ", " ")
+}
 
+// replyOf renders an SMTP error as "554 5.7.1 text" (nil stays nil).
+func replyOf(err error) error {
+	var se *gosmtp.SMTPError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%d %d.%d.%d %s", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2], se.Message)
+	}
+	return err
+}

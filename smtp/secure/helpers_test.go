@@ -1,9 +1,9 @@
 package secure
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-func pemOf(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
+func pemOf(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
 
 // TestSMIMEToOpenSSL: mail Postern signs and encrypts for an external
 // recipient is decrypted and verified by `openssl cms`.
