@@ -29,6 +29,7 @@ bench: deps build
 	bash bench/ldap.sh
 	bash bench/smtp.sh
 	bash bench/replication.sh
+	bash bench/secure.sh
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
