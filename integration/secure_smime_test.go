@@ -29,6 +29,17 @@ func TestSecureSMIMEWithOpenSSL(t *testing.T) {
 	if !strings.Contains(imp, "bob@partner.org") {
 		t.Fatalf("import:\n%s", imp)
 	}
+	// the certificates are where LDAP clients look for them, with ;binary
+	for _, f := range []string{"(cn=alice@example.com)", "(mail=bob@partner.org)"} {
+		out := mustTool(t, nil, "", "ldapsearch", "-x", "-LLL", "-H", l.x.ldapURL(), "-D", "cn=admin,dc=postern,dc=local", "-w", adminPassword,
+			"-b", "dc=postern,dc=local", f, "userCertificate;binary", "posternPrivateKey")
+		if !strings.Contains(out, "userCertificate;binary:: MII") {
+			t.Fatalf("ldapsearch %s:\n%s", f, out)
+		}
+		if strings.Contains(f, "alice") && !strings.Contains(unfold(out), "posternPrivateKey: smime ") {
+			t.Fatalf("alice's sealed key:\n%s", out)
+		}
+	}
 	l.cli(t, "policy", "set", "--user", "alice@example.com", "--sign", "always")
 	caPEM := l.file(t, "ca.pem", l.cli(t, "keys", "export", "internal-ca"))
 

@@ -59,7 +59,7 @@ func SevenBit(entity []byte) ([]byte, error) {
 	return out, nil
 }
 
-// processErr is the reply when the Processor leaves a recipient out.
+// errUnprocessed is the reply when the Processor leaves a recipient out.
 var errUnprocessed = newError(451, [3]int{4, 3, 0}, "Message could not be prepared for delivery", nil)
 
 // prepare runs the Processor over a job: parts to send, and results for
