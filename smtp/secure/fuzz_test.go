@@ -26,9 +26,9 @@ var (
 func fuzzSetup(t testing.TB) *fuzzFixture {
 	fuzzOnce.Do(func() {
 		k := newMemKeys("example.com", "partner.org")
-		k.addSMIME(t, "alice@example.com", nil, true)
+		k.addSmallSMIME(t, "alice@example.com")
 		k.addPGP(t, "alice@example.com", true)
-		k.addSMIME(t, "bob@partner.org", nil, true)
+		k.addSmallSMIME(t, "bob@partner.org")
 		k.addPGP(t, "bob@partner.org", true)
 		p, err := New(Config{Keys: k, Hostname: "gw.example.com"})
 		if err != nil {

@@ -3,7 +3,11 @@ package secure
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,4 +184,29 @@ func issuer(t testing.TB, cert, key []byte) *Issuer {
 		t.Fatal(err)
 	}
 	return &Issuer{Cert: c, Key: k.(crypto.Signer)}
+}
+
+// addSmallSMIME is addSMIME with a 1024-bit RSA key and a self-signed
+// certificate: quick to make, for fuzzing, where each worker makes its own.
+func (k *memKeys) addSmallSMIME(t testing.TB, owner string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: owner}, EmailAddresses: []string{owner},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}
+	cert, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.pub[owner] = append(k.pub[owner], PublicKey{Owner: owner, Kind: KindSMIME, Data: cert})
+	k.priv[owner] = append(k.priv[owner], PrivateKey{Owner: owner, Kind: KindSMIME, Fingerprint: Fingerprint(cert), Cert: cert, Key: der})
 }
