@@ -30,6 +30,7 @@ bench: deps build
 	bash bench/smtp.sh
 	bash bench/replication.sh
 	bash bench/frontend.sh
+	bash bench/secure.sh
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -36,13 +36,17 @@ func (a *Appliance) startCluster() error {
 			s := a.System()
 			return cluster.Local{Hostname: s.Hostname, Comment: s.Comment, Location: s.Location, NTPServer: s.NTPServer}
 		},
-		NewLink:   a.newReplicationLink,
-		Call:      a.memberCall,
-		Version:   firmware.Version,
-		Heartbeat: a.cfg.ClusterHeartbeat,
-		ClockSkew: a.cfg.ClockSkew,
-		Registry:  a.registry,
-		Logger:    a.log.With("component", "cluster"),
+		NewLink: a.newReplicationLink,
+		Call:    a.memberCall,
+		// what frontends may ask: the keys and policy of secure mail, per
+		// message (they keep no key material)
+		FrontendOps: secureOps,
+		Secrets:     a.kekSecrets(),
+		Version:     firmware.Version,
+		Heartbeat:   a.cfg.ClusterHeartbeat,
+		ClockSkew:   a.cfg.ClockSkew,
+		Registry:    a.registry,
+		Logger:      a.log.With("component", "cluster"),
 	})
 	if err != nil {
 		return err
@@ -315,8 +319,10 @@ func (a *Appliance) handleCompare(w http.ResponseWriter, r *http.Request) {
 }
 
 // memberCall runs the appliance operations members ask for (cluster.Config.Call).
-func (a *Appliance) memberCall(ctx context.Context, op string, _ json.RawMessage) (any, error) {
+func (a *Appliance) memberCall(ctx context.Context, op string, arg json.RawMessage) (any, error) {
 	switch op {
+	case "secure.managed", "secure.policy", "secure.public", "secure.private", "secure.dkim", "secure.roots", "secure.collect":
+		return a.secureCall(ctx, op, arg)
 	case "queue.list":
 		return a.queueList(ctx)
 	case "queue.flush":

@@ -257,7 +257,7 @@ func TestFrontends(t *testing.T) {
 		entries, _ := os.ReadDir(fe.data)
 		for _, e := range entries {
 			switch e.Name() {
-			case "identity.json", "system.json", "tls.crt", "tls.key", "admin.hash", "control.sock", "lock",
+			case "identity.json", "system.json", "tls.crt", "tls.key", "admin.hash", "admin_tokens.json", "control.sock", "lock",
 				"ssh_host_ed25519_key", "frontend.json", "queue":
 			default:
 				t.Errorf("%s: unexpected file %s in a frontend's data directory", fe.ip, e.Name())
@@ -272,6 +272,55 @@ func TestFrontends(t *testing.T) {
 		if tmp, _ := os.ReadDir(feTmp[i]); len(tmp) > 0 {
 			t.Errorf("%s: %d files in its temporary directory, first %s", fe.ip, len(tmp), tmp[0].Name())
 		}
+	}
+
+	// secure mail through a frontend: carol's key and the partner's
+	// certificate are on the backends; f1 signs and encrypts with them,
+	// asking its backend per message, and keeps nothing of them
+	for _, args := range [][]string{{"ca", "init"}, {"keys", "generate", "carol@example.com", "--smime"},
+		{"policy", "set", "--user", "carol@example.com", "--sign", "always"},
+		{"relay", "networks", "127.0.0.0/8"}, {"relay", "smarthost", sink.addr}} {
+		if out, err := b1.cli(args...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	keyDir := t.TempDir()
+	bobKey, bobCert := filepath.Join(keyDir, "bob.key"), filepath.Join(keyDir, "bob.pem")
+	mustTool(t, nil, "", "openssl", "req", "-x509", "-newkey", "rsa:3072", "-nodes", "-keyout", bobKey, "-out", bobCert,
+		"-subj", "/CN=Bob Partner", "-addext", "subjectAltName=email:bob@partner.org", "-addext", "keyUsage=digitalSignature,keyEncipherment", "-days", "30")
+	if out, err := b1.cli("keys", "import", bobCert); err != nil {
+		t.Fatalf("keys import: %v\n%s", err, out)
+	}
+	caOut, err := b1.cli("keys", "export", "internal-ca")
+	if err != nil {
+		t.Fatalf("keys export internal-ca: %v\n%s", err, caOut)
+	}
+	caPEM := filepath.Join(keyDir, "ca.pem")
+	os.WriteFile(caPEM, []byte(caOut), 0o600)
+	eventually(t, 10*time.Second, "the relay networks in force on f1", func() string {
+		if r := smtpReply(t, f1, "bob@partner.org", "relay?"); !strings.HasPrefix(r, "250") {
+			return r
+		}
+		return ""
+	})
+	sink.waitFor(t, "bob@partner.org", 30*time.Second) // the probe, also signed and encrypted
+	mustSend(t, f1.addr["smtp"], "carol@example.com", []string{"bob@partner.org"}, plainMessage("carol@example.com", "bob@partner.org", "via the frontend", "signed and sealed in the DMZ"))
+	got := sink.waitFor(t, "bob@partner.org", 30*time.Second)
+	if !strings.Contains(got.Data, "smime-type=enveloped-data") || strings.Contains(got.Data, "sealed in the DMZ") {
+		t.Fatalf("mail through f1 not encrypted:\n%s", got.Data)
+	}
+	encFile := filepath.Join(keyDir, "out.eml")
+	os.WriteFile(encFile, []byte(got.Data), 0o600)
+	dec := mustTool(t, nil, "", "openssl", "cms", "-decrypt", "-in", encFile, "-recip", bobCert, "-inkey", bobKey)
+	decFile := filepath.Join(keyDir, "dec.eml")
+	os.WriteFile(decFile, []byte(dec), 0o600)
+	ver := mustTool(t, nil, "", "openssl", "cms", "-verify", "-in", decFile, "-CAfile", caPEM, "-purpose", "smimesign")
+	if !strings.Contains(ver, "Verification successful") || !strings.Contains(ver, "signed and sealed in the DMZ") {
+		t.Fatalf("openssl cms -verify of f1's message:\n%s", ver)
+	}
+	t.Logf("mail from carol through f1: encrypted for bob, signed with carol's key; openssl cms: %s", lineOf(ver, "Verification"))
+	if strings.Contains(f1.out.String(), "PRIVATE KEY") {
+		t.Fatal("f1's log holds key material")
 	}
 
 	// a frontend whose record is deleted comes back with its heartbeat
