@@ -64,12 +64,12 @@ type Appliance struct {
 	restartReq  chan struct{} // closed when the appliance must be made anew (attach, detach)
 	restartOnce sync.Once
 
-	logs    *logRing     // recent log lines for the web menu (logring.go)
-	tokens  *tokenStore  // admin API tokens (tokens.go)
-	stats   statsHistory // metrics history for the web menu (stats.go)
-	closers []func()     // run first by Close (the web menu, the stats sampler)
-	kekMu  sync.Mutex        // guards the key-encryption key file (kek.go)
-	secure *secure.Processor // secure mail, between the queue and delivery
+	logs    *logRing          // recent log lines for the web menu (logring.go)
+	tokens  *tokenStore       // admin API tokens (tokens.go)
+	stats   statsHistory      // metrics history for the web menu (stats.go)
+	closers []func()          // run first by Close (the web menu, the stats sampler)
+	kekMu   sync.Mutex        // guards the key-encryption key file (kek.go)
+	secure  *secure.Processor // secure mail, between the queue and delivery
 
 	listeners []net.Listener
 	https     []*http.Server

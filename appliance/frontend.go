@@ -62,7 +62,7 @@ func (a *Appliance) newFrontendMode() error {
 	// secure mail with the backend's keys, asked per message (remoteKeys):
 	// nothing of them is kept here
 	a.secure, err = secure.New(secure.Config{
-		Keys: &remoteKeys{call: func(ctx context.Context, op string, arg, out any) error {
+		Keys: newCachedKeys(&remoteKeys{call: func(ctx context.Context, op string, arg, out any) error {
 			b, err := json.Marshal(arg)
 			if err != nil {
 				return err
@@ -75,7 +75,7 @@ func (a *Appliance) newFrontendMode() error {
 				return err
 			}
 			return json.Unmarshal(res, out)
-		}},
+		}}, a.feDir.generation),
 		Hostname: a.system.Hostname,
 		Registry: a.registry,
 		Logger:   a.log.With("component", "secure"),

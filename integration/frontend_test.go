@@ -322,6 +322,25 @@ func TestFrontends(t *testing.T) {
 	if strings.Contains(f1.out.String(), "PRIVATE KEY") {
 		t.Fatal("f1's log holds key material")
 	}
+	// a policy change on the other backend is in force on f1 at once (its
+	// cached answers follow the sync): carol's mail leaves unsigned
+	if out, err := b2.cli("policy", "set", "--user", "carol@example.com", "--sign", "never"); err != nil {
+		t.Fatalf("policy set on b2: %v\n%s", err, out)
+	}
+	changed := time.Now()
+	for i := 0; ; i++ {
+		mustSend(t, f1.addr["smtp"], "carol@example.com", []string{"bob@partner.org"}, plainMessage("carol@example.com", "bob@partner.org", fmt.Sprintf("unsigned %d", i), "no signature now"))
+		got := sink.waitFor(t, "bob@partner.org", 30*time.Second)
+		os.WriteFile(encFile, []byte(got.Data), 0o600)
+		dec := mustTool(t, nil, "", "openssl", "cms", "-decrypt", "-in", encFile, "-recip", bobCert, "-inkey", bobKey)
+		if !strings.Contains(dec, "pkcs7-signature") && !strings.Contains(dec, "signed-data") {
+			t.Logf("the policy set on b2 in force on f1 after %s (%d message(s) still signed before)", time.Since(changed).Round(10*time.Millisecond), i)
+			break
+		}
+		if time.Since(changed) > 2*time.Second {
+			t.Fatalf("2 s after the policy change on b2, f1 still signs carol's mail")
+		}
+	}
 
 	// a frontend whose record is deleted comes back with its heartbeat
 	if out, err := b2.cli("cluster", "forget", f1ID); err != nil {
