@@ -251,29 +251,6 @@ func TestFrontends(t *testing.T) {
 	out, _ = f1.cli("cluster", "inject")
 	t.Logf("injection: f1 on b1 250, on b2 550 5.7.1; b1 on f1 250, b2 on f1 550 5.7.1; f1 says: %s", strings.TrimSpace(out))
 
-	// nothing of the directory on a frontend's disk, after lookups and
-	// mail: only the machine-local files, no temporary files
-	for i, fe := range []*appliance{f1, f2} {
-		entries, _ := os.ReadDir(fe.data)
-		for _, e := range entries {
-			switch e.Name() {
-			case "identity.json", "system.json", "tls.crt", "tls.key", "admin.hash", "admin_tokens.json", "control.sock", "lock",
-				"ssh_host_ed25519_key", "frontend.json", "queue":
-			default:
-				t.Errorf("%s: unexpected file %s in a frontend's data directory", fe.ip, e.Name())
-			}
-		}
-		filepath.WalkDir(filepath.Join(fe.data, "queue"), func(p string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && strings.Contains(strings.ToLower(filepath.Base(p)), "ldap") {
-				t.Errorf("%s: %s in the queue directory", fe.ip, p)
-			}
-			return nil
-		})
-		if tmp, _ := os.ReadDir(feTmp[i]); len(tmp) > 0 {
-			t.Errorf("%s: %d files in its temporary directory, first %s", fe.ip, len(tmp), tmp[0].Name())
-		}
-	}
-
 	// secure mail through a frontend: carol's key and the partner's
 	// certificate are on the backends; f1 signs and encrypts with them,
 	// asking its backend per message, and keeps nothing of them
@@ -339,6 +316,47 @@ func TestFrontends(t *testing.T) {
 		}
 		if time.Since(changed) > 2*time.Second {
 			t.Fatalf("2 s after the policy change on b2, f1 still signs carol's mail")
+		}
+	}
+
+	// nothing of the directory on a frontend's disk, after lookups and
+	// mail: only the machine-local files, no temporary files
+	for i, fe := range []*appliance{f1, f2} {
+		entries, _ := os.ReadDir(fe.data)
+		for _, e := range entries {
+			switch e.Name() {
+			case "identity.json", "system.json", "tls.crt", "tls.key", "admin.hash", "admin_tokens.json", "control.sock", "lock",
+				"ssh_host_ed25519_key", "frontend.json", "queue":
+			default:
+				t.Errorf("%s: unexpected file %s in a frontend's data directory", fe.ip, e.Name())
+			}
+		}
+		filepath.WalkDir(filepath.Join(fe.data, "queue"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.Contains(strings.ToLower(filepath.Base(p)), "ldap") {
+				t.Errorf("%s: %s in the queue directory", fe.ip, p)
+			}
+			return nil
+		})
+		// no key material but its own host key and certificate key, after
+		// it signed and encrypted with carol's key (f1)
+		filepath.WalkDir(fe.data, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || d.Type()&os.ModeSocket != 0 {
+				return nil
+			}
+			switch filepath.Base(p) {
+			case "ssh_host_ed25519_key", "tls.key":
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			for _, bad := range []string{"PRIVATE KEY", "kek1:", "posternPrivateKey"} {
+				if strings.Contains(string(b), bad) {
+					t.Errorf("%s: %s holds %q", fe.ip, p, bad)
+				}
+			}
+			return nil
+		})
+		if tmp, _ := os.ReadDir(feTmp[i]); len(tmp) > 0 {
+			t.Errorf("%s: %d files in its temporary directory, first %s", fe.ip, len(tmp), tmp[0].Name())
 		}
 	}
 
