@@ -152,10 +152,11 @@ func New(cfg Config) (a *Appliance, err error) {
 		Logger:        a.log.With("component", "ldap"),
 		Registry:      a.registry,
 		VendorVersion: firmware.Version,
-		// what a frontend's session never sees (besides userPassword)
-		// (a frontend gets private keys only through the secure.private
-		// member call, one message at a time, never from a search)
-		RestrictedHide: []string{"posternClusterPublicKey", "posternRevokedKey", "posternJoinLock", "posternAllowedIP", "posternPrivateKey"},
+		// only the root DN reads the cluster's keys and the sealed private
+		// keys: not users, not a frontend's session (a frontend gets
+		// private keys only through the secure.private member call, one
+		// message at a time)
+		RootOnly: []string{"posternClusterPublicKey", "posternRevokedKey", "posternJoinLock", "posternAllowedIP", "posternPrivateKey"},
 	})
 	if err != nil {
 		a.store.Close()

@@ -299,6 +299,14 @@ func TestFrontends(t *testing.T) {
 	if strings.Contains(f1.out.String(), "PRIVATE KEY") {
 		t.Fatal("f1's log holds key material")
 	}
+	// the sealed private keys are the root DN's alone, on a backend too
+	out, _ = tool(t, nil, "", "ldapsearch", append(append([]string{"-x", "-LLL", "-H", b1.ldapURL()}, carol...), "-b", suffix, "(|(posternPrivateKey=*)(cn=carol@example.com)(uid=carol))", "posternPrivateKey", "posternClusterPublicKey")...)
+	if strings.Contains(out, "posternPrivateKey") || strings.Contains(out, "posternClusterPublicKey") {
+		t.Fatalf("carol reads sealed keys on b1:\n%s", out)
+	}
+	if out, _ := tool(t, nil, "", "ldapsearch", "-x", "-LLL", "-H", b1.ldapURL(), "-D", adminDN, "-w", adminPassword, "-b", suffix, "(posternPrivateKey=*)", "dn"); !strings.Contains(out, "dn: ") {
+		t.Fatalf("the root DN finds no sealed key on b1:\n%s", out)
+	}
 	// a policy change on the other backend is in force on f1 at once (its
 	// cached answers follow the sync): carol's mail leaves unsigned
 	if out, err := b2.cli("policy", "set", "--user", "carol@example.com", "--sign", "never"); err != nil {
