@@ -27,7 +27,7 @@ vet:
 # Side-by-side benchmarks against slapd and Postfix on this machine, then every
 # target with met / not met (bench/targets.sh). Knobs: see each script's head
 # (BENCH_JOIN_ENTRIES=1000000: the size of the joined tree, 0 skips the join).
-BENCHES := ldap smtp replication frontend join
+BENCHES := ldap smtp replication frontend secure join
 bench: deps build
 	@rm -f $(patsubst %,bench/out/%-latest.txt,$(BENCHES)); rc=0; \
 	for b in $(BENCHES); do bash bench/$$b.sh || { echo "bench/$$b.sh failed" >&2; rc=1; }; done; \

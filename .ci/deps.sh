@@ -21,6 +21,8 @@ caps=(
 	"openssh-client|openssh-client|ssh -V && command -v ssh-keygen"
 	"prometheus-server|prometheus|prometheus --version && promtool --version"
 	"openssl-cms|openssl|openssl cms -help"
+	"gnupg|gnupg gpg gpg-agent gpgconf|gpg --version && gpg-agent --version && gpgconf --list-dirs"
+	"dkim-verifier|python3-dkim python3-minimal|/usr/bin/python3 -c 'import dkim' && command -v dkimverify"
 	"git|git|git --version"
 	"curl|curl|curl --version"
 	"chromium-headless|chromium fonts-dejavu-core|chromium --headless=new --no-sandbox --disable-gpu --disable-background-networking --disable-component-update --dump-dom about:blank | grep -q '<body></body>' && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"

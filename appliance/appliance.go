@@ -25,6 +25,7 @@ import (
 	"postern/ldapstore"
 	"postern/ldapstore/server"
 	"postern/smtp"
+	"postern/smtp/secure"
 )
 
 // Appliance is one running Postern appliance.
@@ -63,10 +64,12 @@ type Appliance struct {
 	restartReq  chan struct{} // closed when the appliance must be made anew (attach, detach)
 	restartOnce sync.Once
 
-	logs    *logRing     // recent log lines for the web menu (logring.go)
-	tokens  *tokenStore  // admin API tokens (tokens.go)
-	stats   statsHistory // metrics history for the web menu (stats.go)
-	closers []func()     // run first by Close (the web menu, the stats sampler)
+	logs    *logRing          // recent log lines for the web menu (logring.go)
+	tokens  *tokenStore       // admin API tokens (tokens.go)
+	stats   statsHistory      // metrics history for the web menu (stats.go)
+	closers []func()          // run first by Close (the web menu, the stats sampler)
+	kekMu   sync.Mutex        // guards the key-encryption key file (kek.go)
+	secure  *secure.Processor // secure mail, between the queue and delivery
 
 	listeners []net.Listener
 	https     []*http.Server
@@ -149,8 +152,21 @@ func New(cfg Config) (a *Appliance, err error) {
 		Logger:        a.log.With("component", "ldap"),
 		Registry:      a.registry,
 		VendorVersion: firmware.Version,
-		// what a frontend's session never sees (besides userPassword)
-		RestrictedHide: []string{"posternClusterPublicKey", "posternRevokedKey", "posternJoinLock", "posternAllowedIP"},
+		// only the root DN reads the cluster's keys and the sealed private
+		// keys: not users, not a frontend's session (a frontend gets
+		// private keys only through the secure.private member call, one
+		// message at a time)
+		RootOnly: []string{"posternClusterPublicKey", "posternRevokedKey", "posternJoinLock", "posternAllowedIP", "posternPrivateKey"},
+	})
+	if err != nil {
+		a.store.Close()
+		return nil, err
+	}
+	a.secure, err = secure.New(secure.Config{
+		Keys:     &ldapKeys{a: a},
+		Hostname: a.system.Hostname,
+		Registry: a.registry,
+		Logger:   a.log.With("component", "secure"),
 	})
 	if err != nil {
 		a.store.Close()
@@ -162,6 +178,7 @@ func New(cfg Config) (a *Appliance, err error) {
 		DataDir:       filepath.Join(cfg.DataDir, "queue"),
 		Directory:     &ldapDirectory{a: a, hasUsers: map[string]cachedBool{}},
 		InjectAllowed: a.injectAllowed,
+		Processor:     a.secure,
 		Registry:      a.registry,
 		Logger:        a.log.With("component", "smtp"),
 	})
@@ -417,6 +434,9 @@ func (a *Appliance) Close() error {
 		}
 		if a.smtp != nil {
 			a.smtp.Close()
+		}
+		if a.secure != nil {
+			a.secure.Close()
 		}
 		a.wg.Wait()
 		if a.store != nil {

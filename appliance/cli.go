@@ -51,6 +51,12 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		err = cmdQueue(ctx, rest, stdout)
 	case "cluster":
 		err = cmdCluster(ctx, rest, stdout)
+	case "keys":
+		err = cmdKeys(ctx, rest, stdout)
+	case "ca":
+		err = cmdCA(ctx, rest, stdout)
+	case "policy":
+		err = cmdPolicy(ctx, rest, stdout)
 	case "admin":
 		err = cmdAdmin(ctx, rest, stdout)
 	case "wait":
@@ -98,7 +104,7 @@ func usage(w io.Writer) {
   version
   status [--json]
   system show [--json] | system set [--hostname H] [--comment C] [--location L] [--ntp-server S]
-  ldif export | ldif import FILE   (FILE "-" reads standard input)
+  ldif export [--private-keys] | ldif import FILE   (FILE "-" reads standard input)
   ldif restore FILE [--yes]        (the directory becomes FILE's; prints the plan, --yes applies it)
   domain add NAME --deliver-to HOST:PORT [--tls none|may|encrypt] | domain list | domain remove NAME
   relay show | relay networks CIDR...|none | relay smarthost HOST:PORT|none
@@ -118,6 +124,14 @@ func usage(w io.Writer) {
   cluster frontend attach --id clusterid.txt --password-file F --backend IP:PORT --self IP:PORT
   cluster frontend detach              (standalone again, with a fresh, empty directory)
   cluster backend add IP:PORT | cluster backend remove IP:PORT   (a frontend's remote LDAP servers)
+  keys generate ADDRESS|DOMAIN --smime|--pgp|--dkim [--algo rsa3072|ecdsa|ed25519] [--self-signed] [--selector S]
+  keys import FILE [--owner ADDRESS|DOMAIN] [--password-file F] [--ca]   (PEM, DER, PKCS #12, armoured OpenPGP)
+  keys export ADDRESS|DOMAIN [--smime|--pgp|--dkim] [--private --password-file F] [--out FILE]
+  keys list [ADDRESS|DOMAIN] [--json] | keys delete ADDRESS|DOMAIN [--fingerprint F]
+  ca init [--name CN] [--algo ecdsa|rsa3072]   (the internal CA that issues S/MIME certificates)
+  policy set [--domain D | --user ADDRESS] [--encrypt never|if-key|always] [--sign never|always]
+             [--method smime|pgp] [--trigger PREFIX|none] [--no-key reject|bounce]
+  policy show [--domain D | --user ADDRESS] [--json]
   admin password [--password-file F]   (resets the admin password; without a file one is generated and printed)
   admin token create [--name N] | admin token list | admin token revoke ID   (bearer tokens for the web menu's /api/)
   wait [--timeout 30s] [--cluster-ok]  (until the appliance answers, or every member row says OK)
@@ -289,13 +303,18 @@ func cmdLDIF(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	fs, data, _ := clientFlags("ldif " + args[0])
 	yes := fs.Bool("yes", false, "restore: write the changes the plan lists (without it, only print the plan)")
+	privateKeys := fs.Bool("private-keys", false, "export: keep secure mail's private keys (they stay encrypted under the cluster's key-encryption key)")
 	if err := parseAll(fs, args[1:]); err != nil {
 		return err
 	}
 	c := newClient(*data)
 	switch args[0] {
 	case "export":
-		resp, err := c.do(ctx, "GET", "/v1/ldif/export", nil, "")
+		path := "/v1/ldif/export"
+		if *privateKeys {
+			path += "?private_keys=true"
+		}
+		resp, err := c.do(ctx, "GET", path, nil, "")
 		if err != nil {
 			return err
 		}

@@ -16,7 +16,7 @@ import (
 // commands are the top-level commands, subcommands their subcommands (for
 // suggestions and help).
 var (
-	commands    = []string{"serve", "version", "status", "system", "ldif", "domain", "relay", "queue", "cluster", "admin", "wait", "stop", "ntpd", "help"}
+	commands    = []string{"serve", "version", "status", "system", "ldif", "domain", "relay", "queue", "cluster", "keys", "ca", "policy", "admin", "wait", "stop", "ntpd", "help"}
 	subcommands = map[string][]string{
 		"system":  {"show", "set"},
 		"ldif":    {"export", "import", "restore"},
@@ -25,6 +25,9 @@ var (
 		"queue":   {"list", "show", "flush", "delete"},
 		"cluster": {"prepare", "join", "check", "status", "leave", "remove", "forget", "protect", "inject", "compare", "readdress", "rekey", "password", "frontend", "backend"},
 		"admin":   {"password", "token"},
+		"keys":    {"generate", "import", "export", "list", "delete"},
+		"ca":      {"init"},
+		"policy":  {"set", "show"},
 	}
 )
 

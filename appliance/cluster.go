@@ -41,12 +41,16 @@ func (a *Appliance) startCluster() error {
 		CopiedCookie: func(peer string, rid int, seen csn.Vector) (string, string) {
 			return replication.CopiedCookie(rid, rid, peer, seen)
 		},
-		Call:      a.memberCall,
-		Version:   firmware.Version,
-		Heartbeat: a.cfg.ClusterHeartbeat,
-		ClockSkew: a.cfg.ClockSkew,
-		Registry:  a.registry,
-		Logger:    a.log.With("component", "cluster"),
+		Call: a.memberCall,
+		// what frontends may ask: the keys and policy of secure mail, per
+		// message (they keep no key material)
+		FrontendOps: secureOps,
+		Secrets:     a.kekSecrets(),
+		Version:     firmware.Version,
+		Heartbeat:   a.cfg.ClusterHeartbeat,
+		ClockSkew:   a.cfg.ClockSkew,
+		Registry:    a.registry,
+		Logger:      a.log.With("component", "cluster"),
 	})
 	if err != nil {
 		return err
@@ -319,8 +323,10 @@ func (a *Appliance) handleCompare(w http.ResponseWriter, r *http.Request) {
 }
 
 // memberCall runs the appliance operations members ask for (cluster.Config.Call).
-func (a *Appliance) memberCall(ctx context.Context, op string, _ json.RawMessage) (any, error) {
+func (a *Appliance) memberCall(ctx context.Context, op string, arg json.RawMessage) (any, error) {
 	switch op {
+	case "secure.managed", "secure.policy", "secure.public", "secure.private", "secure.dkim", "secure.roots", "secure.collect":
+		return a.secureCall(ctx, op, arg)
 	case "queue.list":
 		return a.queueList(ctx)
 	case "queue.flush":

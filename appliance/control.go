@@ -71,7 +71,7 @@ func (a *Appliance) routes(mux *http.ServeMux) {
 		}
 		return a.SetSystem(req)
 	}))
-	mux.HandleFunc("GET /v1/ldif/export", a.handleExport)
+	mux.HandleFunc("GET /v1/ldif/export", a.handleExport) // ?private_keys=true keeps posternPrivateKey (still sealed)
 	mux.HandleFunc("POST /v1/ldif/import", a.handleImport)
 	mux.HandleFunc("POST /v1/ldif/restore", a.handleRestore)
 	a.adminRoutes(mux)
@@ -81,6 +81,7 @@ func (a *Appliance) routes(mux *http.ServeMux) {
 		return map[string]bool{"stopping": true}, nil
 	}))
 	a.policyRoutes(mux)
+	a.secureRoutes(mux)
 	a.queueRoutes(mux)
 	a.clusterRoutes(mux)
 	a.webRoutes(mux)

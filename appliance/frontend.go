@@ -2,6 +2,8 @@ package appliance
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +17,7 @@ import (
 	"postern/cluster"
 	"postern/ldapstore/server"
 	"postern/smtp"
+	"postern/smtp/secure"
 )
 
 // An appliance whose data directory holds frontend.json runs as a cluster
@@ -56,6 +59,31 @@ func (a *Appliance) newFrontendMode() error {
 		TLSConfig:    a.tlsConfig,
 		Logger:       a.log.With("component", "ldap-proxy"),
 	})
+	// secure mail with the backend's keys, asked per message (remoteKeys):
+	// nothing of them is kept here
+	a.secure, err = secure.New(secure.Config{
+		Keys: newCachedKeys(&remoteKeys{call: func(ctx context.Context, op string, arg, out any) error {
+			b, err := json.Marshal(arg)
+			if err != nil {
+				return err
+			}
+			res, err := fe.Call(ctx, op, b)
+			if errors.Is(err, cluster.ErrNoBackend) {
+				return fmt.Errorf("%w: %w", smtp.ErrDirectoryUnavailable, err)
+			}
+			if err != nil {
+				return err
+			}
+			return json.Unmarshal(res, out)
+		}}, a.feDir.generation),
+		Hostname: a.system.Hostname,
+		Registry: a.registry,
+		Logger:   a.log.With("component", "secure"),
+	})
+	if err != nil {
+		fe.Close()
+		return err
+	}
 	a.smtp, err = smtp.New(smtp.Config{
 		Hostname:  a.system.Hostname,
 		TLSConfig: a.tlsConfig,
@@ -64,6 +92,7 @@ func (a *Appliance) newFrontendMode() error {
 		// the backends its admin allowed inject here (outbound mail
 		// through the DMZ): their tunnels come on the cluster address
 		InjectAllowed: fe.InjectAllowed,
+		Processor:     a.secure,
 		Registry:      a.registry,
 		Logger:        a.log.With("component", "smtp"),
 	})

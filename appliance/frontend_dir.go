@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -32,6 +33,12 @@ type frontendDirectory struct {
 	suffix string
 	log    *slog.Logger
 	grace  time.Duration
+
+	// gen counts the changes the backend has sent since this frontend
+	// started (every entry of the session's content, secure mail's key
+	// and policy entries included): secure mail's answers cached on the
+	// frontend (cachedKeys) are good while it has not moved
+	gen atomic.Uint64
 
 	mu       sync.RWMutex
 	idx      *dirIndex // the current session's view
@@ -113,7 +120,11 @@ func (x *dirIndex) del(id uuid.UUID) {
 
 // frontendFilter is what a frontend reads: domains, the relay policy and
 // users' addresses.
-const frontendFilter = "(|(objectClass=posternDomain)(objectClass=posternRelayPolicy)(&(objectClass=inetOrgPerson)(mail=*)))"
+// Secure mail's key and policy entries are in the content too: their
+// changes tell the frontend when its cached answers of the backend's key
+// lookups are stale (they carry no attribute the frontend reads; private
+// keys are hidden from its session anyway).
+const frontendFilter = "(|(objectClass=posternDomain)(objectClass=posternRelayPolicy)(&(objectClass=inetOrgPerson)(mail=*))(objectClass=posternKeyEntry)(objectClass=posternSecure))"
 
 var frontendAttrs = []string{"objectClass", "cn", "mail", "posternDeliverTo", "posternTLSPolicy", "posternRelayNetwork", "posternSmarthost", "entryUUID"}
 
@@ -174,6 +185,7 @@ func (d *frontendDirectory) session(ctx context.Context) error {
 		d.mu.Lock()
 		d.idx, d.ready, d.up, d.backend = next, true, true, backend
 		d.mu.Unlock()
+		d.gen.Add(1)
 		d.log.Info("frontend directory: in sync with the backend", slog.String("backend", backend), slog.Int("entries", len(next.items)))
 	}
 	for resp.Next() {
@@ -204,6 +216,7 @@ func (d *frontendDirectory) session(ctx context.Context) error {
 			}
 			if !refreshing {
 				d.mu.Unlock()
+				d.gen.Add(1)
 			}
 			continue
 		}
@@ -257,6 +270,16 @@ func itemOf(e *ldap.Entry) (dirItem, bool) {
 		return it, true
 	}
 	return dirItem{}, false
+}
+
+// generation returns the count of changes seen and whether the session is
+// in its persist stage (only then does a change reach the frontend at
+// once, so only then may answers be cached against the count).
+func (d *frontendDirectory) generation() (uint64, bool) {
+	d.mu.RLock()
+	up := d.up
+	d.mu.RUnlock()
+	return d.gen.Load(), up
 }
 
 // view runs fn on the cache when it may answer: a refresh has completed

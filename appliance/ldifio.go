@@ -22,8 +22,16 @@ var operational = map[string]bool{
 	"hassubordinates": true, "subschemasubentry": true,
 }
 
-// Export writes the whole tree as LDIF, parents before children.
+// Export writes the whole tree as LDIF, parents before children, without
+// the private keys of secure mail.
 func (a *Appliance) Export(ctx context.Context, w io.Writer) (int, error) {
+	return a.ExportWith(ctx, w, false)
+}
+
+// ExportWith writes the whole tree as LDIF; privateKeys keeps the
+// posternPrivateKey values, which are sealed under the cluster's KEK and
+// stay so (kek.go): a backup restores them on a cluster that has the KEK.
+func (a *Appliance) ExportWith(ctx context.Context, w io.Writer, privateKeys bool) (int, error) {
 	lw := ldif.NewWriter(w)
 	n := 0
 	var walk func(dn string, scope ldapstore.Scope) error
@@ -32,7 +40,7 @@ func (a *Appliance) Export(ctx context.Context, w io.Writer) (int, error) {
 		err := a.store.Search(ctx, &ldapstore.SearchRequest{BaseDN: dn, Scope: scope}, func(e *ldapstore.Entry) error {
 			out := &ldapstore.Entry{DN: e.DN}
 			for _, at := range e.Attributes {
-				if l := strings.ToLower(at.Type); l != "hassubordinates" && l != "subschemasubentry" {
+				if l := strings.ToLower(at.Type); l != "hassubordinates" && l != "subschemasubentry" && (privateKeys || l != "posternprivatekey") {
 					out.Attributes = append(out.Attributes, at)
 				}
 			}
@@ -60,7 +68,7 @@ func (a *Appliance) Export(ctx context.Context, w io.Writer) (int, error) {
 
 func (a *Appliance) handleExport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if _, err := a.Export(r.Context(), w); err != nil {
+	if _, err := a.ExportWith(r.Context(), w, r.URL.Query().Get("private_keys") == "true"); err != nil {
 		// Headers are gone; an LDIF comment makes the failure visible and
 		// the truncated file unmistakable.
 		fmt.Fprintf(w, "\n# EXPORT FAILED: %v\n", err)

@@ -80,6 +80,10 @@ type Config struct {
 	// Options.Now); NTP offsets are measured against the skewed clock.
 	ClockSkew time.Duration
 
+	// Secrets moves the backends' machine-local secrets (secrets.go); nil:
+	// none.
+	Secrets *Secrets
+
 	Registry *prometheus.Registry // nil: no metrics
 	Logger   *slog.Logger         // default discards
 }

@@ -54,6 +54,8 @@ func (a *Agent) CallAll(ctx context.Context, op string, arg json.RawMessage) ([]
 				res, err = a.localCall(cctx, op, arg)
 			} else if p := a.peer(m.DeviceID); p == nil {
 				err = fmt.Errorf("no link to this member")
+			} else if err = p.knownDown(); err != nil {
+				// a member known to be down is not waited for
 			} else {
 				var ans *Message
 				if ans, err = p.call(cctx, &Message{Type: msgCall, Op: op, Arg: arg}); err == nil {

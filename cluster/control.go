@@ -190,6 +190,8 @@ func (a *Agent) serveControl(ch ssh.Channel, c caller) {
 		if err := a.serveCompare(ctx, ch, *m.Compare); err != nil {
 			fail(err)
 		}
+	case msgSecrets:
+		a.serveSecrets(ctx, ch, c)
 	case msgRemoved:
 		WriteMessage(ch, &Message{Type: msgOK})
 		a.log.Warn("cluster: removed from the cluster by a member; standalone now", slog.String("by", device))

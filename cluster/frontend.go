@@ -335,6 +335,9 @@ func (f *Frontend) InUse() (string, <-chan struct{}) {
 	return f.inUse, f.changed
 }
 
+// callWait bounds how long Call waits for a backend to be in use.
+const callWait = 5 * time.Second
+
 // ErrNoBackend is returned while no backend of a frontend answers.
 var ErrNoBackend = errors.New("cluster: no backend of this frontend answers")
 
@@ -364,7 +367,12 @@ func (f *Frontend) DialSMTP(ctx context.Context, backend string) (net.Conn, erro
 // Call runs a member operation on the backend in use (the key operations
 // of secure mail: the private key of a message's address, in memory).
 func (f *Frontend) Call(ctx context.Context, op string, arg json.RawMessage) (json.RawMessage, error) {
-	l, _, err := f.current(ctx)
+	// a backend that takes over comes within seconds; past that the
+	// caller is told ErrNoBackend (the gateway then answers 4xx) instead
+	// of waiting as long as its own context allows
+	wctx, cancel := context.WithTimeout(ctx, callWait)
+	l, _, err := f.current(wctx)
+	cancel()
 	if err != nil {
 		return nil, err
 	}

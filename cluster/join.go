@@ -398,6 +398,9 @@ func (a *Agent) Join(ctx context.Context, req JoinRequest, progress func(string)
 	if err := a.copyTree(ctx, mc, no, ans.Peer, progress); err != nil {
 		return err
 	}
+	if err := a.joinSecrets(ctx, mc, progress); err != nil {
+		return err
+	}
 	if err := a.setState(&state{ClusterUUID: c.id.ClusterUUID, ClusterNo: no, Addr: c.self.String(), Joined: time.Now().UTC()}); err != nil {
 		return err
 	}

@@ -161,6 +161,18 @@ func (p *peer) conn(ctx context.Context) (*ssh.Client, error) {
 	}
 }
 
+// knownDown reports the error of a peer that is not connected and has
+// failed since (nil while it is connected or still being dialled for the
+// first time): a call to every member answers for it at once.
+func (p *peer) knownDown() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.client != nil || p.lastErr == "" {
+		return nil
+	}
+	return fmt.Errorf("%s (since %s)", p.lastErr, p.errAt.UTC().Format("2006-01-02 15:04:05Z"))
+}
+
 // call sends one control request and returns its answer.
 func (p *peer) call(ctx context.Context, m *Message) (*Message, error) {
 	c, err := p.conn(ctx)

@@ -66,6 +66,30 @@ func waitEqualTrees(t *testing.T, within time.Duration, xs ...*appliance) string
 	}
 }
 
+// logTree logs that n members hold tree alike, and its entries whose DN
+// contains one of the words (DN and the attributes that tell the story).
+func logTree(t *testing.T, tree string, n int, words ...string) {
+	t.Helper()
+	lines := strings.Split(tree, "\n")
+	var shown []string
+	for _, l := range lines {
+		dn, rest, _ := strings.Cut(l, " | ")
+		for _, w := range words {
+			if strings.Contains(dn, w) {
+				keep := []string{dn}
+				for _, a := range strings.Split(rest, " | ") {
+					if strings.HasPrefix(a, "sn: ") || strings.HasPrefix(a, "entryCSN: ") {
+						keep = append(keep, a)
+					}
+				}
+				shown = append(shown, strings.Join(keep, " | "))
+				break
+			}
+		}
+	}
+	t.Logf("%d members hold the same %d entries; among them:\n%s", n, len(lines), strings.Join(shown, "\n"))
+}
+
 func (x *appliance) ldapModify(t *testing.T, ldif string) {
 	t.Helper()
 	mustTool(t, nil, ldif, "ldapmodify", "-x", "-H", x.ldapURL(), "-D", adminDN, "-w", adminPassword)
@@ -120,6 +144,7 @@ func TestConvergenceScenarios(t *testing.T) {
 		if !strings.Contains(tree, "dn: uid=k2,ou=dept2,"+suffix) || strings.Contains(tree, "lost+found") || strings.Contains(tree, "posternreplconflict") {
 			t.Fatalf("k2 must end below ou=dept2 on every member, unmarked:\n%s", tree)
 		}
+		logTree(t, tree, len(xs), "k", "dept")
 	})
 
 	t.Run("a member restored from an older ldap.db", func(t *testing.T) {
@@ -137,6 +162,7 @@ func TestConvergenceScenarios(t *testing.T) {
 		if !strings.Contains(tree, "dn: uid=postb,ou=people") || strings.Contains(tree, "dn: uid=pre1,") || !strings.Contains(tree, "sn: changed on b") || !strings.Contains(tree, "dn: uid=afterrestore,") {
 			t.Fatalf("b's own changes must come back and stay everywhere:\n%s", tree)
 		}
+		logTree(t, tree, len(xs), "uid=pre", "uid=postb", "uid=afterrestore")
 	})
 
 	t.Run("a delete right after a join", func(t *testing.T) {
@@ -155,6 +181,7 @@ func TestConvergenceScenarios(t *testing.T) {
 		if strings.Contains(tree, "dn: uid=x1,") || !strings.Contains(tree, "sn: after join") {
 			t.Fatalf("the delete made right after the join must reach every member:\n%s", tree)
 		}
+		logTree(t, tree, 4, "uid=x")
 		for _, x := range []*appliance{a, b, c, d} {
 			x.waitAllOK(t, 4)
 		}

@@ -251,13 +251,89 @@ func TestFrontends(t *testing.T) {
 	out, _ = f1.cli("cluster", "inject")
 	t.Logf("injection: f1 on b1 250, on b2 550 5.7.1; b1 on f1 250, b2 on f1 550 5.7.1; f1 says: %s", strings.TrimSpace(out))
 
+	// secure mail through a frontend: carol's key and the partner's
+	// certificate are on the backends; f1 signs and encrypts with them,
+	// asking its backend per message, and keeps nothing of them
+	for _, args := range [][]string{{"ca", "init"}, {"keys", "generate", "carol@example.com", "--smime"},
+		{"policy", "set", "--user", "carol@example.com", "--sign", "always"},
+		{"relay", "networks", "127.0.0.0/8"}, {"relay", "smarthost", sink.addr}} {
+		if out, err := b1.cli(args...); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	keyDir := t.TempDir()
+	bobKey, bobCert := filepath.Join(keyDir, "bob.key"), filepath.Join(keyDir, "bob.pem")
+	mustTool(t, nil, "", "openssl", "req", "-x509", "-newkey", "rsa:3072", "-nodes", "-keyout", bobKey, "-out", bobCert,
+		"-subj", "/CN=Bob Partner", "-addext", "subjectAltName=email:bob@partner.org", "-addext", "keyUsage=digitalSignature,keyEncipherment", "-days", "30")
+	if out, err := b1.cli("keys", "import", bobCert); err != nil {
+		t.Fatalf("keys import: %v\n%s", err, out)
+	}
+	caOut, err := b1.cli("keys", "export", "internal-ca")
+	if err != nil {
+		t.Fatalf("keys export internal-ca: %v\n%s", err, caOut)
+	}
+	caPEM := filepath.Join(keyDir, "ca.pem")
+	os.WriteFile(caPEM, []byte(caOut), 0o600)
+	eventually(t, 10*time.Second, "the relay networks in force on f1", func() string {
+		if r := smtpReply(t, f1, "bob@partner.org", "relay?"); !strings.HasPrefix(r, "250") {
+			return r
+		}
+		return ""
+	})
+	sink.waitFor(t, "bob@partner.org", 30*time.Second) // the probe, also signed and encrypted
+	mustSend(t, f1.addr["smtp"], "carol@example.com", []string{"bob@partner.org"}, plainMessage("carol@example.com", "bob@partner.org", "via the frontend", "signed and sealed in the DMZ"))
+	got := sink.waitFor(t, "bob@partner.org", 30*time.Second)
+	if !strings.Contains(got.Data, "smime-type=enveloped-data") || strings.Contains(got.Data, "sealed in the DMZ") {
+		t.Fatalf("mail through f1 not encrypted:\n%s", got.Data)
+	}
+	encFile := filepath.Join(keyDir, "out.eml")
+	os.WriteFile(encFile, []byte(got.Data), 0o600)
+	dec := mustTool(t, nil, "", "openssl", "cms", "-decrypt", "-in", encFile, "-recip", bobCert, "-inkey", bobKey)
+	decFile := filepath.Join(keyDir, "dec.eml")
+	os.WriteFile(decFile, []byte(dec), 0o600)
+	ver := mustTool(t, nil, "", "openssl", "cms", "-verify", "-in", decFile, "-CAfile", caPEM, "-purpose", "smimesign")
+	if !strings.Contains(ver, "Verification successful") || !strings.Contains(ver, "signed and sealed in the DMZ") {
+		t.Fatalf("openssl cms -verify of f1's message:\n%s", ver)
+	}
+	t.Logf("mail from carol through f1: encrypted for bob, signed with carol's key; openssl cms: %s", lineOf(ver, "Verification"))
+	if strings.Contains(f1.out.String(), "PRIVATE KEY") {
+		t.Fatal("f1's log holds key material")
+	}
+	// the sealed private keys are the root DN's alone, on a backend too
+	out, _ = tool(t, nil, "", "ldapsearch", append(append([]string{"-x", "-LLL", "-H", b1.ldapURL()}, carol...), "-b", suffix, "(|(posternPrivateKey=*)(cn=carol@example.com)(uid=carol))", "posternPrivateKey", "posternClusterPublicKey")...)
+	if strings.Contains(out, "posternPrivateKey") || strings.Contains(out, "posternClusterPublicKey") {
+		t.Fatalf("carol reads sealed keys on b1:\n%s", out)
+	}
+	if out, _ := tool(t, nil, "", "ldapsearch", "-x", "-LLL", "-H", b1.ldapURL(), "-D", adminDN, "-w", adminPassword, "-b", suffix, "(posternPrivateKey=*)", "dn"); !strings.Contains(out, "dn: ") {
+		t.Fatalf("the root DN finds no sealed key on b1:\n%s", out)
+	}
+	// a policy change on the other backend is in force on f1 at once (its
+	// cached answers follow the sync): carol's mail leaves unsigned
+	if out, err := b2.cli("policy", "set", "--user", "carol@example.com", "--sign", "never"); err != nil {
+		t.Fatalf("policy set on b2: %v\n%s", err, out)
+	}
+	changed := time.Now()
+	for i := 0; ; i++ {
+		mustSend(t, f1.addr["smtp"], "carol@example.com", []string{"bob@partner.org"}, plainMessage("carol@example.com", "bob@partner.org", fmt.Sprintf("unsigned %d", i), "no signature now"))
+		got := sink.waitFor(t, "bob@partner.org", 30*time.Second)
+		os.WriteFile(encFile, []byte(got.Data), 0o600)
+		dec := mustTool(t, nil, "", "openssl", "cms", "-decrypt", "-in", encFile, "-recip", bobCert, "-inkey", bobKey)
+		if !strings.Contains(dec, "pkcs7-signature") && !strings.Contains(dec, "signed-data") {
+			t.Logf("the policy set on b2 in force on f1 after %s (%d message(s) still signed before)", time.Since(changed).Round(10*time.Millisecond), i)
+			break
+		}
+		if time.Since(changed) > 2*time.Second {
+			t.Fatalf("2 s after the policy change on b2, f1 still signs carol's mail")
+		}
+	}
+
 	// nothing of the directory on a frontend's disk, after lookups and
 	// mail: only the machine-local files, no temporary files
 	for i, fe := range []*appliance{f1, f2} {
 		entries, _ := os.ReadDir(fe.data)
 		for _, e := range entries {
 			switch e.Name() {
-			case "identity.json", "system.json", "tls.crt", "tls.key", "admin.hash", "control.sock", "lock",
+			case "identity.json", "system.json", "tls.crt", "tls.key", "admin.hash", "admin_tokens.json", "control.sock", "lock",
 				"ssh_host_ed25519_key", "frontend.json", "queue":
 			default:
 				t.Errorf("%s: unexpected file %s in a frontend's data directory", fe.ip, e.Name())
@@ -266,6 +342,24 @@ func TestFrontends(t *testing.T) {
 		filepath.WalkDir(filepath.Join(fe.data, "queue"), func(p string, d os.DirEntry, err error) error {
 			if err == nil && !d.IsDir() && strings.Contains(strings.ToLower(filepath.Base(p)), "ldap") {
 				t.Errorf("%s: %s in the queue directory", fe.ip, p)
+			}
+			return nil
+		})
+		// no key material but its own host key and certificate key, after
+		// it signed and encrypted with carol's key (f1)
+		filepath.WalkDir(fe.data, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || d.Type()&os.ModeSocket != 0 {
+				return nil
+			}
+			switch filepath.Base(p) {
+			case "ssh_host_ed25519_key", "tls.key":
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			for _, bad := range []string{"PRIVATE KEY", "kek1:", "posternPrivateKey"} {
+				if strings.Contains(string(b), bad) {
+					t.Errorf("%s: %s holds %q", fe.ip, p, bad)
+				}
 			}
 			return nil
 		})

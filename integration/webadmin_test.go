@@ -314,6 +314,10 @@ func TestWebMenuInBrowser(t *testing.T) {
 	}
 	queueID := sendPlain(t, alpha, "sender@example.org", "user@example.net", "web menu test")
 	b.waitText("#queue-table", queueID, 15*time.Second) // the queue table refreshes by itself
+	// every member's queue (queue list --cluster): alpha's message, and
+	// bravo, killed above, not reached
+	b.waitText("#cluster-queue-table", queueID, 15*time.Second)
+	b.waitText("#cluster-queue-table", "not reached", 15*time.Second)
 	b.shot("mail", true)
 	b.noConsoleErrors("mail")
 	b.do("show message", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#queue-table a[href="/mail/queue/%s"]`, queueID))))

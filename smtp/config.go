@@ -112,6 +112,11 @@ type Config struct {
 	// refuses all injection.
 	InjectAllowed func(member string) bool
 
+	// Processor transforms queued mail just before delivery and may refuse
+	// recipients and messages before they are queued (secure mail:
+	// postern/smtp/secure). nil: mail goes out as it was accepted.
+	Processor Processor
+
 	Registry *prometheus.Registry // metrics; nil = not registered
 	Logger   *slog.Logger         // default discards
 }

@@ -62,6 +62,32 @@ func (g *Gateway) deliver(ctx context.Context, r route, ocp **outConn, j *job) (
 	if err != nil {
 		return failAll(j, newError(451, [3]int{4, 3, 0}, "queue read error", err), ""), nil
 	}
+	env := Envelope{ID: m.ID, From: m.From, Rcpts: make([]string, len(j.rcpts))}
+	for i, idx := range j.rcpts {
+		env.Rcpts[i] = m.Recipients[idx].Addr
+	}
+	// The Processor (secure mail) may give recipients different content:
+	// one transaction per part, over the same connection.
+	parts, res := g.prepare(ctx, env, j, content)
+	for i, p := range parts {
+		pr, cf := g.deliverPart(ctx, r, ocp, &m, p.j, p.content)
+		res = append(res, pr...)
+		if cf != nil {
+			for _, rest := range parts[i+1:] {
+				res = append(res, failAll(rest.j, cf, "")...)
+			}
+			return res, cf
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return res, nil
+}
+
+// deliverPart sends one transaction of a job, redialling once when a
+// cached connection turns out to be closed.
+func (g *Gateway) deliverPart(ctx context.Context, r route, ocp **outConn, m *queue.Message, j *job, content []byte) (res []result, connFailed *Error) {
 	for try := 0; try < 2; try++ {
 		if ctx.Err() != nil {
 			return nil, nil
@@ -77,7 +103,7 @@ func (g *Gateway) deliver(ctx context.Context, r route, ocp **outConn, j *job) (
 			*ocp = oc
 		}
 		oc := *ocp
-		res, broken := g.send(oc, &m, j, content)
+		res, broken := g.send(oc, m, j, content)
 		if broken {
 			oc.close()
 			*ocp = nil
@@ -265,6 +291,13 @@ func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (r
 		return failAll(j, e, ""), false // our decision, not the next hop's reply
 	}
 	content = out.content
+	if p := g.cfg.Processor; p != nil {
+		sealed, e := p.Seal(g.ctx, Envelope{ID: m.ID, From: m.From, Rcpts: rcpts}, content)
+		if e != nil {
+			return failAll(j, e, ""), false
+		}
+		content = sealed
+	}
 	// Every address goes into a command line to the next hop: it must be
 	// exactly one RFC 5321 Mailbox (queue entries from before addresses
 	// were checked may not be).

@@ -116,6 +116,11 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	if e := s.g.checkRecipient(ctx, s.fc.info, local, domain); e != nil {
 		return s.reply(e)
 	}
+	if p := s.g.cfg.Processor; p != nil {
+		if e := p.CheckRecipient(ctx, s.from, addr); e != nil {
+			return s.reply(e)
+		}
+	}
 	key := strings.ToLower(addr)
 	if s.seen[key] {
 		return nil // a duplicate recipient gets one copy
@@ -190,6 +195,18 @@ func (s *session) Data(r io.Reader) error {
 	}
 	if s.fc.handedOver() {
 		return errClosing.wire()
+	}
+	if p := s.g.cfg.Processor; p != nil {
+		addrs := make([]string, len(s.rcpts))
+		for i, r := range s.rcpts {
+			addrs[i] = r.Addr
+		}
+		ctx, cancel := context.WithTimeout(s.g.ctx, lookupTimeout)
+		e := p.CheckMessage(ctx, s.from, addrs, content)
+		cancel()
+		if e != nil {
+			return s.reply(e)
+		}
 	}
 	m := &queue.Message{
 		ID:         id,

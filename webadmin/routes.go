@@ -54,6 +54,7 @@ func (s *Server) routes() http.Handler {
 	page("POST /mail/relay", s.relaySave)
 	page("GET /mail/queue/{id}", s.queueShow)
 	page("POST /mail/queue/flush", s.queueFlush)
+	page("POST /mail/queues/flush", s.queueFlushCluster)
 	page("GET /mail/queue/{id}/delete", s.queueDeleteConfirm)
 	page("POST /mail/queue/{id}/delete", s.queueDelete)
 

@@ -110,12 +110,22 @@ func (f *fakeControl) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GET /v1/relay", "POST /v1/relay":
 		j(`{"networks":["192.0.2.0/24"],"smarthost":""}`)
 	case "GET /v1/queue":
+		if r.URL.Query().Get("cluster") == "true" {
+			j(`[{"device_id":"PST-AAAA","cluster_no":1,"result":[{"id":"Q1","arrival":"2030-01-01T00:00:00Z","from":"a@example.org","size":1234,"recipients":[{"address":"b@example.com","status":"deferred","diagnostic":"connection refused"}]}]},
+			{"device_id":"PST-BBBB","cluster_no":2,"result":[{"id":"Q7","arrival":"2030-01-01T00:00:00Z","from":"c@example.org","size":99,"recipients":[{"address":"d@example.net","status":"deferred"}]}]},
+			{"device_id":"PST-CCCC","cluster_no":3,"error":"unreachable: connection refused"}]`)
+			return
+		}
 		j(`[{"id":"Q1","arrival":"2030-01-01T00:00:00Z","from":"a@example.org","size":1234,"recipients":[{"address":"b@example.com","status":"deferred","attempts":2,"diagnostic":"connection refused"}]}]`)
 	case "GET /v1/queue/Q1":
 		j(`{"id":"Q1","arrival":"2030-01-01T00:00:00Z","from":"a@example.org","size":1234,"recipients":[{"address":"b@example.com","status":"deferred"}],"header":"Subject: hello\nFrom: a@example.org\n"}`)
 	case "DELETE /v1/queue/Q1":
 		j(`{"deleted":"Q1"}`)
 	case "POST /v1/queue/flush":
+		if r.URL.Query().Get("cluster") == "true" {
+			j(`[{"device_id":"PST-AAAA","cluster_no":1,"result":{"scheduled":1}},{"device_id":"PST-BBBB","cluster_no":2,"result":{"scheduled":2}}]`)
+			return
+		}
 		j(`{"scheduled":1}`)
 	case "GET /v1/ldif/export":
 		io.WriteString(w, "dn: dc=postern,dc=local\nobjectClass: top\n\ndn: ou=people,dc=postern,dc=local\nou: people\n\ndn: cn=A,ou=people,dc=postern,dc=local\ncn: A\n\n")
@@ -744,5 +754,33 @@ func TestLoginNextAndOpenRedirect(t *testing.T) {
 	w = f.post("/login", url.Values{"password": {pw}, "next": {"//evil.example/x"}}, "")
 	if w.Header().Get("Location") != "/cluster" {
 		t.Fatalf("open redirect: %s", w.Header().Get("Location"))
+	}
+}
+
+// TestClusterQueues: on a backend of a cluster the Mail page lists every
+// member's queue (a member that does not answer says so) and flushes them
+// all (`queue list --cluster`, `queue flush --cluster`); a standalone
+// appliance shows only its own queue.
+func TestClusterQueues(t *testing.T) {
+	f := newFixture(t)
+	c := f.login()
+	if w := f.do("GET", "/mail", nil, "", c); w.Code != 200 || strings.Contains(w.Body.String(), "Queues of every cluster member") {
+		t.Fatalf("standalone: %d, shows the cluster's queues", w.Code)
+	}
+	f.fake.mu.Lock()
+	f.fake.member = true
+	f.fake.mu.Unlock()
+	w := f.do("GET", "/mail", nil, "", c)
+	for _, want := range []string{"Queues of every cluster member", "<td>PST-BBBB</td><td>2</td><td>Q7</td>", "d@example.net: deferred", "not reached: unreachable: connection refused", `action="/mail/queues/flush"`} {
+		if w.Code != 200 || !strings.Contains(w.Body.String(), want) {
+			t.Errorf("/mail on a member: %d, lacks %q", w.Code, want)
+		}
+	}
+	w = f.post("/mail/queues/flush", nil, c)
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("flush: %d %s", w.Code, w.Body)
+	}
+	if p := f.do("GET", w.Header().Get("Location"), nil, "", c); !strings.Contains(p.Body.String(), "3 message(s) on 2 member(s) scheduled") {
+		t.Fatalf("flush result not shown:\n%s", p.Body)
 	}
 }

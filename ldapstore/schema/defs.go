@@ -82,6 +82,7 @@ var attributeTypeDefs = []string{
 	"( 2.5.4.34 NAME 'seeAlso' SUP distinguishedName )",
 	"( 2.5.4.35 NAME 'userPassword' " + oct + "{128} )",
 	"( 2.5.4.36 NAME 'userCertificate' DESC 'X.509 user certificate' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.8 )",
+	"( 2.5.4.37 NAME 'cACertificate' DESC 'X.509 CA certificate' EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.8 )",
 	"( 2.5.4.42 NAME ( 'givenName' 'gn' ) SUP name )",
 	"( 2.5.4.43 NAME 'initials' SUP name )",
 	"( 2.5.4.44 NAME 'generationQualifier' SUP name )",
@@ -146,6 +147,16 @@ var attributeTypeDefs = []string{
 	// consumer's "N entries in remote database" costs one base search
 	"( " + P + ".1.43 NAME 'posternParentUUID' DESC 'entryUUID of the parent entry, sent by a Postern replication provider when asked for by name' EQUALITY UUIDMatch SYNTAX 1.3.6.1.1.16.1 " + op + " )",
 	"( " + P + ".1.44 NAME 'posternPrunedCSN' DESC 'per server ID, the newest change pruned from the changelog' EQUALITY CSNMatch ORDERING CSNOrderingMatch SYNTAX 1.3.6.1.4.1.4203.666.11.2.1{64} NO-USER-MODIFICATION USAGE dSAOperation )",
+	// secure mail (issue 15): keys, certificates and the encryption policy
+	"( " + P + ".1.60 NAME 'posternPGPKey' DESC 'OpenPGP public key, ASCII armoured' " + oct + " )",
+	"( " + P + ".1.61 NAME 'posternPrivateKey' DESC 'a private key encrypted under the cluster key-encryption key: kind fingerprint blob' " + oct + " )",
+	"( " + P + ".1.62 NAME 'posternEncrypt' DESC 'never, if-key or always' " + ci + " SINGLE-VALUE )",
+	"( " + P + ".1.63 NAME 'posternSign' DESC 'never or always' " + ci + " SINGLE-VALUE )",
+	"( " + P + ".1.64 NAME 'posternSecureMethod' DESC 'smime or pgp' " + ci + " SINGLE-VALUE )",
+	"( " + P + ".1.65 NAME 'posternSubjectTrigger' DESC 'subject prefix that forces encryption' " + ci + " SINGLE-VALUE )",
+	"( " + P + ".1.66 NAME 'posternNoKeyAction' DESC 'reject or bounce' " + ci + " SINGLE-VALUE )",
+	"( " + P + ".1.67 NAME 'posternDKIMKey' DESC 'selector and base64 SubjectPublicKeyInfo of a DKIM key' " + ci + " )",
+	"( " + P + ".1.68 NAME 'posternKeySource' DESC 'how the keys got here: generated, imported or collected' " + ci + " )",
 	"( " + P + ".1.42 NAME 'posternEntryCount' DESC 'live entries in the directory' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE NO-USER-MODIFICATION USAGE dSAOperation )",
 }
 
@@ -172,6 +183,11 @@ var objectClassDefs = []string{
 	"( " + P + ".2.2 NAME 'posternRelayPolicy' DESC 'relay permissions' SUP top STRUCTURAL MUST cn MAY ( posternRelayNetwork $ posternSmarthost ) )",
 	"( " + P + ".2.3 NAME 'posternMember' DESC 'a cluster member' SUP top STRUCTURAL MUST ( cn $ posternDeviceID $ posternUUID ) MAY ( posternClusterNo $ posternRole $ posternHostname $ posternClusterAddress $ posternComment $ posternLocation $ posternFirmwareVersion $ posternLastUpdate $ posternHostKeyFingerprint $ posternBackendOf $ posternInjectTo $ posternNTPServer $ posternDeviceKey $ description ) )",
 	"( " + P + ".2.4 NAME 'posternCluster' DESC 'the cluster' SUP top STRUCTURAL MUST cn MAY ( posternClusterUUID $ posternClusterPublicKey $ posternProtect $ posternAllowedIP $ posternJoinLock $ posternRevokedKey $ description ) )",
+	// secure mail (issue 15): the keys and policy of a user (inetOrgPerson), a managed domain
+	// (posternDomain) or the cluster (cn=secure,ou=config); key entries below ou=keys hold those of
+	// external partners, of internal addresses without a user entry, and the internal CA
+	"( " + P + ".2.60 NAME 'posternSecure' DESC 'keys and secure mail policy' SUP top AUXILIARY MAY ( userCertificate $ userSMIMECertificate $ cACertificate $ posternPGPKey $ posternPrivateKey $ posternDKIMKey $ posternKeySource $ posternEncrypt $ posternSign $ posternSecureMethod $ posternSubjectTrigger $ posternNoKeyAction ) )",
+	"( " + P + ".2.61 NAME 'posternKeyEntry' DESC 'keys of an address or a domain without a user or domain entry, or a CA' SUP top STRUCTURAL MUST cn MAY ( mail $ description ) )",
 	// replication (issue 4): a user attribute with an auxiliary class, as slapd refuses operational types from schema files
 	"( " + P + ".2.24 NAME 'posternConflict' DESC 'a replication conflict or lost+found entry' SUP top AUXILIARY MAY posternReplConflict )",
 }

@@ -16,6 +16,9 @@
 // 14 posternLastUpdate, 15 posternHostKeyFingerprint, 16 posternBackendOf,
 // 17 posternInjectTo, 18 posternNTPServer, 19 posternClusterUUID,
 // 20 posternClusterPublicKey, 21 posternProtect, 22 posternAllowedIP,
-// 23 posternJoinLock; classes 1 posternDomain, 2 posternRelayPolicy,
+// 23 posternJoinLock, 60-68 secure mail (posternPGPKey, posternPrivateKey,
+// posternEncrypt, posternSign, posternSecureMethod, posternSubjectTrigger,
+// posternNoKeyAction, posternDKIMKey, posternKeySource); classes 60
+// posternSecure (auxiliary), 61 posternKeyEntry, and 1 posternDomain, 2 posternRelayPolicy,
 // 3 posternMember, 4 posternCluster.
 package schema

@@ -129,10 +129,14 @@ const emfileChildEnv = "POSTERN_TEST_EMFILE_CHILD"
 // EMFILE (no file descriptor left) the listener waits and retries instead
 // of ending; a client that connected meanwhile is served once descriptors
 // are free again. The server runs in a child process (this test binary
-// again, TestEMFILEChild) whose RLIMIT_NOFILE is lowered and whose
+// again, emfileChild) whose RLIMIT_NOFILE is lowered and whose
 // descriptors are used up, so the parent keeps its own.
 func TestAcceptEMFILERecovers(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEMFILEChild$", "-test.v")
+	if os.Getenv(emfileChildEnv) == "1" {
+		emfileChild(t) // this process is the child the test started
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAcceptEMFILERecovers$", "-test.v")
 	cmd.Env = append(os.Environ(), emfileChildEnv+"=1")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -218,12 +222,9 @@ func TestAcceptEMFILERecovers(t *testing.T) {
 	t.Logf("child log:\n%s", strings.Join(log, "\n"))
 }
 
-// TestEMFILEChild is the server side of TestAcceptEMFILERecovers; it does
+// emfileChild is the server side of TestAcceptEMFILERecovers; it does
 // nothing unless started by it.
-func TestEMFILEChild(t *testing.T) {
-	if os.Getenv(emfileChildEnv) != "1" {
-		t.Skip("run by TestAcceptEMFILERecovers")
-	}
+func emfileChild(t *testing.T) {
 	st, err := ldapstore.Open(filepath.Join(t.TempDir(), "ldap.db"), ldapstore.Options{Suffix: testSuffix})
 	if err != nil {
 		t.Fatal(err)

@@ -75,8 +75,11 @@ func (c *conn) view(r *searchRequest, id identity) *entryView {
 		typesOnly: r.typesOnly,
 		hidePW:    !id.root,
 	}
-	if id.restricted {
+	switch {
+	case id.restricted:
 		v.hide = c.srv.hidden
+	case !id.root && len(c.srv.rootOnly) > 0:
+		v.hide = c.srv.rootOnly
 	}
 	return v
 }
@@ -160,6 +163,6 @@ func (s *Server) access(id identity) filter.Access {
 		}
 	}
 	return func(e filter.Entry, at *schema.AttributeType) bool {
-		return at != pw || sameDN(e.EntryDN(), id)
+		return (at != pw || sameDN(e.EntryDN(), id)) && !s.rootOnly[at]
 	}
 }

@@ -76,9 +76,16 @@ type Config struct {
 	// client address also has at most MaxPasswordChecksPerIP.
 	MaxPasswordChecks int
 
-	// RestrictedHide are attribute types that sessions served by
+	// RootOnly are attribute types only the root DN reads: every other
+	// identity (users, anonymous, restricted sessions) never sees them in
+	// entries, never matches them in a filter (they evaluate as Undefined)
+	// and cannot compare them (insufficientAccessRights, 50), as a slapd
+	// ACL "by * none" would: the cluster's keys, sealed private keys.
+	RootOnly []string
+
+	// RestrictedHide are further attribute types that sessions served by
 	// ServeConnRestricted (a cluster frontend's) never see, besides
-	// userPassword: the cluster's keys, private keys.
+	// userPassword and RootOnly.
 	RestrictedHide []string
 
 	// VendorVersion is published as the Root DSE's vendorVersion (RFC 3045);
@@ -107,7 +114,8 @@ type Server struct {
 	paged     *budget // memory of paged searches' remembered results (paged.go)
 
 	rootPW atomic.Pointer[string]         // the root DN's password hash (SetRootPassword)
-	hidden map[*schema.AttributeType]bool // Config.RestrictedHide
+	hidden   map[*schema.AttributeType]bool // Config.RestrictedHide and RootOnly: a restricted session's
+	rootOnly map[*schema.AttributeType]bool // Config.RootOnly: every identity's but the root DN's
 
 	mu        sync.Mutex
 	closed    bool
@@ -184,7 +192,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: RootPassword: %w", err)
 	}
 	s.rootPW.Store(&cfg.RootPassword)
-	s.hidden = map[*schema.AttributeType]bool{}
+	s.hidden, s.rootOnly = map[*schema.AttributeType]bool{}, map[*schema.AttributeType]bool{}
+	for _, n := range cfg.RootOnly {
+		if at := cfg.Store.Schema().Attr(n); at != nil {
+			s.rootOnly[at], s.hidden[at] = true, true
+		}
+	}
 	for _, n := range cfg.RestrictedHide {
 		if at := cfg.Store.Schema().Attr(n); at != nil {
 			s.hidden[at] = true

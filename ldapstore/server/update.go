@@ -75,8 +75,8 @@ func (c *conn) compare(ctx context.Context, r *compareRequest, id identity) erro
 	// The same access as a filter's: a user compares its own userPassword,
 	// not other users' (slapd: insufficientAccessRights, as the entry is
 	// disclosed to it).
-	if id.restricted {
-		if at := c.srv.store.Schema().Attr(r.attr); at != nil && (c.srv.hidden[at] || isPassword(c.srv.store.Schema(), r.attr)) {
+	if at := c.srv.store.Schema().Attr(baseName(r.attr)); at != nil && !id.root {
+		if c.srv.rootOnly[at] || (id.restricted && (c.srv.hidden[at] || isPassword(c.srv.store.Schema(), r.attr))) {
 			return ldapstore.Errorf(ldapstore.InsufficientAccessRights, "%s cannot be compared in this session", r.attr)
 		}
 	}
