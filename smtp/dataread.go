@@ -41,6 +41,17 @@ func newDataDecoder(dst *bytes.Buffer) *dataDecoder {
 func (d *dataDecoder) feed(raw []byte) (n int, end bool) {
 	content := func(b ...byte) { d.canon.Write(b) }
 	for n < len(raw) {
+		if d.state == dLine {
+			// inside a line only a CR changes the state: hand canonText
+			// the run up to it at once (one call per run, not per octet)
+			k := bytes.IndexByte(raw[n:], '\r')
+			if k < 0 {
+				d.canon.Write(raw[n:])
+				return len(raw), false
+			}
+			d.canon.Write(raw[n : n+k])
+			n += k
+		}
 		c := raw[n]
 		n++
 		switch d.state {
