@@ -50,7 +50,7 @@ if [ "$SCALE" -gt 0 ]; then
 	for n in "$ENTRIES" "$SCALE"; do
 		rm -rf "$TMP/work"
 		"$TMP/replbench" -only postern -refresh-only -entries "$n" -clients "$CLIENTS" -dir "$TMP/work" |
-			sed 's/^system=postern measure=full_refresh /system=postern measure=refresh_scale /' | tee -a "$RAW"
+			sed 's/^system=postern measure=full_refresh /system=postern measure=refresh_scale /; s/^system=postern measure=load /system=postern measure=scale_load /' | tee -a "$RAW"
 	done
 fi
 
