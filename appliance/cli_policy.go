@@ -137,6 +137,18 @@ func cmdRelay(ctx context.Context, args []string, stdout io.Writer) error {
 
 // parseAll parses flags that may stand before, between or after the
 // positional arguments, which stay in fs.Args().
+// parseNone is parseAll for a command that takes no positional argument:
+// one given is a usage error (exit 2), never silently ignored.
+func parseNone(fs *flag.FlagSet, args []string) error {
+	if err := parseAll(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
 func parseAll(fs *flag.FlagSet, args []string) error {
 	var pos []string
 	for {
