@@ -145,6 +145,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 			pwFile := fs.String("password-file", "", "file holding the cluster password (first line)")
 			backend := fs.String("backend", "", "cluster address IP:PORT of the backend to attach to")
 			self := fs.String("self", "", "this device's cluster address IP:PORT")
+			discard := fs.Bool("discard-local", false, "attach although this appliance's directory holds entries of its own (they are deleted: a frontend keeps no directory)")
 			if err := parseNone(fs, args[2:]); err != nil {
 				return err
 			}
@@ -156,7 +157,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 			if err != nil {
 				return err
 			}
-			return streamProgress(ctx, c(), "/v1/cluster/frontend/attach", cluster.JoinRequest{ID: id, Password: pw, Member: *backend, Self: *self}, stdout)
+			return streamProgress(ctx, c(), "/v1/cluster/frontend/attach", AttachRequest{JoinRequest: cluster.JoinRequest{ID: id, Password: pw, Member: *backend, Self: *self}, DiscardLocal: *discard}, stdout)
 		case "detach":
 			if err := parseNone(fs, args[2:]); err != nil {
 				return err
@@ -309,7 +310,7 @@ func streamJoin(ctx context.Context, c *client, req cluster.JoinRequest, stdout 
 }
 
 // streamProgress posts req and prints the progress lines it streams.
-func streamProgress(ctx context.Context, c *client, path string, req cluster.JoinRequest, stdout io.Writer) error {
+func streamProgress(ctx context.Context, c *client, path string, req any, stdout io.Writer) error {
 	b, _ := json.Marshal(req)
 	resp, err := c.do(ctx, "POST", path, strings.NewReader(string(b)), "application/json")
 	if err != nil {

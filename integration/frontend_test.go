@@ -57,8 +57,8 @@ func (x *appliance) tryFrontendStatus() (frontendStatus, string) {
 }
 
 // attach runs `cluster frontend attach` on x to backend via.
-func (f *clusterFixture) attach(x, via *appliance, idFile string) (string, error) {
-	return x.cli("cluster", "frontend", "attach", "--id", idFile, "--password-file", f.pw, "--backend", via.addr["cluster"], "--self", x.addr["cluster"])
+func (f *clusterFixture) attach(x, via *appliance, idFile string, extra ...string) (string, error) {
+	return x.cli(append([]string{"cluster", "frontend", "attach", "--id", idFile, "--password-file", f.pw, "--backend", via.addr["cluster"], "--self", x.addr["cluster"]}, extra...)...)
 }
 
 // smtpReply sends one message with swaks and returns the last reply line
@@ -112,11 +112,24 @@ func TestFrontends(t *testing.T) {
 	t.Logf("refused attach:\n%s", out)
 	f2.cli("system", "set", "--ntp-server", f.ntp.addr)
 
+	// f1 holds a domain of its own: the attach would delete it, so it is
+	// refused (with the other checks passing) until --discard-local
+	if out, err := f1.cli("domain", "add", "mine.example", "--deliver-to", sink.addr); err != nil {
+		t.Fatalf("domain add on f1: %v\n%s", err, out)
+	}
+	out, err = f.attach(f1, b1, id)
+	if err == nil || !strings.Contains(out, "attach refused (1 problem(s))") || !strings.Contains(out, "entries of its own (cn=mine.example,ou=domains,") || !strings.Contains(out, "--discard-local") {
+		t.Fatalf("attach over f1's own entries: %v\n%s", err, out)
+	}
+	if out, err := f.attach(f1, b1, id, "unexpected"); exitCode(err) != 2 {
+		t.Fatalf("attach with an extra argument: exit %d\n%s", exitCode(err), out)
+	}
 	for _, p := range []struct {
 		fe, be *appliance
 		id     string
-	}{{f1, b1, id}, {f2, b2, id2}} {
-		out, err := f.attach(p.fe, p.be, p.id)
+		extra  []string
+	}{{f1, b1, id, []string{"--discard-local"}}, {f2, b2, id2, nil}} {
+		out, err := f.attach(p.fe, p.be, p.id, p.extra...)
 		if err != nil || !strings.Contains(out, "is now a frontend") {
 			t.Fatalf("attach %s to %s: %v\n%s", p.fe.ip, p.be.ip, err, out)
 		}
@@ -134,6 +147,16 @@ func TestFrontends(t *testing.T) {
 	}
 	if out, err := f1.cli("cluster", "backend", "add", b2.addr["cluster"]); err != nil {
 		t.Fatalf("backend add: %v\n%s", err, out)
+	}
+	// each side's commands say where they belong
+	if out, err := b1.cli("cluster", "backend", "add", b2.addr["cluster"]); exitCode(err) != 1 || !strings.Contains(out, "not a cluster frontend (it is a cluster member (backend))") {
+		t.Fatalf("backend add on a backend: exit %d\n%s", exitCode(err), out)
+	}
+	if out, err := f.attach(f2, b2, id2); exitCode(err) != 1 || !strings.Contains(out, "already a cluster frontend") {
+		t.Fatalf("a second attach: exit %d\n%s", exitCode(err), out)
+	}
+	if out, err := f1.cli("keys", "list"); exitCode(err) != 1 || !strings.Contains(out, "keeps no directory: this command needs one; run it on a backend:") {
+		t.Fatalf("keys list on a frontend: exit %d\n%s", exitCode(err), out)
 	}
 	st := f1.frontendStatus(t)
 	if st.Frontend.Number != "F(1,2)" || len(st.Frontend.Backends) != 2 {

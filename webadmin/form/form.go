@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -100,6 +100,9 @@ type Join struct {
 	Password string `json:"password"`
 	Member   string `json:"member"`
 	Self     string `json:"self"`
+	// DiscardLocal (attach only): attach although this device's directory
+	// holds entries of its own, which a frontend does not keep
+	DiscardLocal bool `json:"discard_local,omitempty"`
 }
 
 // ParseJoin reads the multipart join form with its uploaded clusterid.txt.
@@ -147,6 +150,7 @@ func ParseAttach(r *http.Request) (Join, error) {
 	j.Password = r.PostFormValue("password")
 	j.Member = strings.TrimSpace(r.PostFormValue("backend"))
 	j.Self = strings.TrimSpace(r.PostFormValue("self"))
+	j.DiscardLocal = r.PostFormValue("discard_local") != ""
 	if j.Password == "" {
 		return j, errors.New("enter the cluster password given when clusterid.txt was made")
 	}
