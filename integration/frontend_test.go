@@ -544,6 +544,24 @@ func TestFrontends(t *testing.T) {
 		t.Error("f1's metrics count no backend switch after the failover")
 	}
 
+	// b1 moves to another cluster port: f1 follows it, told by b2
+	b1.stop()
+	b1.addr["cluster"] = freePort(t, b1.ip)
+	b1.restart()
+	_, newPort, _ := net.SplitHostPort(b1.addr["cluster"])
+	eventually(t, 40*time.Second, "f1 follows b1 to its new port", func() string {
+		st, err := f1.tryFrontendStatus()
+		if err != "" {
+			return err
+		}
+		for _, b := range st.Frontend.Backends {
+			if b.IP == "127.0.0.70" && b.Port == newPort && b.OK {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%+v", st.Frontend.Backends)
+	})
+
 	// backend remove, then detach: standalone, an empty directory, its key refused
 	if out, err := f1.cli("cluster", "backend", "remove", b2.addr["cluster"]); err != nil {
 		t.Fatalf("backend remove: %v\n%s", err, out)
