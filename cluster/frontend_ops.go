@@ -42,6 +42,11 @@ func (a *Agent) AttachFrontend(ctx context.Context, req AttachRequest, progress 
 	for _, s := range rep.OK {
 		progress("ok: " + s)
 	}
+	for i := range rep.Problems {
+		// the join's advice, in the attach's words
+		rep.Problems[i].Fix = strings.ReplaceAll(rep.Problems[i].Fix, "--member", "--backend")
+		rep.Problems[i].Fix = strings.ReplaceAll(rep.Problems[i].Fix, "a member's cluster SSH", "a backend's cluster SSH")
+	}
 	rep.Problems = append(rep.Problems, req.Local...)
 	if len(rep.Problems) > 0 {
 		if c != nil && c.client != nil {
