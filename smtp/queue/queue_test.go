@@ -165,3 +165,45 @@ func TestConcurrentPutsShareFsyncs(t *testing.T) {
 		t.Fatalf("len %d", q.Len())
 	}
 }
+
+// TestDeliveredTextLeavesTheDisk: once the queue holds no message, within
+// about retireEvery its files hold nothing of what was delivered (a new,
+// empty head segment; the old ones deleted), and the queue keeps working
+// and replays empty.
+func TestDeliveredTextLeavesTheDisk(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	q := open(t, dir, 0)
+	defer func() { q.Close() }()
+	secret := []byte("Subject: salaries\r\n\r\nthe secret figures\r\n")
+	id := put(t, q, 1, secret)
+	held := func() bool {
+		files, _ := os.ReadDir(dir)
+		for _, f := range files {
+			b, _ := os.ReadFile(filepath.Join(dir, f.Name()))
+			if bytes.Contains(b, []byte("the secret figures")) {
+				return true
+			}
+		}
+		return false
+	}
+	if !held() {
+		t.Fatal("the queued message is not on disk")
+	}
+	if err := q.Update(ctx, id, RecipientUpdate{0, Recipient{Addr: "r0@example.com", Status: Delivered}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * retireEvery)
+	for held() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the delivered message's text is still in the queue's files %s after delivery", 3*retireEvery)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	id2 := put(t, q, 1, []byte("Subject: next\r\n\r\nstill works\r\n"))
+	q.Close()
+	q = open(t, dir, 0)
+	if _, ok := q.Get(id2); !ok || q.Len() != 1 {
+		t.Fatalf("after retirement and replay: %d messages", q.Len())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // segment is one append-only log file.
@@ -57,11 +58,16 @@ func (q *Queue) run() {
 	defer q.wg.Done()
 	buf := make([]byte, 0, 1<<20)
 	var batch []*request
+	tick := time.NewTicker(retireEvery)
+	defer tick.Stop()
 	for {
 		batch = batch[:0]
 		select {
 		case r := <-q.reqs:
 			batch = append(batch, r)
+		case <-tick.C:
+			q.retireIfEmpty()
+			continue
 		case <-q.done:
 			return
 		}
@@ -211,6 +217,24 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// retireEvery is how often the writer looks whether the queue emptied: a
+// queue without a message then starts a new, empty head segment and
+// deletes the old ones, so the text of delivered messages does not stay in
+// a file (on a frontend in a DMZ above all) longer than about this.
+const retireEvery = time.Second
+
+// retireIfEmpty starts a new head segment and deletes the old ones when no
+// live message is left and the head holds records (writer goroutine).
+func (q *Queue) retireIfEmpty() {
+	q.mu.RLock()
+	empty := len(q.index) == 0
+	q.mu.RUnlock()
+	if !empty || q.failed != nil || q.segs[len(q.segs)-1].size == 0 {
+		return
+	}
+	q.rotate()
 }
 
 // maxSegments is the number of segments beyond which the oldest one is
