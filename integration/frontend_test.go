@@ -350,6 +350,20 @@ func TestFrontends(t *testing.T) {
 		}
 	}
 
+	// the text of delivered mail leaves f1's queue files within seconds
+	eventually(t, 5*time.Second, "the delivered mail's text gone from f1's queue", func() string {
+		held := ""
+		filepath.WalkDir(filepath.Join(f1.data, "queue"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if b, _ := os.ReadFile(p); strings.Contains(string(b), "signed and sealed in the DMZ") {
+					held = p
+				}
+			}
+			return nil
+		})
+		return held
+	})
+
 	// nothing of the directory on a frontend's disk, after lookups and
 	// mail: only the machine-local files, no temporary files
 	for i, fe := range []*appliance{f1, f2} {
