@@ -273,7 +273,7 @@ func (a *Agent) check(ctx context.Context, req JoinRequest) (CheckReport, *check
 		bad(fmt.Sprintf("host key mismatch at %s: %v", member, de.Err),
 			fmt.Sprintf("this clusterid.txt was made on %s: give --member %s, or make a clusterid.txt on %s with `postern cluster prepare`", id.Member, id.Member, member))
 		return rep, c
-	case errors.As(err, &de) && de.Kind == "refused" && !c.self.IsValid():
+	case errors.As(err, &de) && de.Kind == "refused" && keyOK && !c.self.IsValid():
 		// dialled from the machine's default address: what the member
 		// says of that address (Protect cluster identifier) is no advice
 		bad(fmt.Sprintf("member %s refused this device's connection, made from the machine's default address because --self is not usable", member),
