@@ -104,9 +104,6 @@ func (a *Appliance) effectivePolicy(ctx context.Context, name string) (secure.Po
 // appliance (a usage error there, 400 from the API): a value outside a
 // setting's values, global settings on a level, --domain with --user.
 func (req PolicySet) check() error {
-	if req.Domain != "" && req.User != "" {
-		return errors.New("give --domain or --user, not both")
-	}
 	check := secure.Layer{}
 	if v := req.Encrypt; v != "" && v != "inherit" {
 		check.Encrypt = secure.Encrypt(v)
