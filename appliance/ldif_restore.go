@@ -13,6 +13,7 @@ import (
 
 	"postern/ldapstore"
 	"postern/ldapstore/dn"
+	"postern/ldapstore/ldif"
 )
 
 // RestorePlan is what `postern ldif restore` does, or did: the directory
@@ -59,7 +60,7 @@ func (a *Appliance) Restore(ctx context.Context, r io.Reader, apply bool, progre
 		p.Members = len(st.Members)
 	}
 	kept := map[uuid.UUID]bool{}
-	lr := ldifReader(r)
+	lr := ldif.NewReader(r)
 	for {
 		e, err := lr.Next()
 		if err == io.EOF {

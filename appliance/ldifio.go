@@ -114,7 +114,7 @@ const importChunk = 1000
 // It stops at the first bad record and says which; entries before it stay
 // imported. progress is called after every chunk.
 func (a *Appliance) Import(ctx context.Context, r io.Reader, progress func(ImportProgress)) (ImportProgress, error) {
-	lr := ldifReader(r)
+	lr := ldif.NewReader(r)
 	by := a.cfg.AdminDN()
 	var p ImportProgress
 	start := time.Now()
