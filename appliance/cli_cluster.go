@@ -64,7 +64,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := parseNone(fs, args[1:]); err != nil {
 			return err
 		}
-		id, err := os.ReadFile(*idFile)
+		id, err := readBounded(*idFile, "cluster identifier", maxClusterID)
 		if err != nil {
 			return err
 		}
@@ -149,7 +149,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 			if err := parseNone(fs, args[2:]); err != nil {
 				return err
 			}
-			id, err := os.ReadFile(*idFile)
+			id, err := readBounded(*idFile, "cluster identifier", maxClusterID)
 			if err != nil {
 				return err
 			}
@@ -208,7 +208,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		var req cluster.RekeyRequest
 		if *idFile != "" {
-			id, err := os.ReadFile(*idFile)
+			id, err := readBounded(*idFile, "cluster identifier", maxClusterID)
 			if err != nil {
 				return err
 			}
@@ -336,18 +336,6 @@ func streamProgress(ctx context.Context, c *client, path string, req any, stdout
 		return err
 	}
 	return errors.New("join ended without a result (appliance stopped?)")
-}
-
-func readPassword(file string) (string, error) {
-	if file == "" {
-		return "", usagef("--password-file is required")
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", err
-	}
-	pw, _, _ := strings.Cut(string(b), "\n")
-	return strings.TrimRight(pw, "\r"), nil
 }
 
 func splitList(s string) []string {
