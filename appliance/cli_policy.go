@@ -45,6 +45,11 @@ func cmdDomain(ctx context.Context, args []string, stdout io.Writer) error {
 		if d.DeliverTo == "" {
 			return usagef("--deliver-to HOST:PORT is required")
 		}
+		switch d.TLS {
+		case "none", "may", "encrypt":
+		default:
+			return usagef("invalid TLS policy %q: want none, may or encrypt", d.TLS)
+		}
 		d.Name = name
 		var got Domain
 		if err := c.call(ctx, "POST", "/v1/domains", d, &got); err != nil {
