@@ -55,7 +55,7 @@ func TestCLIInProcess(t *testing.T) {
 		{"domain add flags first", "", []string{"domain", "add", "--deliver-to", "mx.example.net:25", "b.example"}, 2, "want the domain name first"},
 		{"domain add no target", "", []string{"domain", "add", "c.example"}, 2, "--deliver-to HOST:PORT is required"},
 		{"domain bad port", "", []string{"domain", "add", "c.example", "--deliver-to", "mx:0"}, 1, "port must be 1-65535"},
-		{"domain bad tls", "", []string{"domain", "add", "c.example", "--deliver-to", "mx:25", "--tls", "always"}, 1, "invalid TLS policy"},
+		{"domain bad tls", "", []string{"domain", "add", "c.example", "--deliver-to", "mx:25", "--tls", "always"}, 2, "invalid TLS policy"},
 		{"domain bad name", "", []string{"domain", "add", "localhost", "--deliver-to", "mx:25"}, 1, "invalid domain name"},
 		{"domain list", "", []string{"domain", "list"}, 0, "example.com  127.0.0.1:2526  encrypt"},
 		{"domain remove missing", "", []string{"domain", "remove", "nope.example"}, 1, `no managed domain "nope.example"`},

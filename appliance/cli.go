@@ -27,6 +27,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return 2
 	}
 	cmd, rest := args[1], args[2:]
+	if groupHelp(cmd, rest, stdout) {
+		return 0
+	}
 	if sub := subcommands[cmd]; len(rest) > 0 && sub != nil && !strings.HasPrefix(rest[0], "-") && !slices.Contains(sub, rest[0]) {
 		fmt.Fprintf(stderr, "postern %s: %s\n", cmd, unknown("subcommand of postern "+cmd, rest[0], sub).Error())
 		return 2
@@ -273,7 +276,7 @@ func cmdSystem(ctx context.Context, args []string, stdout io.Writer) error {
 	default:
 		return usagef("unknown subcommand %q (want show or set)", args[0])
 	}
-	if err := parseAll(fs, args[1:]); err != nil {
+	if err := parseNone(fs, args[1:]); err != nil {
 		return err
 	}
 	c := newClient(*data)
@@ -310,6 +313,9 @@ func cmdLDIF(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	c := newClient(*data)
 	switch args[0] {
 	case "export":
+		if fs.NArg() > 0 {
+			return usagef("unexpected argument %q (export writes to standard output: postern ldif export > FILE)", fs.Arg(0))
+		}
 		path := "/v1/ldif/export"
 		if *privateKeys {
 			path += "?private_keys=true"

@@ -33,7 +33,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		allow := fs.String("allow", "", "IPs that may use the identifier (the joiners'), comma-separated")
 		valid := fs.Duration("valid", cluster.DefaultValid, "how long the identifier admits joins")
 		once := fs.Bool("once", false, "the identifier admits one join or attach only")
-		if err := parseAll(fs, args[1:]); err != nil {
+		if err := parseNone(fs, args[1:]); err != nil {
 			return err
 		}
 		if *valid <= 0 {
@@ -61,10 +61,10 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		pwFile := fs.String("password-file", "", "file holding the cluster password (first line)")
 		member := fs.String("member", "", "cluster address IP:PORT of a member (default: the identifier's)")
 		self := fs.String("self", "", "this device's cluster address IP:PORT")
-		if err := parseAll(fs, args[1:]); err != nil {
+		if err := parseNone(fs, args[1:]); err != nil {
 			return err
 		}
-		id, err := os.ReadFile(*idFile)
+		id, err := readBounded(*idFile, "cluster identifier", maxClusterID)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return streamJoin(ctx, c(), req, stdout)
 	case "status":
-		if err := parseAll(fs, args[1:]); err != nil {
+		if err := parseNone(fs, args[1:]); err != nil {
 			return err
 		}
 		var st cluster.Status
@@ -105,7 +105,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		printClusterStatus(stdout, &st)
 		return nil
 	case "leave":
-		if err := parseAll(fs, args[1:]); err != nil {
+		if err := parseNone(fs, args[1:]); err != nil {
 			return err
 		}
 		var res cluster.LeaveResult
@@ -145,10 +145,11 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 			pwFile := fs.String("password-file", "", "file holding the cluster password (first line)")
 			backend := fs.String("backend", "", "cluster address IP:PORT of the backend to attach to")
 			self := fs.String("self", "", "this device's cluster address IP:PORT")
-			if err := parseAll(fs, args[2:]); err != nil {
+			discard := fs.Bool("discard-local", false, "attach although this appliance's directory holds entries of its own (they are deleted: a frontend keeps no directory)")
+			if err := parseNone(fs, args[2:]); err != nil {
 				return err
 			}
-			id, err := os.ReadFile(*idFile)
+			id, err := readBounded(*idFile, "cluster identifier", maxClusterID)
 			if err != nil {
 				return err
 			}
@@ -156,9 +157,9 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 			if err != nil {
 				return err
 			}
-			return streamProgress(ctx, c(), "/v1/cluster/frontend/attach", cluster.JoinRequest{ID: id, Password: pw, Member: *backend, Self: *self}, stdout)
+			return streamProgress(ctx, c(), "/v1/cluster/frontend/attach", AttachRequest{JoinRequest: cluster.JoinRequest{ID: id, Password: pw, Member: *backend, Self: *self}, DiscardLocal: *discard}, stdout)
 		case "detach":
-			if err := parseAll(fs, args[2:]); err != nil {
+			if err := parseNone(fs, args[2:]); err != nil {
 				return err
 			}
 			var ans map[string]string
@@ -189,7 +190,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "backend %s %s\n", fs.Arg(0), map[string]string{"add": "added: lookups fail over to it", "remove": "removed from this frontend's list"}[args[1]])
 		return nil
 	case "password":
-		if err := parseAll(fs, args[1:]); err != nil {
+		if err := parseNone(fs, args[1:]); err != nil {
 			return err
 		}
 		var ans map[string]int
@@ -202,12 +203,12 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		idFile := fs.String("id", "", "a new cluster identifier from a member (when this device's old key is lost)")
 		pwFile := fs.String("password-file", "", "file holding the cluster password (with --id)")
 		member := fs.String("member", "", "cluster address IP:PORT of a member (default: the identifier's)")
-		if err := parseAll(fs, args[1:]); err != nil {
+		if err := parseNone(fs, args[1:]); err != nil {
 			return err
 		}
 		var req cluster.RekeyRequest
 		if *idFile != "" {
-			id, err := os.ReadFile(*idFile)
+			id, err := readBounded(*idFile, "cluster identifier", maxClusterID)
 			if err != nil {
 				return err
 			}
@@ -225,7 +226,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	case "readdress":
 		self := fs.String("self", "", "this member's new cluster address IP:PORT")
-		if err := parseAll(fs, args[1:]); err != nil {
+		if err := parseNone(fs, args[1:]); err != nil {
 			return err
 		}
 		if *self == "" {
@@ -238,7 +239,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	case "compare":
 		attrs := fs.Bool("attrs", false, "compare every attribute too, not only DN and entryCSN")
-		if err := parseAll(fs, args[1:]); err != nil {
+		if err := parseNone(fs, args[1:]); err != nil {
 			return err
 		}
 		return cmdCompare(ctx, c(), *attrs, *asJSON, stdout)
@@ -247,7 +248,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 		add := fs.String("add", "", "IPs to add to the allowed list")
 		off := fs.Bool("off", false, "allow the cluster identifier from every IP (not recommended)")
 		on := fs.Bool("on", false, "limit the cluster identifier to the members and the allowed IPs (default)")
-		if err := parseAll(fs, args[1:]); err != nil {
+		if err := parseNone(fs, args[1:]); err != nil {
 			return err
 		}
 		var p cluster.Protection
@@ -273,7 +274,7 @@ func cmdCluster(ctx context.Context, args []string, stdout io.Writer) error {
 	case "inject":
 		backends := fs.String("backends", "", "backend Device IDs this device may inject mail on")
 		frontends := fs.String("frontends", "", "frontend Device IDs this device may inject mail on")
-		if err := parseAll(fs, args[1:]); err != nil {
+		if err := parseNone(fs, args[1:]); err != nil {
 			return err
 		}
 		var ans struct {
@@ -309,7 +310,7 @@ func streamJoin(ctx context.Context, c *client, req cluster.JoinRequest, stdout 
 }
 
 // streamProgress posts req and prints the progress lines it streams.
-func streamProgress(ctx context.Context, c *client, path string, req cluster.JoinRequest, stdout io.Writer) error {
+func streamProgress(ctx context.Context, c *client, path string, req any, stdout io.Writer) error {
 	b, _ := json.Marshal(req)
 	resp, err := c.do(ctx, "POST", path, strings.NewReader(string(b)), "application/json")
 	if err != nil {
@@ -335,18 +336,6 @@ func streamProgress(ctx context.Context, c *client, path string, req cluster.Joi
 		return err
 	}
 	return errors.New("join ended without a result (appliance stopped?)")
-}
-
-func readPassword(file string) (string, error) {
-	if file == "" {
-		return "", usagef("--password-file is required")
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", err
-	}
-	pw, _, _ := strings.Cut(string(b), "\n")
-	return strings.TrimRight(pw, "\r"), nil
 }
 
 func splitList(s string) []string {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -30,6 +31,42 @@ var (
 		"policy":  {"set", "show"},
 	}
 )
+
+// groups are the commands whose words are followed by a subcommand, not
+// options (`postern cluster frontend attach …`).
+var groups = []string{"system", "ldif", "domain", "relay", "queue", "cluster", "admin", "keys", "ca", "policy", "cluster frontend", "cluster backend", "admin token"}
+
+// groupHelp prints the usage lines of a command group when it is asked for
+// help in place of a subcommand (`postern cluster --help`, `postern cluster
+// frontend --help`) and reports whether it did; a subcommand's own --help
+// is its FlagSet's.
+func groupHelp(cmd string, rest []string, w io.Writer) bool {
+	path := []string{cmd}
+	for _, word := range rest {
+		switch word {
+		case "-h", "-help", "--help", "help":
+			name := strings.Join(path, " ")
+			if !slices.Contains(groups, name) {
+				return false
+			}
+			var b strings.Builder
+			usage(&b)
+			fmt.Fprintf(w, "usage of postern %s:\n", name)
+			for _, l := range strings.Split(b.String(), "\n") {
+				if t := strings.TrimSpace(l); strings.HasPrefix(t, name+" ") {
+					fmt.Fprintf(w, "  postern %s\n", t)
+				}
+			}
+			fmt.Fprintf(w, "run `postern %s SUBCOMMAND --help` for a subcommand's options\n", name)
+			return true
+		}
+		if strings.HasPrefix(word, "-") {
+			return false
+		}
+		path = append(path, word)
+	}
+	return false
+}
 
 // helpRequest is returned when a command was asked for --help: Main prints
 // the FlagSet's options and exits 0.

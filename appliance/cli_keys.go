@@ -76,7 +76,11 @@ func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {
 		if kind == "" {
 			return usagef("give --smime, --pgp or --dkim")
 		}
-		if err := c.call(ctx, "POST", "/v1/keys/generate", KeyGenerate{Owner: owner, Kind: kind, Algo: algo, SelfSigned: selfSigned, Selector: selector}, &keys); err != nil {
+		req := KeyGenerate{Owner: owner, Kind: kind, Algo: algo, SelfSigned: selfSigned, Selector: selector}
+		if err := req.check(); err != nil {
+			return usagef("%v", err)
+		}
+		if err := c.call(ctx, "POST", "/v1/keys/generate", req, &keys); err != nil {
 			return err
 		}
 	case "import":
@@ -84,7 +88,15 @@ func cmdKeys(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		b, err := os.ReadFile(file)
+		if ownerFlag != "" {
+			if ca {
+				return usagef("--ca makes trust anchors, which belong to no address: leave out --owner")
+			}
+			if err := checkOwnerName(ownerFlag); err != nil {
+				return usagef("--owner: %v", err)
+			}
+		}
+		b, err := readBounded(file, "certificate or key file", maxKeyFile)
 		if err != nil {
 			return err
 		}
@@ -186,6 +198,9 @@ func cmdCA(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
+	if err := req.check(); err != nil {
+		return usagef("%v", err)
+	}
 	var keys []KeyInfo
 	if err := newClient(*data).call(ctx, "POST", "/v1/ca/init", req, &keys); err != nil {
 		return err
@@ -227,10 +242,16 @@ func cmdPolicy(ctx context.Context, args []string, stdout io.Writer) error {
 		if req.Encrypt == "" && req.Sign == "" && req.Method == "" && req.Trigger == "" && req.NoKey == "" {
 			return usagef("nothing to set")
 		}
+		if err := req.check(); err != nil {
+			return usagef("%v", err)
+		}
 		if err := c.call(ctx, "POST", "/v1/secure/policy", req, &rep); err != nil {
 			return err
 		}
 	} else {
+		if err := checkPolicyLevel(req.Domain, req.User); err != nil {
+			return usagef("%v", err)
+		}
 		q := url.Values{}
 		if req.Domain != "" {
 			q.Set("domain", req.Domain)

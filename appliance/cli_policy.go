@@ -45,6 +45,11 @@ func cmdDomain(ctx context.Context, args []string, stdout io.Writer) error {
 		if d.DeliverTo == "" {
 			return usagef("--deliver-to HOST:PORT is required")
 		}
+		switch d.TLS {
+		case "none", "may", "encrypt":
+		default:
+			return usagef("invalid TLS policy %q: want none, may or encrypt", d.TLS)
+		}
 		d.Name = name
 		var got Domain
 		if err := c.call(ctx, "POST", "/v1/domains", d, &got); err != nil {
@@ -137,6 +142,18 @@ func cmdRelay(ctx context.Context, args []string, stdout io.Writer) error {
 
 // parseAll parses flags that may stand before, between or after the
 // positional arguments, which stay in fs.Args().
+// parseNone is parseAll for a command that takes no positional argument:
+// one given is a usage error (exit 2), never silently ignored.
+func parseNone(fs *flag.FlagSet, args []string) error {
+	if err := parseAll(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
 func parseAll(fs *flag.FlagSet, args []string) error {
 	var pos []string
 	for {

@@ -11,6 +11,7 @@ import (
 
 	"postern/cluster"
 	"postern/firmware"
+	"postern/ldapstore"
 	"postern/ldapstore/csn"
 	"postern/replication"
 )
@@ -138,6 +139,20 @@ func (a *Appliance) clusterRoutes(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("POST /v1/cluster/join", a.handleJoin)
 	mux.HandleFunc("POST /v1/cluster/frontend/attach", a.handleAttach)
+	// a frontend's own commands, asked of an appliance that is none
+	notFrontend := a.jsonHandler(func(r *http.Request) (any, error) {
+		what := "standalone"
+		a.clusterMu.Lock()
+		c := a.cluster
+		a.clusterMu.Unlock()
+		if c != nil && c.Member() {
+			what = "a cluster member (backend)"
+		}
+		return nil, &apiError{http.StatusConflict, "this appliance is not a cluster frontend (it is " + what + "): backend add, backend remove and frontend detach are a frontend's commands; make it one with postern cluster frontend attach"}
+	})
+	mux.HandleFunc("POST /v1/cluster/backend/add", notFrontend)
+	mux.HandleFunc("POST /v1/cluster/backend/remove", notFrontend)
+	mux.HandleFunc("POST /v1/cluster/frontend/detach", notFrontend)
 	mux.HandleFunc("POST /v1/cluster/compare", a.handleCompare)
 	mux.HandleFunc("POST /v1/cluster/password", h(func(r *http.Request, c *cluster.Agent) (any, error) {
 		n, err := c.RetireIdentifiers(r.Context())
@@ -215,10 +230,19 @@ type JoinProgress struct {
 // the appliance is made anew as a frontend (its directory closed and
 // removed) in the same process.
 func (a *Appliance) handleAttach(w http.ResponseWriter, r *http.Request) {
-	var req cluster.JoinRequest
+	var req AttachRequest
 	if err := decodeJSON(r, &req); err != nil {
 		writeError(w, err)
 		return
+	}
+	areq := cluster.AttachRequest{JoinRequest: req.JoinRequest}
+	if !req.DiscardLocal {
+		if p, err := a.localDirectoryProblem(r.Context()); err != nil {
+			writeError(w, err)
+			return
+		} else if p != nil {
+			areq.Local = append(areq.Local, *p)
+		}
 	}
 	a.clusterMu.Lock()
 	c := a.cluster
@@ -235,13 +259,53 @@ func (a *Appliance) handleAttach(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
-	if err := c.AttachFrontend(r.Context(), req, func(line string) { send(JoinProgress{Line: line}) }); err != nil {
+	if err := c.AttachFrontend(r.Context(), areq, func(line string) { send(JoinProgress{Line: line}) }); err != nil {
 		send(JoinProgress{Error: err.Error()})
 		return
 	}
 	send(JoinProgress{Line: "restarting as a frontend"})
 	send(JoinProgress{Done: true})
 	a.requestRestart()
+}
+
+// AttachRequest is `postern cluster frontend attach` on the control API: a
+// join's inputs, and DiscardLocal to attach although this appliance's own
+// directory holds entries (a frontend keeps none: they are deleted).
+type AttachRequest struct {
+	cluster.JoinRequest
+	DiscardLocal bool `json:"discard_local,omitempty"`
+}
+
+// localDirectoryProblem names the entries of this appliance's directory
+// beyond the default tree (suffix, its base OUs, ou=cluster's records),
+// which an attach would delete with the directory; nil when there are
+// none.
+func (a *Appliance) localDirectoryProblem(ctx context.Context) (*cluster.Problem, error) {
+	base := map[string]bool{strings.ToLower(a.cfg.Suffix): true}
+	for _, ou := range baseOUs {
+		base[strings.ToLower("ou="+ou+","+a.cfg.Suffix)] = true
+	}
+	clusterOU := strings.ToLower(",ou=cluster," + a.cfg.Suffix)
+	var mine []string
+	n := 0
+	err := a.store.Search(ctx, &ldapstore.SearchRequest{BaseDN: a.cfg.Suffix, Scope: ldapstore.ScopeSub}, func(e *ldapstore.Entry) error {
+		dn := strings.ToLower(e.DN)
+		if base[dn] || strings.HasSuffix(dn, clusterOU) || ldapstore.IsGlue(e) {
+			return nil
+		}
+		n++
+		if len(mine) < 3 {
+			mine = append(mine, e.DN)
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	return &cluster.Problem{
+		What: fmt.Sprintf("this appliance's directory holds %d entries of its own (%s%s): a frontend keeps no directory, so they would be deleted", n, strings.Join(mine, "; "), map[bool]string{true: "; …", false: ""}[n > len(mine)]),
+		Fix:  "save them first (postern ldif export > mine.ldif) and import them on a backend, or attach with --discard-local",
+	}, nil
 }
 
 // handleJoin streams the join's progress as JSON lines, then the result.

@@ -88,9 +88,19 @@ func (a *Appliance) routes(mux *http.ServeMux) {
 }
 
 func decodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	return decodeJSONLimit(r, v, 1<<20)
+}
+
+// decodeJSONLimit is decodeJSON for a body of at most limit bytes (a
+// request that carries a file).
+func decodeJSONLimit(r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", limit)}
+		}
 		return badRequest("bad request: %v", err)
 	}
 	return nil

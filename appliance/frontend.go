@@ -104,14 +104,26 @@ func (a *Appliance) newFrontendMode() error {
 	return nil
 }
 
-// frontendRefusal is the message of a write sent to a frontend.
+// frontendRefusal is the message of a write sent to a frontend's LDAP
+// listener: where to write instead (each backend's LDAP address once
+// known, else its cluster address).
 func (a *Appliance) frontendRefusal() string {
-	st := a.fe.Status(context.Background(), func(context.Context, net.Conn) (int, error) { return 0, nil })
+	return "this appliance is a cluster frontend without a local directory: write on a backend:" + a.backendList(true)
+}
+
+// backendList names this frontend's backends: " PST-… (LDAP ldap://IP:PORT)"
+// for each, or its cluster address when its LDAP address is not known yet.
+func (a *Appliance) backendList(ldap bool) string {
 	where := ""
-	for _, b := range st.Backends {
-		where += fmt.Sprintf(" %s (%s:%s)", b.DeviceID, b.IP, b.Port)
+	for _, b := range a.fe.Backends() {
+		switch {
+		case ldap && b.LDAP != "":
+			where += fmt.Sprintf(" %s (ldap://%s)", b.DeviceID, b.LDAP)
+		default:
+			where += fmt.Sprintf(" %s (cluster address %s)", b.DeviceID, b.Cluster)
+		}
 	}
-	return "this appliance is a cluster frontend without a local directory: write on a backend:" + where
+	return where
 }
 
 // startFrontend starts a frontend's listeners (Start).
@@ -235,7 +247,10 @@ func (a *Appliance) frontendRoutes(mux *http.ServeMux) {
 		a.requestRestart() // standalone, with a fresh default directory
 		return map[string]string{"told": told}, nil
 	}))
+	mux.HandleFunc("POST /v1/cluster/frontend/attach", a.jsonHandler(func(r *http.Request) (any, error) {
+		return nil, &apiError{http.StatusConflict, "this appliance is already a cluster frontend, of" + a.backendList(false) + ": detach it first (postern cluster frontend detach)"}
+	}))
 	mux.HandleFunc("/v1/", a.jsonHandler(func(r *http.Request) (any, error) {
-		return nil, &apiError{http.StatusConflict, a.frontendRefusal() + " (this command needs a directory)"}
+		return nil, &apiError{http.StatusConflict, "this appliance is a cluster frontend and keeps no directory: this command needs one; run it on a backend:" + a.backendList(false)}
 	}))
 }

@@ -285,9 +285,20 @@ func (d *frontendDirectory) generation() (uint64, bool) {
 // view runs fn on the cache when it may answer: a refresh has completed
 // and the session is up, or ended less than the grace ago (a failover).
 func (d *frontendDirectory) view(kind string, fn func(x *dirIndex)) error {
+	_, err := d.viewUp(kind, fn)
+	return err
+}
+
+// viewUp is view that also says whether the session is up: while it is
+// not (the grace of a failover), an answer that would refuse mail is not
+// given from the cache (the callers turn it into ErrDirectoryUnavailable,
+// 451 4.4.3): only answers that accept are, so that nothing is refused
+// for good on what was known a moment ago.
+func (d *frontendDirectory) viewUp(kind string, fn func(x *dirIndex)) (bool, error) {
 	start := time.Now()
 	d.mu.RLock()
-	ok := d.ready && (d.up || time.Since(d.lostAt) < d.grace)
+	up := d.up
+	ok := d.ready && (up || time.Since(d.lostAt) < d.grace)
 	if ok {
 		fn(d.idx)
 	}
@@ -295,21 +306,24 @@ func (d *frontendDirectory) view(kind string, fn func(x *dirIndex)) error {
 	d.lookups.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	if !ok {
 		d.outcomes.WithLabelValues("miss").Inc()
-		return smtp.ErrDirectoryUnavailable
+		return false, smtp.ErrDirectoryUnavailable
 	}
 	d.outcomes.WithLabelValues("hit").Inc()
-	return nil
+	return up, nil
 }
 
 func (d *frontendDirectory) Domain(ctx context.Context, name string) (smtp.Domain, bool, error) {
 	name = strings.ToLower(name)
 	var dom smtp.Domain
 	found := false
-	err := d.view("domain", func(x *dirIndex) {
+	up, err := d.viewUp("domain", func(x *dirIndex) {
 		if it, ok := x.domains[name]; ok {
 			dom, found = smtp.Domain{Name: name, DeliverTo: it.deliver, TLS: smtp.TLSPolicy(it.tls)}, true
 		}
 	})
+	if err == nil && !found && !up {
+		err = smtp.ErrDirectoryUnavailable
+	}
 	return dom, found, err
 }
 
@@ -321,13 +335,16 @@ func (d *frontendDirectory) HasUsers(ctx context.Context, domain string) (bool, 
 
 func (d *frontendDirectory) UserExists(ctx context.Context, address string) (bool, error) {
 	found := false
-	err := d.view("user", func(x *dirIndex) { found = x.users[strings.ToLower(address)] > 0 })
+	up, err := d.viewUp("user", func(x *dirIndex) { found = x.users[strings.ToLower(address)] > 0 })
+	if err == nil && !found && !up {
+		err = smtp.ErrDirectoryUnavailable
+	}
 	return found, err
 }
 
 func (d *frontendDirectory) Relay(ctx context.Context) (smtp.RelayPolicy, error) {
 	var p smtp.RelayPolicy
-	err := d.view("relay", func(x *dirIndex) {
+	up, err := d.viewUp("relay", func(x *dirIndex) {
 		for _, it := range x.relay {
 			p.Smarthost = it.smart
 			for _, n := range it.networks {
@@ -337,6 +354,7 @@ func (d *frontendDirectory) Relay(ctx context.Context) (smtp.RelayPolicy, error)
 			}
 		}
 	})
+	p.Stale = !up
 	return p, err
 }
 

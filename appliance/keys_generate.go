@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"postern/ldapstore"
 	"postern/smtp/secure"
@@ -38,8 +40,36 @@ type KeyGenerate struct {
 	Selector   string `json:"selector,omitempty"`    // DKIM; default "postern"
 }
 
+// check reports a request `postern keys generate` refuses before it asks
+// the appliance (a usage error there, 400 from the API): the owner's
+// syntax, the kind, an algorithm the kind has, the DKIM selector.
+func (req KeyGenerate) check() error {
+	if err := checkOwnerName(req.Owner); err != nil {
+		return err
+	}
+	algos := map[string][]string{
+		secure.KindSMIME: {secure.AlgoRSA3072, secure.AlgoECDSA},
+		secure.KindPGP:   {secure.AlgoRSA3072, secure.AlgoEd25519},
+		secure.KindDKIM:  {secure.AlgoRSA3072, "rsa", secure.AlgoEd25519},
+	}
+	want, ok := algos[req.Kind]
+	if !ok {
+		return fmt.Errorf("unknown key kind %q: want smime, pgp or dkim", req.Kind)
+	}
+	if req.Algo != "" && !slices.Contains(want, req.Algo) {
+		return fmt.Errorf("--algo %q: %s keys are %s", req.Algo, req.Kind, strings.Join(want, " or "))
+	}
+	if req.Kind == secure.KindDKIM && req.Selector != "" && (!validHostname(req.Selector) || strings.Contains(req.Selector, ".")) {
+		return fmt.Errorf("--selector %q: want one DNS label (letters, digits, hyphens)", req.Selector)
+	}
+	return nil
+}
+
 // GenerateKey makes a key for an internal address or managed domain.
 func (a *Appliance) GenerateKey(ctx context.Context, req KeyGenerate) ([]KeyInfo, error) {
+	if err := req.check(); err != nil {
+		return nil, badRequest("%v", err)
+	}
 	o, err := a.findOwner(ctx, req.Owner)
 	if err != nil {
 		return nil, err
@@ -164,8 +194,25 @@ type CAInit struct {
 	Algo string `json:"algo,omitempty"` // ecdsa (default) or rsa3072
 }
 
+// check reports a request `postern ca init` refuses before it asks the
+// appliance: an algorithm a CA has, a name a certificate carries.
+func (req CAInit) check() error {
+	switch req.Algo {
+	case "", secure.AlgoECDSA, secure.AlgoRSA3072:
+	default:
+		return fmt.Errorf("--algo %q: the CA's key is ecdsa or rsa3072", req.Algo)
+	}
+	if len(req.Name) > 64 || strings.ContainsFunc(req.Name, unicode.IsControl) {
+		return fmt.Errorf("--name %q: want at most 64 characters, no control characters (RFC 5280 ub-common-name)", req.Name)
+	}
+	return nil
+}
+
 // InitCA makes the internal CA that issues S/MIME certificates, once.
 func (a *Appliance) InitCA(ctx context.Context, req CAInit) ([]KeyInfo, error) {
+	if err := req.check(); err != nil {
+		return nil, badRequest("%v", err)
+	}
 	if _, err := a.internalCA(ctx); err == nil {
 		return nil, &apiError{409, "the internal CA exists already (postern keys list " + caOwner + ")"}
 	}

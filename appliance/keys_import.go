@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"software.sslmate.com/src/go-pkcs12"
 
@@ -24,10 +26,28 @@ type KeyImport struct {
 	CA       bool   `json:"ca,omitempty"`       // trust the certificates as S/MIME roots
 }
 
+// maxKeyFile bounds a certificate or key file (`keys import`), as the
+// data directory's scan for key material (keymaterial.go) reads files.
+const maxKeyFile = 16 << 20
+
 // ImportKeys stores the certificates and keys of a file: PEM (certificates,
-// PKCS #8/PKCS #1/SEC 1 keys), DER, PKCS #12 or armoured OpenPGP.
+// PKCS #8/PKCS #1/SEC 1 keys), DER, PKCS #12 or armoured OpenPGP. A
+// certificate or key is stored only for an address or domain it names
+// (secure.CertNames, the user IDs of an OpenPGP key); with CA set, the
+// certificates become trust anchors and must be CA certificates.
 func (a *Appliance) ImportKeys(ctx context.Context, req KeyImport) ([]KeyInfo, error) {
 	data := req.Data
+	if len(data) > maxKeyFile {
+		return nil, badRequest("the file has %d bytes, more than the %d MiB a certificate or key file may have", len(data), maxKeyFile>>20)
+	}
+	if req.Owner != "" {
+		if req.CA {
+			return nil, badRequest("--ca makes trust anchors, which belong to no address: leave out --owner")
+		}
+		if err := checkOwnerName(req.Owner); err != nil {
+			return nil, badRequest("--owner: %v", err)
+		}
+	}
 	if bytes.Contains(data, []byte("-----BEGIN PGP")) {
 		return a.importPGP(ctx, req)
 	}
@@ -73,6 +93,14 @@ func (a *Appliance) ImportKeys(ctx context.Context, req KeyImport) ([]KeyInfo, e
 		return nil, badRequest("no certificate in the file")
 	}
 	if req.CA {
+		// Only a CA certificate is an issuer: a partner's certificate
+		// imported without --ca vouches for its own signatures only.
+		for _, c := range certs {
+			if !c.BasicConstraintsValid || !c.IsCA {
+				return nil, badRequest("certificate %s (%s) is not a CA certificate (no basicConstraints CA:TRUE): import it without --ca, for the address it names",
+					secure.Fingerprint(c.Raw), c.Subject)
+			}
+		}
 		o := &owner{name: trustOwner}
 		home, err := a.home(ctx, o)
 		if err != nil {
@@ -95,16 +123,21 @@ func (a *Appliance) ImportKeys(ctx context.Context, req KeyImport) ([]KeyInfo, e
 	}
 	name := req.Owner
 	if name == "" {
-		switch {
-		case len(leaf.EmailAddresses) > 0:
-			name = leaf.EmailAddresses[0]
-		default:
+		if addrs := secure.CertAddresses(leaf); len(addrs) > 0 {
+			name = addrs[0]
+		} else {
 			name = leaf.Subject.CommonName
+		}
+		if err := checkOwnerName(name); err != nil {
+			return nil, badRequest("whose certificate? it names %s: give --owner ADDRESS|DOMAIN that it names (%v)", certNames(leaf), err)
 		}
 	}
 	o, err := a.findOwner(ctx, name)
 	if err != nil {
 		return nil, badRequest("whose certificate? give --owner ADDRESS|DOMAIN (%v)", err)
+	}
+	if !secure.CertNames(leaf, o.name) {
+		return nil, badRequest("the certificate names %s, not %s: a certificate is kept only for an address (or domain) it names", certNames(leaf), o.name)
 	}
 	var pk []byte
 	if key != nil {
@@ -143,30 +176,65 @@ func sameKey(c *x509.Certificate, key any) bool {
 	return ok && pub.Equal(c.PublicKey)
 }
 
+// certNames lists whom a certificate names, for messages.
+func certNames(c *x509.Certificate) string {
+	names := append(secure.CertAddresses(c), c.DNSNames...)
+	if c.Subject.CommonName != "" {
+		names = append(names, "CN="+c.Subject.CommonName)
+	}
+	if len(names) == 0 {
+		return "no address"
+	}
+	return strconv.Quote(strings.Join(names, ", "))
+}
+
 func (a *Appliance) importPGP(ctx context.Context, req KeyImport) ([]KeyInfo, error) {
 	pub, sec, owners, fprs, err := secure.SplitPGP(req.Data, req.Password)
 	if err != nil {
 		return nil, badRequest("%s", strings.TrimPrefix(err.Error(), "secure: "))
 	}
-	var last string
+	// every key is checked before any is stored
+	found := make([]*owner, len(pub))
 	for i := range pub {
+		addrs, err := secure.PGPAddresses(pub[i], time.Now())
+		if err != nil || len(addrs) != 1 {
+			return nil, badRequest("OpenPGP key %s: unreadable user IDs (%v)", fprs[i], err)
+		}
 		name := req.Owner
 		if name == "" {
 			name = owners[i]
+			if name == "" && len(addrs[0]) > 0 {
+				name = addrs[0][0]
+			}
+			if err := checkOwnerName(name); err != nil {
+				return nil, badRequest("whose key %s? its user IDs name %s: give --owner ADDRESS|DOMAIN that they name (%v)", fprs[i], pgpNames(addrs[0]), err)
+			}
 		}
 		o, err := a.findOwner(ctx, name)
 		if err != nil {
 			return nil, badRequest("whose key %s? give --owner ADDRESS|DOMAIN (%v)", fprs[i], err)
 		}
+		if !secure.AddressesName(addrs[0], o.name) {
+			return nil, badRequest("OpenPGP key %s: its user IDs name %s, not %s: a key is kept only for an address (or domain) it names", fprs[i], pgpNames(addrs[0]), o.name)
+		}
 		if sec[i] != nil && !o.managed {
 			return nil, badRequest("%s is not internal: the gateway keeps private keys of internal addresses and domains only", o.name)
 		}
+		found[i] = o
+	}
+	for i, o := range found {
 		if err := a.storePGP(ctx, o, pub[i], sec[i], fprs[i], "imported"); err != nil {
 			return nil, err
 		}
-		last = o.name
 	}
-	return a.ListKeys(ctx, last)
+	return a.ListKeys(ctx, found[len(found)-1].name)
+}
+
+func pgpNames(addrs []string) string {
+	if len(addrs) == 0 {
+		return "no address"
+	}
+	return strconv.Quote(strings.Join(addrs, ", "))
 }
 
 // KeyExport is `postern keys export`.
@@ -181,14 +249,14 @@ type KeyExport struct {
 // armoured OpenPGP, DKIM TXT record), or one private key protected by a
 // password.
 func (a *Appliance) ExportKeys(ctx context.Context, req KeyExport) ([]byte, error) {
-	o, err := a.findOwner(ctx, req.Owner)
+	var o *owner
+	var err error
 	if req.Owner == caOwner || req.Owner == trustOwner {
-		o, err = &owner{name: req.Owner}, nil
+		o = &owner{name: req.Owner}
 		if e, gerr := a.store.Get(ctx, a.keyEntryDN(req.Owner)); gerr == nil {
 			o.entries = []*ldapstore.Entry{e}
 		}
-	}
-	if err != nil {
+	} else if o, err = a.ownerArg(ctx, req.Owner, true); err != nil {
 		return nil, err
 	}
 	k := collectKeys(o)

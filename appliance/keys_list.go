@@ -22,7 +22,7 @@ func (a *Appliance) ListKeys(ctx context.Context, name string) ([]KeyInfo, error
 		}
 		owners = append(owners, o)
 	} else if name != "" {
-		o, err := a.findOwner(ctx, name)
+		o, err := a.ownerArg(ctx, name, true)
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +148,7 @@ func (a *Appliance) DeleteKeys(ctx context.Context, req KeyDelete) (int, error) 
 		if e, err := a.store.Get(ctx, a.keyEntryDN(req.Owner)); err == nil {
 			o.entries = []*ldapstore.Entry{e}
 		}
-	} else if o, err = a.findOwner(ctx, req.Owner); err != nil {
+	} else if o, err = a.ownerArg(ctx, req.Owner, true); err != nil {
 		return 0, err
 	}
 	want := strings.ToUpper(strings.ReplaceAll(req.Fingerprint, " ", ""))
@@ -194,8 +194,12 @@ func (a *Appliance) DeleteKeys(ctx context.Context, req KeyDelete) (int, error) 
 			return n, err
 		}
 	}
-	if n == 0 {
-		return 0, notFound("no key of %s matches %q", o.name, req.Fingerprint)
+	switch {
+	case n > 0:
+	case req.Fingerprint != "":
+		return 0, notFound("%s has no key with the fingerprint %s (postern keys list %s shows its keys)", o.name, req.Fingerprint, o.name)
+	default:
+		return 0, notFound("no key of %s to delete: the gateway holds none", o.name)
 	}
 	a.log.Info("secure: keys deleted", "owner", o.name, "fingerprint", req.Fingerprint, "count", n)
 	return n, nil

@@ -114,6 +114,22 @@ func (a *Appliance) findOwner(ctx context.Context, name string) (*owner, error) 
 	return o, nil
 }
 
+// ownerArg reads the owner an administrator names in `postern keys`: a
+// valid address or domain (checkOwnerName), or, when known is set (list,
+// export, delete), also a name that fails the check but has entries (one
+// stored before the check), so that it can still be seen and removed.
+func (a *Appliance) ownerArg(ctx context.Context, name string, known bool) (*owner, error) {
+	if err := checkOwnerName(name); err != nil {
+		if known {
+			if o, ferr := a.findOwner(ctx, name); ferr == nil && len(o.entries) > 0 {
+				return o, nil
+			}
+		}
+		return nil, badRequest("%v", err)
+	}
+	return a.findOwner(ctx, name)
+}
+
 // home returns the DN new keys of o go to, creating the ou=keys entry
 // (and ou=keys) when o has no user or domain entry.
 func (a *Appliance) home(ctx context.Context, o *owner) (string, error) {

@@ -2,10 +2,11 @@ package appliance
 
 import (
 	"context"
+	"crypto/x509"
+	"fmt"
 	"strings"
 
 	"postern/ldapstore"
-	"postern/ldapstore/filter"
 	"postern/smtp/secure"
 )
 
@@ -95,28 +96,41 @@ func (k *ldapKeys) DKIM(ctx context.Context, domain string) (secure.PrivateKey, 
 	return pks[0], true, nil
 }
 
+// Roots are the CA certificates of the internal CA's entry and of the
+// trust anchors imported with `keys import --ca`, and no other entry's:
+// a cACertificate written on a partner's entry by other means does not
+// make it an issuer.
 func (k *ldapKeys) Roots(ctx context.Context) ([][]byte, error) {
-	f, err := filter.Parse("(cACertificate=*)")
-	if err != nil {
-		return nil, err
-	}
 	var out [][]byte
-	err = k.a.store.Search(ctx, &ldapstore.SearchRequest{BaseDN: k.a.keysOU(), Scope: ldapstore.ScopeOne, Filter: f}, func(e *ldapstore.Entry) error {
+	for _, n := range []string{caOwner, trustOwner} {
+		e, err := k.a.store.Get(ctx, k.a.keyEntryDN(n))
+		if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
 		for _, v := range e.Get(attrCACert) {
 			out = append(out, []byte(v))
 		}
-		return nil
-	})
-	if ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
-		err = nil
 	}
-	return out, err
+	return out, nil
 }
 
+// Collect keeps a partner's certificate from a valid, trusted signature:
+// only one that names the external address it is kept for (a frontend's
+// call is checked as the backend's own).
 func (k *ldapKeys) Collect(ctx context.Context, address string, cert []byte) error {
+	c, err := x509.ParseCertificate(cert)
+	if err != nil {
+		return fmt.Errorf("appliance: collect: %w", err)
+	}
 	o, err := k.a.findOwner(ctx, address)
 	if err != nil {
 		return err
+	}
+	if o.managed || o.domain || !secure.CertNames(c, o.name) {
+		return fmt.Errorf("appliance: collect: certificate %s is not one of an external address it names (%s)", secure.Fingerprint(cert), o.name)
 	}
 	for _, c := range collectKeys(o).certs {
 		if string(c) == string(cert) {

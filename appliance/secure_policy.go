@@ -2,6 +2,8 @@ package appliance
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -98,74 +100,102 @@ func (a *Appliance) effectivePolicy(ctx context.Context, name string) (secure.Po
 	return p, s, nil
 }
 
-// SetPolicy changes the policy of one level.
-func (a *Appliance) SetPolicy(ctx context.Context, req PolicySet) (PolicyReport, error) {
-	if req.Domain != "" && req.User != "" {
-		return PolicyReport{}, badRequest("give --domain or --user, not both")
-	}
-	vals := map[string]string{"encrypt": req.Encrypt, "sign": req.Sign, "method": req.Method, "trigger": req.Trigger, "no_key": req.NoKey}
+// check reports what `postern policy set` refuses before it asks the
+// appliance (a usage error there, 400 from the API): a value outside a
+// setting's values, global settings on a level, --domain with --user.
+func (req PolicySet) check() error {
 	check := secure.Layer{}
-	for k, v := range vals {
-		if v == "" || v == "inherit" {
-			continue
-		}
-		switch k {
-		case "encrypt":
-			check.Encrypt = secure.Encrypt(v)
-		case "sign":
-			check.Sign = secure.Sign(v)
-		case "method":
-			check.Method = secure.Method(v)
-		case "no_key":
-			check.NoKey = secure.NoKey(v)
-		case "trigger":
-			check.Trigger = &v
-		}
+	if v := req.Encrypt; v != "" && v != "inherit" {
+		check.Encrypt = secure.Encrypt(v)
+	}
+	if v := req.Sign; v != "" && v != "inherit" {
+		check.Sign = secure.Sign(v)
+	}
+	if v := req.Method; v != "" && v != "inherit" {
+		check.Method = secure.Method(v)
+	}
+	if v := req.NoKey; v != "" && v != "inherit" {
+		check.NoKey = secure.NoKey(v)
+	}
+	if v := req.Trigger; v != "" && v != "inherit" {
+		check.Trigger = &v
 	}
 	if err := check.Check(); err != nil {
-		return PolicyReport{}, badRequest("%s", strings.TrimPrefix(err.Error(), "secure: "))
+		return errors.New(strings.TrimPrefix(err.Error(), "secure: "))
 	}
 	if (req.Domain != "" || req.User != "") && (req.Trigger != "" || req.NoKey != "") {
-		return PolicyReport{}, badRequest("--trigger and --no-key are global settings")
+		return errors.New("--trigger and --no-key are global settings")
 	}
-	by := a.cfg.AdminDN()
-	var target, level string
+	return checkPolicyLevel(req.Domain, req.User)
+}
+
+// checkPolicyLevel checks the syntax of --domain and --user.
+func checkPolicyLevel(domain, user string) error {
 	switch {
-	case req.Domain != "":
-		d, err := normalizeDomain(req.Domain)
+	case domain != "" && user != "":
+		return errors.New("give --domain or --user, not both")
+	case domain != "" && strings.Contains(domain, "@"):
+		return fmt.Errorf("--domain wants a domain name, got the address %q (use --user)", domain)
+	case domain != "":
+		return checkOwnerName(domain)
+	case user != "" && !strings.Contains(user, "@"):
+		return fmt.Errorf("--user wants an address, got %q (use --domain for a domain)", user)
+	case user != "":
+		return checkOwnerName(user)
+	}
+	return nil
+}
+
+// policyLevel resolves the level of `policy set|show`: a managed domain,
+// an address in one, or global (neither given). Anything else has no
+// policy here, and both commands say so.
+func (a *Appliance) policyLevel(ctx context.Context, domain, user string) (string, *owner, error) {
+	if err := checkPolicyLevel(domain, user); err != nil {
+		return "", nil, badRequest("%v", err)
+	}
+	switch {
+	case domain != "":
+		d, err := normalizeDomain(domain)
 		if err != nil {
-			return PolicyReport{}, err
+			return "", nil, err
 		}
 		if _, err := a.store.Get(ctx, a.domainDN(d)); ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
-			return PolicyReport{}, notFound("no managed domain %q (postern domain add %s ...)", d, d)
+			return "", nil, notFound("no managed domain %q (postern domain add %s ...)", d, d)
 		} else if err != nil {
-			return PolicyReport{}, err
+			return "", nil, err
 		}
 		o, err := a.findOwner(ctx, d)
+		return d, o, err
+	case user != "":
+		o, err := a.findOwner(ctx, user)
 		if err != nil {
-			return PolicyReport{}, err
-		}
-		if target, err = a.home(ctx, o); err != nil {
-			return PolicyReport{}, err
-		}
-		level = d
-	case req.User != "":
-		n, isDomain, err := normalizeOwner(req.User)
-		if err != nil || isDomain {
-			return PolicyReport{}, badRequest("--user wants an address, got %q", req.User)
-		}
-		o, err := a.findOwner(ctx, n)
-		if err != nil {
-			return PolicyReport{}, err
+			return "", nil, err
 		}
 		if !o.managed {
-			return PolicyReport{}, badRequest("%s is not in a managed domain: policy is for internal senders", n)
+			return "", nil, notFound("%s is not in a managed domain: policy is for internal senders", o.name)
 		}
+		return o.name, o, nil
+	}
+	return "", nil, nil
+}
+
+// SetPolicy changes the policy of one level.
+func (a *Appliance) SetPolicy(ctx context.Context, req PolicySet) (PolicyReport, error) {
+	if err := req.check(); err != nil {
+		return PolicyReport{}, badRequest("%v", err)
+	}
+	vals := map[string]string{"encrypt": req.Encrypt, "sign": req.Sign, "method": req.Method, "trigger": req.Trigger, "no_key": req.NoKey}
+	by := a.cfg.AdminDN()
+	level, o, err := a.policyLevel(ctx, req.Domain, req.User)
+	if err != nil {
+		return PolicyReport{}, err
+	}
+	var target string
+	if o != nil {
 		if target, err = a.home(ctx, o); err != nil {
 			return PolicyReport{}, err
 		}
-		level = n
-	default:
+	} else {
 		target = a.secureDN()
 		if _, err := a.store.Get(ctx, target); ldapstore.CodeOf(err) == ldapstore.NoSuchObject {
 			e := &ldapstore.Entry{DN: target}
@@ -194,11 +224,20 @@ func (a *Appliance) SetPolicy(ctx context.Context, req PolicySet) (PolicyReport,
 			return PolicyReport{}, err
 		}
 	}
-	return a.ShowPolicy(ctx, level)
+	return a.policyReport(ctx, level)
 }
 
-// ShowPolicy returns the effective policy of a level ("" global).
-func (a *Appliance) ShowPolicy(ctx context.Context, level string) (PolicyReport, error) {
+// ShowPolicy returns the effective policy of a managed domain, of an
+// address in one, or the global one (neither given).
+func (a *Appliance) ShowPolicy(ctx context.Context, domain, user string) (PolicyReport, error) {
+	level, _, err := a.policyLevel(ctx, domain, user)
+	if err != nil {
+		return PolicyReport{}, err
+	}
+	return a.policyReport(ctx, level)
+}
+
+func (a *Appliance) policyReport(ctx context.Context, level string) (PolicyReport, error) {
 	p, s, err := a.effectivePolicy(ctx, level)
 	if err != nil {
 		return PolicyReport{}, err
@@ -212,7 +251,7 @@ func (a *Appliance) ShowPolicy(ctx context.Context, level string) (PolicyReport,
 func (a *Appliance) securePolicyRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/secure/policy", a.jsonHandler(func(r *http.Request) (any, error) {
 		q := r.URL.Query()
-		return a.ShowPolicy(r.Context(), q.Get("domain")+q.Get("user"))
+		return a.ShowPolicy(r.Context(), q.Get("domain"), q.Get("user"))
 	}))
 	mux.HandleFunc("POST /v1/secure/policy", a.jsonHandler(func(r *http.Request) (any, error) {
 		var req PolicySet

@@ -20,7 +20,9 @@ func (a *Appliance) secureRoutes(mux *http.ServeMux) {
 	}))
 	mux.HandleFunc("POST /v1/keys/import", a.jsonHandler(func(r *http.Request) (any, error) {
 		var req KeyImport
-		if err := decodeJSON(r, &req); err != nil {
+		// the file travels base64-encoded in JSON: 4/3 of it, and room
+		// for the rest of the request
+		if err := decodeJSONLimit(r, &req, maxKeyFile/3*4+64<<10); err != nil {
 			return nil, err
 		}
 		return a.ImportKeys(r.Context(), req)

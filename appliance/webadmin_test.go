@@ -250,6 +250,16 @@ func TestAPIReachesEveryControlRoute(t *testing.T) {
 		{"GET", "/api/v1/admin/tokens", "", 200, tok.ID},
 		{"GET", "/api/v1/nope", "", 404, `no API route GET /api/v1/nope`},
 		{"DELETE", "/api/v1/status", "", 405, `not allowed`},
+		// the machine's credentials and process are the control socket's;
+		// a token further cannot make tokens nor take private keys out
+		{"POST", "/api/v1/admin/password", `{}`, 403, `postern admin password`},
+		{"POST", "/api/v1/stop", "", 403, `postern stop`},
+		{"POST", "/api/v1/admin/tokens", `{"name":"more"}`, 403, `may not make or revoke tokens`},
+		{"DELETE", "/api/v1/admin/tokens/" + tok.ID, "", 403, `may not make or revoke tokens`},
+		{"GET", "/api/v1/ldif/export?private_keys=true", "", 403, `may not export private keys`},
+		{"POST", "/api/v1/keys/export", `{"owner":"alice@example.com","private":true,"password":"twelve chars pw"}`, 403, `may not export private keys`},
+		{"POST", "/api/v1/keys/export", `{"owner":"alice@example.com"}`, 404, `"error"`},
+		{"GET", "/api/v1/status", "", 200, `"device_id"`}, // still running, password unchanged
 	} {
 		st, body := call(tc.method, tc.path, tc.body)
 		if st != tc.status || !strings.Contains(body, tc.want) {

@@ -299,6 +299,9 @@ func (a *Agent) Close() error {
 // HostKey returns this appliance's SSH host (device) public key.
 func (a *Agent) HostKey() ssh.PublicKey { return a.key().PublicKey() }
 
+// Member reports whether this appliance is a member of a cluster.
+func (a *Agent) Member() bool { return a.state() != nil }
+
 // key returns this appliance's SSH host (device) key.
 func (a *Agent) key() ssh.Signer {
 	a.mu.Lock()

@@ -294,6 +294,54 @@ func (f *Frontend) beat() {
 		}()
 	}
 	wg.Wait()
+	f.learnBackends()
+}
+
+// learnBackends takes a backend's new cluster address or device key from
+// what the backends that answer say of it (a member that moved announces
+// its address to the others, `cluster readdress`; `cluster rekey`
+// replaces its key): the frontend's list follows instead of dialling the
+// old address for good. The backends that say so are the ones whose keys
+// this frontend pinned, the same trust as `backend add`.
+func (f *Frontend) learnBackends() {
+	briefs := f.backendBriefs()
+	st := f.state()
+	var moved []backendInfo
+	for i, b := range st.Backends {
+		for _, m := range briefs {
+			if m.DeviceID != b.DeviceID || m.Addr == "" || m.DeviceKey == "" {
+				continue
+			}
+			if m.Addr != b.Addr || m.DeviceKey != b.HostKey {
+				f.log.Warn("cluster: a backend's cluster address or key changed; following it", slog.String("backend", b.DeviceID),
+					slog.String("was", b.Addr), slog.String("now", m.Addr))
+				st.Backends[i].Addr, st.Backends[i].HostKey = m.Addr, m.DeviceKey
+				moved = append(moved, st.Backends[i])
+			}
+		}
+	}
+	if len(moved) == 0 {
+		return
+	}
+	if err := f.setState(st); err != nil {
+		f.log.Error("cluster: save the backends' new addresses", slog.Any("err", err))
+		return
+	}
+	for _, b := range moved {
+		f.mu.Lock()
+		old := f.backends[b.DeviceID]
+		delete(f.backends, b.DeviceID)
+		f.mu.Unlock()
+		if old != nil {
+			old.stop()
+		}
+		f.mu.Lock()
+		if f.ctx.Err() == nil {
+			f.startBackend(b)
+		}
+		f.mu.Unlock()
+	}
+	f.rechoose()
 }
 
 // choose picks the backend in use: the current one while it answers,

@@ -62,7 +62,8 @@ func (f *Frontend) Serve(l net.Listener, smtpAddr string, injected func(c net.Co
 }
 
 // backendBriefs is the cluster's backends as the backends' hellos list
-// them.
+// them, the newest hello first (a backend's record as a backend that
+// answered last sees it).
 func (f *Frontend) backendBriefs() []MemberBrief {
 	f.mu.Lock()
 	links := make([]*backendLink, 0, len(f.backends))
@@ -70,16 +71,23 @@ func (f *Frontend) backendBriefs() []MemberBrief {
 		links = append(links, l)
 	}
 	f.mu.Unlock()
-	var out []MemberBrief
-	seen := map[string]bool{}
+	type hello struct {
+		h  *PeerInfo
+		at time.Time
+	}
+	var hs []hello
 	for _, l := range links {
 		l.mu.Lock()
-		h := l.hello
-		l.mu.Unlock()
-		if h == nil {
-			continue
+		if l.hello != nil {
+			hs = append(hs, hello{l.hello, l.helloAt})
 		}
-		for _, m := range h.Members {
+		l.mu.Unlock()
+	}
+	slices.SortFunc(hs, func(a, b hello) int { return b.at.Compare(a.at) })
+	var out []MemberBrief
+	seen := map[string]bool{}
+	for _, h := range hs {
+		for _, m := range h.h.Members {
 			if m.Role != roleFrontend && !seen[m.DeviceID] {
 				seen[m.DeviceID] = true
 				out = append(out, m)

@@ -21,8 +21,12 @@ import (
 // Attach, backend add/remove, detach and status of a frontend member.
 
 // AttachRequest is `postern cluster frontend attach`: the same inputs as a
-// join, the member being the backend to attach to.
-type AttachRequest = JoinRequest
+// join, and the problems the caller found on this appliance itself (its
+// own directory that an attach would delete), listed with the others.
+type AttachRequest struct {
+	JoinRequest
+	Local []Problem `json:"-"`
+}
 
 // AttachFrontend makes this standalone appliance a frontend of the
 // backend req.Member: the pre-join checks (every problem at once), the
@@ -34,10 +38,16 @@ func (a *Agent) AttachFrontend(ctx context.Context, req AttachRequest, progress 
 	a.joinMu.Lock()
 	defer a.joinMu.Unlock()
 	progress("checking")
-	rep, c := a.check(ctx, req)
+	rep, c := a.check(ctx, req.JoinRequest)
 	for _, s := range rep.OK {
 		progress("ok: " + s)
 	}
+	for i := range rep.Problems {
+		// the join's advice, in the attach's words
+		rep.Problems[i].Fix = strings.ReplaceAll(rep.Problems[i].Fix, "--member", "--backend")
+		rep.Problems[i].Fix = strings.ReplaceAll(rep.Problems[i].Fix, "a member's cluster SSH", "a backend's cluster SSH")
+	}
+	rep.Problems = append(rep.Problems, req.Local...)
 	if len(rep.Problems) > 0 {
 		if c != nil && c.client != nil {
 			c.client.Close()
@@ -165,6 +175,38 @@ func (f *Frontend) Status(ctx context.Context, count func(ctx context.Context, c
 		out.ClusterBackends = append(out.ClusterBackends, MemberBrief{DeviceID: m.DeviceID, Hostname: m.Hostname, Addr: m.Addr, ClusterNo: m.ClusterNo})
 	}
 	slices.SortFunc(out.ClusterBackends, func(a, b MemberBrief) int { return a.ClusterNo - b.ClusterNo })
+	return out
+}
+
+// BackendAddr is one backend of a frontend as it is known without asking:
+// its cluster address and, once it answered, its LDAP listener.
+type BackendAddr struct {
+	DeviceID string
+	Cluster  string // IP:PORT of its cluster (SSH) listener
+	LDAP     string // IP:PORT of its LDAP listener, from its last hello ("" before one)
+	InUse    bool
+}
+
+// Backends lists this frontend's backends in order, from what it already
+// knows (no connection is made: a refusal message can name them).
+func (f *Frontend) Backends() []BackendAddr {
+	inUse, _ := f.InUse()
+	st := f.state()
+	out := make([]BackendAddr, 0, len(st.Backends))
+	for _, b := range st.Backends {
+		ba := BackendAddr{DeviceID: b.DeviceID, Cluster: b.Addr, InUse: b.DeviceID == inUse}
+		f.mu.Lock()
+		l := f.backends[b.DeviceID]
+		f.mu.Unlock()
+		if l != nil {
+			l.mu.Lock()
+			if l.hello != nil {
+				ba.LDAP = l.hello.LDAP
+			}
+			l.mu.Unlock()
+		}
+		out = append(out, ba)
+	}
 	return out
 }
 

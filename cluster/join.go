@@ -273,6 +273,12 @@ func (a *Agent) check(ctx context.Context, req JoinRequest) (CheckReport, *check
 		bad(fmt.Sprintf("host key mismatch at %s: %v", member, de.Err),
 			fmt.Sprintf("this clusterid.txt was made on %s: give --member %s, or make a clusterid.txt on %s with `postern cluster prepare`", id.Member, id.Member, member))
 		return rep, c
+	case errors.As(err, &de) && de.Kind == "refused" && keyOK && !c.self.IsValid():
+		// dialled from the machine's default address: what the member
+		// says of that address (Protect cluster identifier) is no advice
+		bad(fmt.Sprintf("member %s refused this device's connection, made from the machine's default address because --self is not usable", member),
+			"fix --self first (see above), then check again")
+		return rep, c
 	case errors.As(err, &de) && de.Kind == "refused":
 		if keyOK {
 			bad(fmt.Sprintf("member %s refused the cluster key: %v", member, de.Err),

@@ -57,8 +57,8 @@ func (x *appliance) tryFrontendStatus() (frontendStatus, string) {
 }
 
 // attach runs `cluster frontend attach` on x to backend via.
-func (f *clusterFixture) attach(x, via *appliance, idFile string) (string, error) {
-	return x.cli("cluster", "frontend", "attach", "--id", idFile, "--password-file", f.pw, "--backend", via.addr["cluster"], "--self", x.addr["cluster"])
+func (f *clusterFixture) attach(x, via *appliance, idFile string, extra ...string) (string, error) {
+	return x.cli(append([]string{"cluster", "frontend", "attach", "--id", idFile, "--password-file", f.pw, "--backend", via.addr["cluster"], "--self", x.addr["cluster"]}, extra...)...)
 }
 
 // smtpReply sends one message with swaks and returns the last reply line
@@ -112,11 +112,24 @@ func TestFrontends(t *testing.T) {
 	t.Logf("refused attach:\n%s", out)
 	f2.cli("system", "set", "--ntp-server", f.ntp.addr)
 
+	// f1 holds a domain of its own: the attach would delete it, so it is
+	// refused (with the other checks passing) until --discard-local
+	if out, err := f1.cli("domain", "add", "mine.example", "--deliver-to", sink.addr); err != nil {
+		t.Fatalf("domain add on f1: %v\n%s", err, out)
+	}
+	out, err = f.attach(f1, b1, id)
+	if err == nil || !strings.Contains(out, "attach refused (1 problem(s))") || !strings.Contains(out, "entries of its own (cn=mine.example,ou=domains,") || !strings.Contains(out, "--discard-local") {
+		t.Fatalf("attach over f1's own entries: %v\n%s", err, out)
+	}
+	if out, err := f.attach(f1, b1, id, "unexpected"); exitCode(err) != 2 {
+		t.Fatalf("attach with an extra argument: exit %d\n%s", exitCode(err), out)
+	}
 	for _, p := range []struct {
 		fe, be *appliance
 		id     string
-	}{{f1, b1, id}, {f2, b2, id2}} {
-		out, err := f.attach(p.fe, p.be, p.id)
+		extra  []string
+	}{{f1, b1, id, []string{"--discard-local"}}, {f2, b2, id2, nil}} {
+		out, err := f.attach(p.fe, p.be, p.id, p.extra...)
 		if err != nil || !strings.Contains(out, "is now a frontend") {
 			t.Fatalf("attach %s to %s: %v\n%s", p.fe.ip, p.be.ip, err, out)
 		}
@@ -134,6 +147,16 @@ func TestFrontends(t *testing.T) {
 	}
 	if out, err := f1.cli("cluster", "backend", "add", b2.addr["cluster"]); err != nil {
 		t.Fatalf("backend add: %v\n%s", err, out)
+	}
+	// each side's commands say where they belong
+	if out, err := b1.cli("cluster", "backend", "add", b2.addr["cluster"]); exitCode(err) != 1 || !strings.Contains(out, "not a cluster frontend (it is a cluster member (backend))") {
+		t.Fatalf("backend add on a backend: exit %d\n%s", exitCode(err), out)
+	}
+	if out, err := f.attach(f2, b2, id2); exitCode(err) != 1 || !strings.Contains(out, "already a cluster frontend") {
+		t.Fatalf("a second attach: exit %d\n%s", exitCode(err), out)
+	}
+	if out, err := f1.cli("keys", "list"); exitCode(err) != 1 || !strings.Contains(out, "keeps no directory: this command needs one; run it on a backend:") {
+		t.Fatalf("keys list on a frontend: exit %d\n%s", exitCode(err), out)
 	}
 	st := f1.frontendStatus(t)
 	if st.Frontend.Number != "F(1,2)" || len(st.Frontend.Backends) != 2 {
@@ -327,6 +350,20 @@ func TestFrontends(t *testing.T) {
 		}
 	}
 
+	// the text of delivered mail leaves f1's queue files within seconds
+	eventually(t, 5*time.Second, "the delivered mail's text gone from f1's queue", func() string {
+		held := ""
+		filepath.WalkDir(filepath.Join(f1.data, "queue"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if b, _ := os.ReadFile(p); strings.Contains(string(b), "signed and sealed in the DMZ") {
+					held = p
+				}
+			}
+			return nil
+		})
+		return held
+	})
+
 	// nothing of the directory on a frontend's disk, after lookups and
 	// mail: only the machine-local files, no temporary files
 	for i, fe := range []*appliance{f1, f2} {
@@ -481,11 +518,19 @@ func TestFrontends(t *testing.T) {
 	}
 	t.Logf("f1 back on b1 %s after it returned", time.Since(back).Round(100*time.Millisecond))
 
-	// no backend answers: 451 4.4.3
+	// no backend answers: 451 4.4.3; at once (in the failover's grace the
+	// cache accepts what it knows, but refuses nothing)
 	b2.stop()
+	if r := smtpReply(t, f2, "nobody@example.com", "just gone"); !strings.HasPrefix(r, "4") {
+		t.Errorf("an unknown user right after f2's last backend stopped: %s (want 4xx, not a refusal for good)", r)
+	}
 	eventually(t, 15*time.Second, "451 4.4.3 with no backend", func() string {
-		if r := smtpReply(t, f2, "carol@example.com", "no backend"); !strings.Contains(r, "451 4.4.3") {
-			return r
+		// a known user, an unknown one, a domain to relay to: nothing is
+		// decided from what the frontend last knew
+		for _, rcpt := range []string{"carol@example.com", "nobody@example.com", "someone@elsewhere.example"} {
+			if r := smtpReply(t, f2, rcpt, "no backend"); !strings.Contains(r, "451 4.4.3") {
+				return rcpt + ": " + r
+			}
 		}
 		return ""
 	})
@@ -512,6 +557,24 @@ func TestFrontends(t *testing.T) {
 	if strings.Contains(string(body), "postern_frontend_backend_switches_total 0\n") {
 		t.Error("f1's metrics count no backend switch after the failover")
 	}
+
+	// b1 moves to another cluster port: f1 follows it, told by b2
+	b1.stop()
+	b1.addr["cluster"] = freePort(t, b1.ip)
+	b1.restart()
+	_, newPort, _ := net.SplitHostPort(b1.addr["cluster"])
+	eventually(t, 40*time.Second, "f1 follows b1 to its new port", func() string {
+		st, err := f1.tryFrontendStatus()
+		if err != "" {
+			return err
+		}
+		for _, b := range st.Frontend.Backends {
+			if b.IP == "127.0.0.70" && b.Port == newPort && b.OK {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%+v", st.Frontend.Backends)
+	})
 
 	// backend remove, then detach: standalone, an empty directory, its key refused
 	if out, err := f1.cli("cluster", "backend", "remove", b2.addr["cluster"]); err != nil {

@@ -38,8 +38,8 @@ func TestSecurePolicyAndDKIM(t *testing.T) {
 	}
 	l.cli(t, "policy", "set", "--sign", "inherit")
 	l.cli(t, "policy", "set", "--domain", "example.com", "--encrypt", "inherit", "--method", "inherit")
-	if _, err := l.x.cli("policy", "set", "--encrypt", "sometimes"); exitCode(err) != 1 {
-		t.Fatalf("a bad value: exit %d", exitCode(err))
+	if out, err := l.x.cli("policy", "set", "--encrypt", "sometimes"); exitCode(err) != 2 || !strings.Contains(out, `encrypt "sometimes": want never, if-key or always`) {
+		t.Fatalf("a bad value: exit %d (want 2, a usage error)\n%s", exitCode(err), out)
 	}
 
 	// a partner with a key, one without

@@ -39,6 +39,11 @@ type Domain struct {
 type RelayPolicy struct {
 	Networks  []netip.Prefix // clients allowed to relay to non-managed domains
 	Smarthost string         // "host:port" for relayed mail; "" = the domain's MX hosts on port 25
+	// Stale marks a policy that may be out of date (a frontend between
+	// two backends): the gateway answers a client it would refuse with
+	// 451 4.4.3 instead of 554 5.7.1, so that nothing is refused for good
+	// on what was known a moment ago.
+	Stale bool
 }
 
 // Directory is what the gateway needs from the directory. The appliance

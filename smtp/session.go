@@ -302,5 +302,8 @@ func (g *Gateway) checkRecipient(ctx context.Context, info *connInfo, local, dom
 			return nil
 		}
 	}
+	if rp.Stale {
+		return tempLookup(ErrDirectoryUnavailable)
+	}
 	return errRelayDenied
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,4 +255,21 @@ func TestSwaks(t *testing.T) {
 			t.Fatalf("want 552 5.3.4 (err %v):\n%.2000s", err, out)
 		}
 	})
+}
+
+// TestStaleRelayPolicyRefusesNothing: a relay policy marked Stale (a
+// frontend between backends) still lets its networks relay, but a client
+// outside them is told 451 4.4.3 (try again), never 554 5.7.1.
+func TestStaleRelayPolicyRefusesNothing(t *testing.T) {
+	dir := newMemDir()
+	dir.relay = RelayPolicy{Networks: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Stale: true}
+	gw := startGateway(t, fastConfig(t, dir))
+	rc, _ := dialRaw(t, gw.addr)
+	rc.cmd("EHLO c.test")
+	rc.cmd("MAIL FROM:<a@b.test>")
+	expectCode(t, "RCPT with a stale policy", rc.cmd("RCPT TO:<x@elsewhere.test>"), "451 4.4.3")
+	dir.mu.Lock()
+	dir.relay.Stale = false
+	dir.mu.Unlock()
+	expectCode(t, "RCPT with a current policy", rc.cmd("RCPT TO:<x@elsewhere.test>"), "554 5.7.1")
 }

@@ -1,6 +1,9 @@
 package webadmin
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 )
@@ -14,7 +17,59 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	r2.URL.Path = strings.TrimPrefix(r.URL.Path, "/api")
 	r2.URL.RawPath = ""
 	r2.RequestURI = ""
+	if msg := s.apiRefusal(r2); msg != "" {
+		s.log.Warn("api: refused", "client", clientIP(r), "method", r.Method, "path", r.URL.Path)
+		writeJSONError(w, http.StatusForbidden, msg)
+		return
+	}
 	s.cfg.Backend.ServeHTTP(&apiWriter{ResponseWriter: w, path: r2.URL.Path, method: r.Method}, r2)
+}
+
+type tokenKeyType struct{}
+
+// tokenKey marks a request authenticated by a bearer token (not a session).
+var tokenKey tokenKeyType
+
+// apiRefusal says why r may not go through /api/ ("" when it may). The
+// machine's own credentials and its process are the control socket's
+// (root on the appliance): the admin password is reset and the appliance
+// stopped only there. A bearer token (a script's credential, possibly
+// stored on another machine) further may not make or revoke tokens, nor
+// take private keys out (keys export --private, ldif export with
+// private_keys), so that a leaked token cannot outlive its revocation or
+// carry the keys away.
+func (s *Server) apiRefusal(r *http.Request) string {
+	socket := "only through the control socket on the appliance (the postern CLI as root)"
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/admin/password":
+		return "the admin password is reset " + socket + ": postern admin password"
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/stop":
+		return "the appliance is stopped " + socket + ": postern stop"
+	}
+	if tok, _ := r.Context().Value(tokenKey).(bool); !tok {
+		return ""
+	}
+	by := "a bearer token may not "
+	switch {
+	case r.URL.Path == "/v1/admin/tokens" || strings.HasPrefix(r.URL.Path, "/v1/admin/tokens/"):
+		if r.Method != http.MethodGet {
+			return by + "make or revoke tokens: use `postern admin token` on the appliance, or the menu after logging in"
+		}
+	case r.URL.Path == "/v1/ldif/export" && r.URL.Query().Get("private_keys") != "" && r.URL.Query().Get("private_keys") != "false":
+		return by + "export private keys: use `postern ldif export --private-keys` on the appliance"
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/keys/export":
+		// peek at the body, bounded, and hand it on unchanged
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		r.Body.Close()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var req struct {
+			Private bool `json:"private"`
+		}
+		if err == nil && json.Unmarshal(body, &req) == nil && req.Private {
+			return by + "export private keys: use `postern keys export --private` on the appliance"
+		}
+	}
+	return ""
 }
 
 // apiWriter turns the mux's plain-text 404 and 405 into JSON errors.

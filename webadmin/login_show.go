@@ -1,6 +1,10 @@
 package webadmin
 
-import "net/http"
+import (
+	"net/http"
+
+	"postern/webadmin/form"
+)
 
 type loginData struct {
 	Next  string
@@ -13,5 +17,5 @@ func (s *Server) loginShow(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/cluster", http.StatusSeeOther)
 		return
 	}
-	s.render(w, r, http.StatusOK, "login", &page{Title: "Log in", Data: loginData{Next: r.URL.Query().Get("next")}})
+	s.render(w, r, http.StatusOK, "login", &page{Title: "Log in", Data: loginData{Next: form.LocalPath(r.URL.Query().Get("next"))}})
 }

@@ -115,14 +115,16 @@ func (s *Server) requireSession(h http.Handler) http.Handler {
 func (s *Server) requireAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if auth := r.Header.Get("Authorization"); auth != "" {
-			tok, ok := strings.CutPrefix(auth, "Bearer ")
+			// RFC 9110 §11.1: the scheme name is case-insensitive
+			scheme, tok, _ := strings.Cut(strings.TrimSpace(auth), " ")
+			ok := strings.EqualFold(scheme, "Bearer")
 			if !ok || !s.cfg.VerifyToken(strings.TrimSpace(tok)) {
 				s.log.Warn("api: bearer token refused", "client", clientIP(r), "path", r.URL.Path)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="postern"`)
 				writeJSONError(w, http.StatusUnauthorized, "the bearer token is not valid (revoked, mistyped or from another appliance): make one with `postern admin token create` on this appliance")
 				return
 			}
-			h.ServeHTTP(w, r)
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey, true)))
 			return
 		}
 		ss, ok := s.session(r)

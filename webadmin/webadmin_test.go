@@ -313,6 +313,24 @@ func TestBearerTokenAndRevoke(t *testing.T) {
 	if w := call("GET", "/api/v1/nope"); w.Code != 404 || !strings.Contains(w.Body.String(), `"error"`) {
 		t.Fatalf("unknown API route: %d %s, want a JSON 404", w.Code, w.Body)
 	}
+	for _, auth := range []string{"bearer pst_good", "BEARER  pst_good"} { // RFC 9110 §11.1: case-insensitive
+		r := httptest.NewRequest("GET", "https://admin.test/api/v1/status", nil)
+		r.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		f.s.ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Errorf("Authorization: %s: %d", auth, w.Code)
+		}
+	}
+	for _, auth := range []string{"Basic pst_good", "Bearerpst_good", "pst_good"} {
+		r := httptest.NewRequest("GET", "https://admin.test/api/v1/status", nil)
+		r.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		f.s.ServeHTTP(w, r)
+		if w.Code != http.StatusUnauthorized {
+			t.Errorf("Authorization: %s: %d, want 401", auth, w.Code)
+		}
+	}
 	f.fake.mu.Lock()
 	delete(f.fake.tokens, "pst_good") // revoked
 	f.fake.mu.Unlock()
@@ -751,9 +769,17 @@ func TestLoginNextAndOpenRedirect(t *testing.T) {
 	if w.Header().Get("Location") != "/mail" {
 		t.Fatalf("next: %s", w.Header().Get("Location"))
 	}
-	w = f.post("/login", url.Values{"password": {pw}, "next": {"//evil.example/x"}}, "")
-	if w.Header().Get("Location") != "/cluster" {
-		t.Fatalf("open redirect: %s", w.Header().Get("Location"))
+	// every way a browser reads as another site (WHATWG URL: tabs and
+	// newlines dropped, a backslash read as a slash) goes to /cluster
+	for _, next := range []string{"//evil.example/x", "/\t/evil.example/", "/\n/evil.example", "/\\evil.example", "/\\/evil.example",
+		"https://evil.example/", "/%09/evil.example", "\t//evil.example", " //evil.example", "/\r\n/evil.example", "/\x00/evil.example", "javascript:alert(1)"} {
+		w = f.post("/login", url.Values{"password": {pw}, "next": {next}}, "")
+		if loc := w.Header().Get("Location"); loc != "/cluster" && !(next == "/%09/evil.example" && loc == next) {
+			t.Errorf("next %q: redirected to %q", next, loc)
+		}
+	}
+	if l := w.Header().Get("Location"); l != "/cluster" {
+		t.Fatalf("open redirect: %s", l)
 	}
 }
 

@@ -52,7 +52,22 @@ func (r *Reader) rawLine() (string, bool, error) {
 	if r.eof {
 		return "", false, nil
 	}
-	s, err := r.r.ReadString('\n')
+	// read the line in bounded pieces: a line longer than a record may be
+	// is an error before it is in memory whole
+	var line []byte
+	var err error
+	for {
+		var chunk []byte
+		chunk, err = r.r.ReadSlice('\n')
+		if len(line)+len(chunk) > MaxRecordBytes+2 {
+			return "", false, &Error{r.line + 1, "line too long (a record may hold 16 MiB)"}
+		}
+		line = append(line, chunk...)
+		if err != bufio.ErrBufferFull {
+			break
+		}
+	}
+	s := string(line)
 	if err == io.EOF {
 		r.eof = true
 		if s == "" {

@@ -130,3 +130,37 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// TestLongLineBounded: a line longer than a record may be is refused
+// after reading at most about MaxRecordBytes of it, not whole.
+func TestLongLineBounded(t *testing.T) {
+	var read int64
+	src := io.MultiReader(strings.NewReader("dn: cn=x,dc=example\ndescription: "), &countingZeros{n: 1 << 30, read: &read})
+	r := NewReader(src)
+	_, err := r.Next()
+	if err == nil || !strings.Contains(err.Error(), "too long") {
+		t.Fatalf("a 1 GiB line: %v", err)
+	}
+	if read > 2*MaxRecordBytes {
+		t.Fatalf("read %d bytes of a 1 GiB line before refusing it", read)
+	}
+}
+
+// countingZeros yields n bytes of 'a' and counts what was read.
+type countingZeros struct {
+	n    int64
+	read *int64
+}
+
+func (c *countingZeros) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, io.EOF
+	}
+	k := min(int64(len(p)), c.n)
+	for i := range k {
+		p[i] = 'a'
+	}
+	c.n -= k
+	*c.read += k
+	return int(k), nil
+}

@@ -165,3 +165,56 @@ func TestConcurrentPutsShareFsyncs(t *testing.T) {
 		t.Fatalf("len %d", q.Len())
 	}
 }
+
+// TestDeliveredTextLeavesTheDisk: within about retireEvery of a message's
+// delivery its text is in none of the queue's files, also while other
+// messages wait (they are copied into a new segment); the queue keeps
+// working and replays exactly what is live.
+func TestDeliveredTextLeavesTheDisk(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	q := open(t, dir, 0)
+	defer func() { q.Close() }()
+	waiting := put(t, q, 1, []byte("Subject: deferred\r\n\r\nstill waiting for its host\r\n"))
+	id := put(t, q, 1, []byte("Subject: salaries\r\n\r\nthe secret figures\r\n"))
+	held := func(text string) bool {
+		files, _ := os.ReadDir(dir)
+		for _, f := range files {
+			b, _ := os.ReadFile(filepath.Join(dir, f.Name()))
+			if bytes.Contains(b, []byte(text)) {
+				return true
+			}
+		}
+		return false
+	}
+	if !held("the secret figures") {
+		t.Fatal("the queued message is not on disk")
+	}
+	if err := q.Update(ctx, id, RecipientUpdate{0, Recipient{Addr: "r0@example.com", Status: Delivered}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * retireEvery)
+	for held("the secret figures") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the delivered message's text is still in the queue's files %s after delivery", 3*retireEvery)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !held("still waiting for its host") {
+		t.Fatal("the waiting message's text left the disk")
+	}
+	id2 := put(t, q, 1, []byte("Subject: next\r\n\r\nstill works\r\n"))
+	q.Close()
+	q = open(t, dir, 0)
+	for _, want := range []string{waiting, id2} {
+		if _, ok := q.Get(want); !ok {
+			t.Fatalf("%s lost after retirement and replay", want)
+		}
+	}
+	if c, err := q.Content(waiting); err != nil || !bytes.Contains(c, []byte("still waiting for its host")) {
+		t.Fatalf("the waiting message's content after replay: %q %v", c, err)
+	}
+	if q.Len() != 2 {
+		t.Fatalf("after retirement and replay: %d messages, want 2", q.Len())
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // segment is one append-only log file.
@@ -57,11 +58,16 @@ func (q *Queue) run() {
 	defer q.wg.Done()
 	buf := make([]byte, 0, 1<<20)
 	var batch []*request
+	tick := time.NewTicker(retireEvery)
+	defer tick.Stop()
 	for {
 		batch = batch[:0]
 		select {
 		case r := <-q.reqs:
 			batch = append(batch, r)
+		case <-tick.C:
+			q.retireFinished()
+			continue
 		case <-q.done:
 			return
 		}
@@ -211,6 +217,59 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// retireEvery is how often the writer looks for the text of finished
+// messages in the queue's files: when there is any, it starts a new head
+// segment, copies the live messages into it (compaction) and deletes the
+// old segments, so that the text of delivered or deleted mail does not stay
+// on disk (on a frontend in a DMZ above all) much longer than this. The
+// copy is bounded by retireMaxLive: a queue holding more live data than
+// that leaves it to the ordinary compaction at rotation.
+const (
+	retireEvery   = time.Second
+	retireMaxLive = 16 << 20
+)
+
+// retireFinished does that (writer goroutine).
+func (q *Queue) retireFinished() {
+	if q.failed != nil {
+		return
+	}
+	var live, size int64
+	q.mu.RLock()
+	for _, sg := range q.segs {
+		live += sg.liveBytes
+		size += sg.size
+	}
+	q.mu.RUnlock()
+	if size == live || live > retireMaxLive {
+		return // nothing finished on disk, or too much to copy each time
+	}
+	old := q.segs[len(q.segs)-1]
+	ns, err := q.createSegment(old.seq + 1)
+	if err != nil {
+		q.log.Error("queue: retire", slog.String("err", err.Error()))
+		return
+	}
+	q.mu.Lock()
+	q.segs = append(q.segs, ns)
+	q.mu.Unlock()
+	for q.segs[0] != ns {
+		q.gc()
+		s := q.segs[0]
+		if s == ns {
+			break
+		}
+		if err := q.compact(s, ns); err != nil {
+			q.log.Error("queue: retire", slog.String("segment", s.path), slog.String("err", err.Error()))
+			return
+		}
+		q.gc()
+		if q.segs[0] == s {
+			return // still needed (a record not moved): leave it to rotation
+		}
+	}
 }
 
 // maxSegments is the number of segments beyond which the oldest one is

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,12 +23,13 @@ type incoming struct {
 	env    smtp.Envelope
 	now    time.Time
 	msg    []byte
-	from   string // the From header's address
+	from   string // the From header's address; "" unless exactly one
 	secure bool   // the message is signed or encrypted at all
 
 	pubs    []PublicKey // the sender's, for signatures (looked up once)
 	pubDone bool
 	roots   *x509.CertPool
+	pinned  [][]byte
 	plain   []byte // the result when nothing depends on the recipient
 	plainK  string
 }
@@ -38,6 +40,7 @@ type outcome struct {
 	undecrypted       string // method of an encryption no key here opens
 	sig, sigMethod    string // valid, invalid; smime or pgp
 	signer, signerFpr string
+	mismatch          string // the From address the signer does not name ("no-from": none to compare)
 	trusted           bool
 	note              string
 }
@@ -46,7 +49,7 @@ type outcome struct {
 const maxLayers = 4
 
 func (p *Processor) newIncoming(ctx context.Context, env smtp.Envelope, msg []byte, now time.Time) *incoming {
-	in := &incoming{p: p, env: env, now: now, msg: msg, from: headerAddress(msg, "from")}
+	in := &incoming{p: p, env: env, now: now, msg: msg, from: soleFrom(msg)}
 	_, entity := splitMessage(msg)
 	in.secure = kindOf(entity) != ""
 	return in
@@ -171,7 +174,8 @@ func (in *incoming) unwrap(ctx context.Context, kind string, entity []byte, o *o
 			in.p.met.count("verify", KindSMIME, "invalid")
 			return nil, nil
 		}
-		v, content := smimeVerify(der, nil, in.trust(ctx), in.now)
+		roots, pinned := in.trust(ctx)
+		v, content := smimeVerify(der, nil, roots, pinned, in.now)
 		in.smimeOutcome(ctx, v, o)
 		return content, nil
 	case "smime-signed":
@@ -188,7 +192,8 @@ func (in *incoming) unwrap(ctx context.Context, kind string, entity []byte, o *o
 			in.p.met.count("verify", KindSMIME, "invalid")
 			return parts[0], nil
 		}
-		v, _ := smimeVerify(der, parts[0], in.trust(ctx), in.now)
+		roots, pinned := in.trust(ctx)
+		v, _ := smimeVerify(der, parts[0], roots, pinned, in.now)
 		in.smimeOutcome(ctx, v, o)
 		return parts[0], nil
 	case "pgp-signed":
@@ -290,17 +295,22 @@ func (in *incoming) senderRing(ctx context.Context) (openpgp.EntityList, error) 
 	return ring, nil
 }
 
-// trust is the pool S/MIME chains are checked against: the system's roots,
-// the directory's CAs, and certificates the directory holds for the
-// sender (imported by an admin: trusted as they are).
-func (in *incoming) trust(ctx context.Context) *x509.CertPool {
+// trust returns what S/MIME signatures are checked against: the pool of
+// trust anchors (the system's roots and the directory's CA certificates:
+// the internal CA and those imported with --ca) and the certificates the
+// directory holds for the sender, pinned: each is trusted as the signer's
+// own certificate, never as the issuer of another, whatever its
+// basicConstraints say.
+func (in *incoming) trust(ctx context.Context) (*x509.CertPool, [][]byte) {
 	if in.roots != nil {
-		return in.roots
+		return in.roots, in.pinned
 	}
 	pool := in.p.sys.Clone()
 	if roots, err := in.p.cfg.Keys.Roots(ctx); err == nil {
 		for _, der := range roots {
-			if c, err := x509.ParseCertificate(der); err == nil {
+			// a root is a CA certificate; anything else in the list does
+			// not become an issuer
+			if c, err := x509.ParseCertificate(der); err == nil && c.BasicConstraintsValid && c.IsCA {
 				pool.AddCert(c)
 			}
 		}
@@ -308,29 +318,50 @@ func (in *incoming) trust(ctx context.Context) *x509.CertPool {
 	if pubs, err := in.senderPublic(ctx); err == nil {
 		for _, pk := range pubs {
 			if pk.Kind == KindSMIME && !pk.Domain {
-				if c, err := x509.ParseCertificate(pk.Data); err == nil {
-					pool.AddCert(c)
-				}
+				in.pinned = append(in.pinned, pk.Data)
 			}
 		}
 	}
 	in.roots = pool
-	return pool
+	return pool, in.pinned
+}
+
+// fromNamed checks the From address against the addresses of a signer (a
+// certificate's or a key's): RFC 8550 §3, a receiving agent checks that
+// the From address matches an address of the signer's certificate and
+// processes the message otherwise when it does not. Here the signature is
+// then not trusted and the header says so (signer-mismatch). It returns
+// the address to report as the signer.
+func (in *incoming) fromNamed(addrs []string, o *outcome) string {
+	switch {
+	case in.from == "":
+		o.mismatch = "no-from"
+	case slices.Contains(addrs, in.from):
+		return in.from
+	default:
+		o.mismatch = in.from
+	}
+	if len(addrs) > 0 {
+		return addrs[0]
+	}
+	return ""
 }
 
 func (in *incoming) smimeOutcome(ctx context.Context, v smimeVerdict, o *outcome) {
-	o.sigMethod = KindSMIME
+	o.sigMethod, o.signer, o.signerFpr, o.mismatch, o.trusted = KindSMIME, "", "", "", false
+	named := false
 	if v.signer != nil {
 		o.signerFpr = Fingerprint(v.signer.Raw)
-		if len(v.signer.EmailAddresses) > 0 {
-			o.signer = strings.ToLower(v.signer.EmailAddresses[0])
-		}
+		o.signer = in.fromNamed(CertAddresses(v.signer), o)
+		named = o.mismatch == ""
+	} else if v.err == nil {
+		o.note = "several signers"
 	}
 	switch {
 	case v.err != nil:
-		o.sig = "invalid"
+		o.sig, o.mismatch = "invalid", ""
 		in.p.met.count("verify", KindSMIME, "invalid")
-	case !v.trusted:
+	case !v.trusted || !named:
 		o.sig = "valid"
 		in.p.met.count("verify", KindSMIME, "untrusted")
 	default:
@@ -341,16 +372,10 @@ func (in *incoming) smimeOutcome(ctx context.Context, v smimeVerdict, o *outcome
 }
 
 // collect keeps the certificate of a valid, trusted signature of an
-// external sender whose From address it names.
+// external sender whose From address it names (smimeOutcome trusts no
+// other).
 func (in *incoming) collect(ctx context.Context, c *x509.Certificate) {
-	if c == nil || in.from == "" || c.PublicKeyAlgorithm != x509.RSA {
-		return
-	}
-	named := false
-	for _, e := range c.EmailAddresses {
-		named = named || strings.EqualFold(e, in.from)
-	}
-	if !named {
+	if c == nil || in.from == "" || c.PublicKeyAlgorithm != x509.RSA || !slices.Contains(CertAddresses(c), in.from) {
 		return
 	}
 	if internal, err := in.p.internal(ctx, in.from); err != nil || internal {
@@ -363,12 +388,10 @@ func (in *incoming) collect(ctx context.Context, c *x509.Certificate) {
 }
 
 func (in *incoming) pgpOutcome(v pgpVerdict, o *outcome) {
-	o.sigMethod = KindPGP
+	o.sigMethod, o.signer, o.signerFpr, o.mismatch, o.trusted = KindPGP, "", "", "", false
 	if v.signer != nil {
 		o.signerFpr = pgpFingerprint(v.signer)
-		if id := v.signer.PrimaryIdentity(); id != nil && id.UserId != nil {
-			o.signer = strings.ToLower(id.UserId.Email)
-		}
+		o.signer = in.fromNamed(entityAddresses(v.signer, in.now), o)
 	} else if v.keyID != 0 {
 		o.signerFpr = fmt.Sprintf("%016X", v.keyID)
 	}
@@ -377,10 +400,16 @@ func (in *incoming) pgpOutcome(v pgpVerdict, o *outcome) {
 		o.sig = "unknown-key"
 		in.p.met.count("verify", KindPGP, "nokey")
 	case v.err != nil:
-		o.sig = "invalid"
+		o.sig, o.mismatch = "invalid", ""
 		in.p.met.count("verify", KindPGP, "invalid")
+	case o.mismatch != "":
+		// a key whose user IDs do not name the From address vouches for
+		// someone else (RFC 8550 §3 applied to OpenPGP user IDs)
+		o.sig = "valid"
+		in.p.met.count("verify", KindPGP, "untrusted")
 	default:
-		// a key the directory holds for the sender: trusted as imported
+		// a key the directory holds for the sender, naming it: trusted
+		// as imported
 		o.sig, o.trusted = "valid", true
 		in.p.met.count("verify", KindPGP, "ok")
 	}
@@ -399,7 +428,10 @@ func (in *incoming) rebuild(outer []field, entity []byte, o outcome) []byte {
 	if o.sig != "" {
 		r = append(r, "signature="+o.sig, "method="+o.sigMethod)
 		if o.signer != "" {
-			r = append(r, "signer="+o.signer)
+			r = append(r, "signer="+headerToken(o.signer))
+		}
+		if o.mismatch != "" {
+			r = append(r, "signer-mismatch="+headerToken(o.mismatch))
 		}
 		if o.signerFpr != "" {
 			r = append(r, "signer-key="+o.signerFpr)

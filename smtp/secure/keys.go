@@ -43,7 +43,9 @@ type Keys interface {
 	// user's settings over its domain's over the global ones.
 	Policy(ctx context.Context, address string) (Policy, error)
 	// Public returns the certificates and public keys known for an
-	// address, then those of its domain (Domain set).
+	// address, then those of its domain (Domain set). An address's own
+	// S/MIME certificates vouch for signatures made with exactly them
+	// (pinned), never for certificates issued with their keys.
 	Public(ctx context.Context, address string) ([]PublicKey, error)
 	// Private returns the private keys of an internal address, then those
 	// of its domain (Domain set), decrypted.
@@ -52,7 +54,8 @@ type Keys interface {
 	// none.
 	DKIM(ctx context.Context, domain string) (k PrivateKey, ok bool, err error)
 	// Roots returns the CA certificates (DER) that S/MIME chains may end
-	// in, besides the system's: the internal CA and imported ones.
+	// in, besides the system's: the internal CA and imported ones. One
+	// without basicConstraints CA:TRUE is not used.
 	Roots(ctx context.Context) ([][]byte, error)
 	// Collect keeps the certificate of a valid signature of incoming mail
 	// for its sender's address, for mail back to them.

@@ -3,6 +3,7 @@ package secure
 import (
 	"fmt"
 	"strings"
+	"unicode"
 )
 
 // Encrypt is when outgoing mail is encrypted.
@@ -134,8 +135,8 @@ func (l Layer) Check() error {
 	default:
 		return fmt.Errorf("secure: no-key %q: want reject or bounce", l.NoKey)
 	}
-	if l.Trigger != nil && strings.ContainsAny(*l.Trigger, "\r\n") {
-		return fmt.Errorf("secure: the subject trigger must be one line")
+	if l.Trigger != nil && strings.ContainsFunc(*l.Trigger, unicode.IsControl) {
+		return fmt.Errorf("secure: the subject trigger %q must be one line without control characters", *l.Trigger)
 	}
 	return nil
 }

@@ -282,3 +282,25 @@ func headerAddress(msg []byte, name string) string {
 	}
 	return strings.ToLower(a.Address)
 }
+
+// soleFrom returns the address of the From field when the message has
+// exactly one From field naming exactly one mailbox (RFC 5322 §3.6.2 asks
+// for one field), lower-cased; "" otherwise: a signature is then checked
+// against no address, and trusted for none.
+func soleFrom(msg []byte) string {
+	hdr, _ := splitEntity(msg)
+	var vals []string
+	for _, f := range parseFields(hdr) {
+		if f.name == "from" {
+			vals = append(vals, f.value())
+		}
+	}
+	if len(vals) != 1 {
+		return ""
+	}
+	as, err := mail.ParseAddressList(vals[0])
+	if err != nil || len(as) != 1 {
+		return ""
+	}
+	return strings.ToLower(as[0].Address)
+}

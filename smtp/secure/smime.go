@@ -1,10 +1,12 @@
 package secure
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -97,15 +99,17 @@ func smimeDecrypt(der []byte, keys []PrivateKey) ([]byte, *PrivateKey, error) {
 
 // smimeVerdict is the outcome of an S/MIME signature check.
 type smimeVerdict struct {
-	signer  *x509.Certificate
-	trusted bool  // the chain ends in a root we trust, and is valid now
-	err     error // the signature itself is bad
-	chain   error // why the chain is not trusted
+	signer  *x509.Certificate // the one signer's certificate; nil when there are several
+	trusted bool              // the signer's chain ends in a root we trust, or the signer is a pinned certificate; valid now
+	err     error             // the signature itself is bad
+	chain   error             // why the chain is not trusted
 }
 
 // smimeVerify checks a SignedData: over content when detached (content
-// non-nil), else over the content it carries, which it returns.
-func smimeVerify(der, content []byte, roots *x509.CertPool, now time.Time) (smimeVerdict, []byte) {
+// non-nil), else over the content it carries, which it returns. roots are
+// the trust anchors; pinned are certificates (DER) trusted as the signer
+// itself, never as an issuer: the directory's certificates of the sender.
+func smimeVerify(der, content []byte, roots *x509.CertPool, pinned [][]byte, now time.Time) (smimeVerdict, []byte) {
 	var v smimeVerdict
 	p7, err := pkcs7.Parse(der)
 	if err != nil {
@@ -115,14 +119,18 @@ func smimeVerify(der, content []byte, roots *x509.CertPool, now time.Time) (smim
 	if content != nil {
 		p7.Content = content
 	}
+	// The certificate of the signer, found by its issuer and serial
+	// number; not any certificate the message carries. With several
+	// signers no one of them speaks for the message: not trusted.
 	v.signer = p7.GetOnlySigner()
-	if v.signer == nil && len(p7.Certificates) > 0 {
-		v.signer = p7.Certificates[0]
-	}
 	// The signature first, without the chain: a bad signature is bad
 	// whoever signed; then the chain, at the time of delivery.
 	if err := p7.VerifyWithChain(nil); err != nil {
 		v.err = err
+		return v, p7.Content
+	}
+	if v.signer == nil {
+		v.chain = errors.New("several signers")
 		return v, p7.Content
 	}
 	if roots != nil {
@@ -130,6 +138,13 @@ func smimeVerify(der, content []byte, roots *x509.CertPool, now time.Time) (smim
 			v.chain = err
 		} else {
 			v.trusted = true
+		}
+	}
+	if !v.trusted && slices.ContainsFunc(pinned, func(c []byte) bool { return bytes.Equal(c, v.signer.Raw) }) {
+		if now.Before(v.signer.NotBefore) || now.After(v.signer.NotAfter) {
+			v.chain = fmt.Errorf("certificate %s expired or not yet valid", Fingerprint(v.signer.Raw))
+		} else {
+			v.trusted, v.chain = true, nil
 		}
 	}
 	return v, p7.Content

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -37,11 +38,33 @@ type Login struct {
 // ParseLogin reads the login form; Next is kept only when it is a path of
 // the menu (no open redirect).
 func ParseLogin(r *http.Request) Login {
-	l := Login{Password: r.PostFormValue("password"), Next: r.PostFormValue("next")}
-	if !strings.HasPrefix(l.Next, "/") || strings.HasPrefix(l.Next, "//") || strings.HasPrefix(l.Next, "/\\") || strings.HasPrefix(l.Next, "/login") {
+	l := Login{Password: r.PostFormValue("password"), Next: LocalPath(r.PostFormValue("next"))}
+	if l.Next == "" || strings.HasPrefix(l.Next, "/login") {
 		l.Next = "/cluster"
 	}
 	return l
+}
+
+// LocalPath returns next when it is a path on this site to go to after a
+// login, else "". Browsers drop tabs and newlines from a URL and read a
+// backslash as a slash (WHATWG URL), so "/\t/evil.example" is
+// "//evil.example" to them: anything with a control character or a
+// backslash is refused, and what remains must parse as a path with no
+// scheme and no host that does not begin "//".
+func LocalPath(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || len(next) > 2048 {
+		return ""
+	}
+	for _, c := range next {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return ""
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
+		return ""
+	}
+	return next
 }
 
 // Prepare is "Prepare for cluster".
@@ -77,6 +100,9 @@ type Join struct {
 	Password string `json:"password"`
 	Member   string `json:"member"`
 	Self     string `json:"self"`
+	// DiscardLocal (attach only): attach although this device's directory
+	// holds entries of its own, which a frontend does not keep
+	DiscardLocal bool `json:"discard_local,omitempty"`
 }
 
 // ParseJoin reads the multipart join form with its uploaded clusterid.txt.
@@ -124,6 +150,7 @@ func ParseAttach(r *http.Request) (Join, error) {
 	j.Password = r.PostFormValue("password")
 	j.Member = strings.TrimSpace(r.PostFormValue("backend"))
 	j.Self = strings.TrimSpace(r.PostFormValue("self"))
+	j.DiscardLocal = r.PostFormValue("discard_local") != ""
 	if j.Password == "" {
 		return j, errors.New("enter the cluster password given when clusterid.txt was made")
 	}
