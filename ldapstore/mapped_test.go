@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // rssFileKB reads this process's file-backed resident memory.
@@ -31,7 +32,7 @@ func rssFileKB(t *testing.T) int {
 // TestReleaseMapped: the pages a full read mapped in leave the process's
 // resident memory, and every entry reads back the same afterwards.
 func TestReleaseMapped(t *testing.T) {
-	s := openTest(t, Options{})
+	s := openTest(t, Options{MappedBudget: -1})
 	seed(t, s)
 	loadPeople(t, s, 20000)
 	ctx := context.Background()
@@ -66,5 +67,43 @@ func TestReleaseMapped(t *testing.T) {
 	must(t, err)
 	if e.First("description") != "after" {
 		t.Fatalf("description %q after a write, want after", e.First("description"))
+	}
+}
+
+// TestMappedBudget: reads that map more of the file than the budget leave
+// the process with its file-backed resident memory back under it, and
+// every entry still reads back whole.
+func TestMappedBudget(t *testing.T) {
+	const budget = 8 << 20
+	s := openTest(t, Options{MappedBudget: budget, MappedCheck: 10 * time.Millisecond})
+	seed(t, s)
+	loadPeople(t, s, 20000)
+	base := int64(rssFileKB(t)) << 10
+	if base > budget {
+		t.Skipf("this process maps %d kB of files before any read, over the %d kB budget", base>>10, budget>>10)
+	}
+	ctx := context.Background()
+	for range 3 {
+		n := 0
+		must(t, s.Search(ctx, &SearchRequest{BaseDN: "ou=people,dc=postern,dc=local", Scope: ScopeOne}, func(e *Entry) error {
+			if e.First("uid") == "" || !strings.HasSuffix(e.First("mail"), "@example.com") {
+				t.Fatalf("entry %s read back without its attributes", e.DN)
+			}
+			n++
+			return nil
+		}))
+		if n != 20000 {
+			t.Fatalf("%d entries, want 20000", n)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for int64(rssFileKB(t))<<10 > budget {
+		if time.Now().After(deadline) {
+			t.Fatalf("file-backed RSS %d kB, budget %d kB, %d releases", rssFileKB(t), budget>>10, s.Stats().MappedReleases)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.Stats().MappedReleases == 0 {
+		t.Fatal("under the budget without a release: the test read too little to exercise it")
 	}
 }

@@ -13,10 +13,11 @@ type Stats struct {
 	EntriesExamined uint64 // entries decoded by searches
 	IndexLookups    uint64 // equality index lookups by the planner
 	ScopeScans      uint64 // searches that fell back to a scope scan
+	MappedReleases  uint64 // releases of mapped pages over Options.MappedBudget
 }
 
 type counters struct {
-	commits, writes, examined, lookups, scans atomic.Uint64
+	commits, writes, examined, lookups, scans, releases atomic.Uint64
 }
 
 // Stats returns the current counters.
@@ -27,6 +28,7 @@ func (s *Store) Stats() Stats {
 		EntriesExamined: s.stats.examined.Load(),
 		IndexLookups:    s.stats.lookups.Load(),
 		ScopeScans:      s.stats.scans.Load(),
+		MappedReleases:  s.stats.releases.Load(),
 	}
 }
 

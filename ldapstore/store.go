@@ -33,6 +33,13 @@ type Options struct {
 	PruneInterval time.Duration
 	// MaxBatch bounds how many writes share one transaction (default 512).
 	MaxBatch int
+	// MappedBudget bounds, in bytes, the process's file-backed resident
+	// memory (RssFile): every MappedCheck the store reads it and, above the
+	// budget, releases the pages of its file that reads mapped in
+	// (ReleaseMapped). Default 48 MiB; negative: no bound.
+	MappedBudget int64
+	// MappedCheck is how often MappedBudget is checked (default 200 ms).
+	MappedCheck time.Duration
 }
 
 // DefaultSuffix is the suffix used when Options.Suffix is empty.
@@ -165,6 +172,12 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 512
 	}
+	if opts.MappedBudget == 0 {
+		opts.MappedBudget = DefaultMappedBudget
+	}
+	if opts.MappedCheck <= 0 {
+		opts.MappedCheck = 200 * time.Millisecond
+	}
 	s := &Store{
 		opts:   opts,
 		log:    opts.Logger,
@@ -224,6 +237,10 @@ func Open(path string, opts Options) (*Store, error) {
 	s.wg.Add(2)
 	go s.writer()
 	go s.pruner()
+	if opts.MappedBudget > 0 {
+		s.wg.Add(1)
+		go s.mappedGuard()
+	}
 	return s, nil
 }
 
