@@ -18,6 +18,7 @@ func (s *Store) Get(ctx context.Context, dn string) (*Entry, error) {
 		return nil, err
 	}
 	var e *Entry
+	defer s.noteRead()
 	err = s.db.View(func(tx *bolt.Tx) error {
 		b := s.bucketsOf(tx)
 		id, r, err := loadKey(b, t.key)
@@ -43,6 +44,7 @@ func (s *Store) GetByUUID(ctx context.Context, id string) (*Entry, error) {
 		return nil, Errorf(NoSuchObject, "no entry with entryUUID %q", id)
 	}
 	var e *Entry
+	defer s.noteRead()
 	err = s.db.View(func(tx *bolt.Tx) error {
 		b := s.bucketsOf(tx)
 		buf := b.entries.Get(u[:])

@@ -177,6 +177,7 @@ func (c *cursor) next(ctx context.Context, n int, budget int64) ([]found, bool, 
 	out := &c.chunk
 	*out = chunk{items: out.items[:0], max: n, budget: budget}
 	done := false
+	defer c.s.noteRead()
 	err := c.s.db.View(func(tx *bolt.Tx) error {
 		b := c.s.bucketsOf(tx)
 		if !c.started {

@@ -36,9 +36,11 @@ type Options struct {
 	// MappedBudget bounds, in bytes, the process's file-backed resident
 	// memory (RssFile): every MappedCheck the store reads it and, above the
 	// budget, releases the pages of its file that reads mapped in
-	// (ReleaseMapped). Default 48 MiB; negative: no bound.
+	// (ReleaseMapped). It is also checked every few hundred reads.
+	// Default DefaultMappedBudget; negative: no bound.
 	MappedBudget int64
-	// MappedCheck is how often MappedBudget is checked (default 200 ms).
+	// MappedCheck is how often MappedBudget is checked when few reads
+	// come (default 1 s).
 	MappedCheck time.Duration
 }
 
@@ -136,7 +138,11 @@ type Store struct {
 
 	count atomic.Int64
 	stats counters
-	names atomic.Pointer[names] // committed numbering of types and values (names.go)
+	// reads counts read transactions; mappedKick asks mappedGuard to
+	// check the mapped budget (mapped.go)
+	reads      atomic.Uint64
+	mappedKick chan struct{}
+	names      atomic.Pointer[names] // committed numbering of types and values (names.go)
 }
 
 // ErrClosed is returned by operations on a closed store.
@@ -176,7 +182,7 @@ func Open(path string, opts Options) (*Store, error) {
 		opts.MappedBudget = DefaultMappedBudget
 	}
 	if opts.MappedCheck <= 0 {
-		opts.MappedCheck = 200 * time.Millisecond
+		opts.MappedCheck = time.Second
 	}
 	s := &Store{
 		opts:   opts,
@@ -187,6 +193,8 @@ func Open(path string, opts Options) (*Store, error) {
 		queue:  make(chan *op, 4096),
 		quit:   make(chan struct{}),
 		subs:   map[int]subscriber{},
+
+		mappedKick: make(chan struct{}, 1),
 	}
 	s.gen = csn.NewGenerator(uint16(opts.ServerID), opts.Now)
 	rdns, err := s.sch.NormalizeRDNs(opts.Suffix)

@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string) error {
 	maxRun := fs.Duration("max", 10*time.Minute, "stop after this long")
 	mutex := fs.Int("mutex-fraction", 0, "runtime.SetMutexProfileFraction (0: off)")
 	block := fs.Int("block-rate", 0, "runtime.SetBlockProfileRate in ns (0: off)")
+	mapped := fs.Int64("mapped-budget", 0, "ldapstore.Options.MappedBudget in `bytes` (0: the default, negative: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store, err := ldapstore.Open(filepath.Join(dir, "directory.db"), ldapstore.Options{
-		Suffix: *suffix, ServerID: 1, Logger: log,
+		Suffix: *suffix, ServerID: 1, Logger: log, MappedBudget: *mapped,
 	})
 	if err != nil {
 		return err
