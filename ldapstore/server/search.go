@@ -46,9 +46,13 @@ func (c *conn) search(op *operation, m *message, r *searchRequest, id identity) 
 	}
 	v := c.view(r, id)
 	e := getEncoder()
+	sent := 0
 	err := c.srv.store.Search(ctx, c.storeRequest(r, id), func(ent *ldapstore.Entry) error {
 		if err := op.ctx.Err(); err != nil {
 			return err
+		}
+		if sent++; sent == inlineEntries && op.moveReader != nil {
+			op.moveReader() // a long search: let the connection be read meanwhile
 		}
 		e.reset()
 		e.searchEntry(m.id, ent, c.viewFor(v, ent, id), nil)
