@@ -116,6 +116,8 @@ type Store struct {
 	ocSubs    ocSubclasses
 	bases     baseCache
 	operAttrs map[string]*schema.AttributeType
+	rules     sync.Map // objectClass list → *classRules (validate.go)
+	nrules    atomic.Int32
 
 	queue     chan *op
 	quit      chan struct{}

@@ -227,37 +227,11 @@ func (s *Store) checkEntry(e *Entry, prev *schema.ObjectClass) (*schema.ObjectCl
 	if len(ocVals) == 0 {
 		return nil, Errorf(ObjectClassViolation, "no objectClass attribute")
 	}
-	var structural *schema.ObjectClass
-	allowed := map[*schema.AttributeType]bool{}
-	var must []*schema.AttributeType
-	extensible := false
-	for _, v := range ocVals {
-		oc := s.sch.Class(v)
-		if oc == nil {
-			return nil, Errorf(ObjectClassViolation, "unrecognized objectClass '%s'", v)
-		}
-		if oc == s.extensOC {
-			extensible = true
-		}
-		if oc.Kind == schema.Structural {
-			switch {
-			case structural == nil || oc.IsSubclassOf(structural):
-				structural = oc
-			case structural.IsSubclassOf(oc):
-			default:
-				return nil, Errorf(ObjectClassViolation, "invalid structural object class chain (%s/%s)", structural.Name(), oc.Name())
-			}
-		}
-		oc.Walk(func(c *schema.ObjectClass) {
-			for _, a := range c.Must {
-				allowed[a] = true
-				must = append(must, a)
-			}
-			for _, a := range c.May {
-				allowed[a] = true
-			}
-		})
+	r, err := s.classRules(ocVals)
+	if err != nil {
+		return nil, err
 	}
+	structural, allowed, must, extensible := r.structural, r.allowed, r.must, r.extensible
 	if prev != nil && structural != prev {
 		name := "(none)"
 		if structural != nil {
@@ -334,4 +308,67 @@ func hasType(sch *schema.Schema, e *Entry, a *schema.AttributeType) bool {
 		}
 	}
 	return false
+}
+
+// classRules is what a set of object classes requires and allows: the
+// structural class of the chain, the attribute types allowed (MUST and MAY
+// of the classes and their superclasses) and required, whether
+// extensibleObject is among them.
+type classRules struct {
+	structural *schema.ObjectClass
+	allowed    map[*schema.AttributeType]bool
+	must       []*schema.AttributeType
+	extensible bool
+}
+
+// maxClassRules bounds the cache of classRules (distinct objectClass
+// lists; a directory has a handful).
+const maxClassRules = 1024
+
+// classRules returns the rules of the object classes ocVals, from a cache
+// keyed by the list as written: every Add, Modify and ModifyDN checks the
+// whole entry, and walking the class hierarchy into a fresh map each time
+// was a tenth of a lone modify's CPU. Classes and attribute types are never
+// redefined (the schema refuses duplicates), so an entry stays valid; an
+// error (an unknown class, a bad structural chain) is not cached, a class
+// added later makes the list valid.
+func (s *Store) classRules(ocVals []string) (*classRules, error) {
+	key := strings.Join(ocVals, "\x00")
+	if r, ok := s.rules.Load(key); ok {
+		return r.(*classRules), nil
+	}
+	r := &classRules{allowed: map[*schema.AttributeType]bool{}}
+	for _, v := range ocVals {
+		oc := s.sch.Class(v)
+		if oc == nil {
+			return nil, Errorf(ObjectClassViolation, "unrecognized objectClass '%s'", v)
+		}
+		if oc == s.extensOC {
+			r.extensible = true
+		}
+		if oc.Kind == schema.Structural {
+			switch {
+			case r.structural == nil || oc.IsSubclassOf(r.structural):
+				r.structural = oc
+			case r.structural.IsSubclassOf(oc):
+			default:
+				return nil, Errorf(ObjectClassViolation, "invalid structural object class chain (%s/%s)", r.structural.Name(), oc.Name())
+			}
+		}
+		oc.Walk(func(c *schema.ObjectClass) {
+			for _, a := range c.Must {
+				r.allowed[a] = true
+				r.must = append(r.must, a)
+			}
+			for _, a := range c.May {
+				r.allowed[a] = true
+			}
+		})
+	}
+	if s.nrules.Load() < maxClassRules {
+		if _, loaded := s.rules.LoadOrStore(key, r); !loaded {
+			s.nrules.Add(1)
+		}
+	}
+	return r, nil
 }
