@@ -118,15 +118,28 @@ func singleForm(typ, v string, id uuid.UUID) (uint64, []byte, bool) {
 			return formKey, nil, true
 		}
 	case "entryCSN":
-		if c, err := csn.Parse(v); err == nil && c.String() == v {
+		if c, ok := csn.ParseCanonical(v); ok {
 			return formCSN, c.Key(), true
 		}
 	case "createTimestamp", "modifyTimestamp":
-		if t, err := time.Parse(genTimeLayout, v); err == nil && t.Format(genTimeLayout) == v {
-			return formTime, binary.AppendVarint(nil, t.Unix()), true
+		// Fourteen digits and Z that parse are the Format of what they
+		// parse to (fixed-width fields, each checked for its range).
+		if len(v) == len(genTimeLayout) && v[14] == 'Z' && allDigits(v[:14]) {
+			if t, err := time.Parse(genTimeLayout, v); err == nil {
+				return formTime, binary.AppendVarint(nil, t.Unix()), true
+			}
 		}
 	}
 	return 0, nil, false
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // sameAs returns the index of an attribute of attrs whose one value is v,

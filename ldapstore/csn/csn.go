@@ -107,11 +107,72 @@ func (c CSN) String() string {
 }
 
 func appendHex(b []byte, v uint64, width int) []byte {
-	h := strconv.FormatUint(v, 16)
+	var tmp [16]byte
+	h := strconv.AppendUint(tmp[:0], v, 16)
 	for i := len(h); i < width; i++ {
 		b = append(b, '0')
 	}
 	return append(b, h...)
+}
+
+// ParseCanonical parses s when it is exactly the String of a CSN, without
+// allocating, and reports whether it was: a record stores such a CSN in
+// binary (its Key) and gets s back from String. Any other spelling that
+// Parse accepts (no fraction, a two-digit server ID, upper-case hex)
+// reports false.
+func ParseCanonical(s string) (CSN, bool) {
+	// "YYYYmmddHHMMSS.ffffffZ#cccccc#sss#mmmmmm", count and mod wider
+	// when they need more than six hex digits
+	if len(s) < 40 || s[14] != '.' || s[21] != 'Z' || s[22] != '#' || !digits(s[:14]) || !digits(s[15:21]) {
+		return CSN{}, false
+	}
+	t, err := time.Parse(timeLayout, s[:14])
+	if err != nil {
+		return CSN{}, false
+	}
+	us := 0
+	for i := 15; i < 21; i++ {
+		us = us*10 + int(s[i]-'0')
+	}
+	rest := s[23:]
+	cnt, rest, ok1 := canonicalHex(rest, 6, 8, false)
+	sid, rest, ok2 := canonicalHex(rest, 3, 3, false)
+	mod, _, ok3 := canonicalHex(rest, 6, 8, true)
+	if !ok1 || !ok2 || !ok3 {
+		return CSN{}, false
+	}
+	return CSN{Time: t.Add(time.Duration(us) * time.Microsecond), Count: uint32(cnt), SID: uint16(sid), Mod: uint32(mod)}, true
+}
+
+// canonicalHex reads a field of lower-case hex digits as appendHex writes
+// it (zero-padded to width, at most max digits, no further leading zero)
+// up to the next '#' (the end of s for the last field), and returns what
+// follows the '#'.
+func canonicalHex(s string, width, max int, last bool) (uint64, string, bool) {
+	n := strings.IndexByte(s, '#')
+	if (n >= 0) == last {
+		return 0, "", false
+	}
+	field, rest := s, ""
+	if n >= 0 {
+		field, rest = s[:n], s[n+1:]
+	}
+	if len(field) < width || len(field) > max || (len(field) > width && field[0] == '0') {
+		return 0, "", false
+	}
+	var v uint64
+	for i := 0; i < len(field); i++ {
+		c := field[i]
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		default:
+			return 0, "", false
+		}
+	}
+	return v, rest, true
 }
 
 // Compare orders CSNs by (time, count, sid, mod): -1, 0 or +1.
