@@ -333,9 +333,17 @@ const maxClassRules = 1024
 // error (an unknown class, a bad structural chain) is not cached, a class
 // added later makes the list valid.
 func (s *Store) classRules(ocVals []string) (*classRules, error) {
+	// NUL separates the names in the key; a name holding one (no class is
+	// named so) bypasses the cache, so that no two lists share a key
+	cache := true
+	for _, v := range ocVals {
+		cache = cache && strings.IndexByte(v, 0) < 0
+	}
 	key := strings.Join(ocVals, "\x00")
-	if r, ok := s.rules.Load(key); ok {
-		return r.(*classRules), nil
+	if cache {
+		if r, ok := s.rules.Load(key); ok {
+			return r.(*classRules), nil
+		}
 	}
 	r := &classRules{allowed: map[*schema.AttributeType]bool{}}
 	for _, v := range ocVals {
@@ -365,7 +373,7 @@ func (s *Store) classRules(ocVals []string) (*classRules, error) {
 			}
 		})
 	}
-	if s.nrules.Load() < maxClassRules {
+	if cache && s.nrules.Load() < maxClassRules {
 		if _, loaded := s.rules.LoadOrStore(key, r); !loaded {
 			s.nrules.Add(1)
 		}
