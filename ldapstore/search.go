@@ -22,7 +22,16 @@ type SearchRequest struct {
 	// Buffer, when not nil, accounts for the memory of the entries Search
 	// has read and not yet handed to fn (Reserver).
 	Buffer Reserver
+	// LongScan, when not nil, is called once, on the search's goroutine,
+	// when the search has examined LongScanEntries candidates: the LDAP
+	// server then reads the client's further requests (an abandon, RFC 4511
+	// §4.11) on another goroutine while an unindexed search goes on.
+	LongScan func()
 }
+
+// LongScanEntries is how many candidates a search examines before it calls
+// SearchRequest.LongScan.
+const LongScanEntries = 256
 
 // Reserver bounds memory a search holds for results not yet handed on. A
 // search reserves about searchChunkBytes before it reads a chunk of
@@ -61,7 +70,7 @@ func (s *Store) Search(ctx context.Context, req *SearchRequest, fn func(*Entry) 
 		}
 		base = s.suffix
 		if req.Scope == ScopeOne {
-			req = &SearchRequest{BaseDN: base, Scope: ScopeBase, Filter: req.Filter, SizeLimit: req.SizeLimit, Access: req.Access}
+			req = &SearchRequest{BaseDN: base, Scope: ScopeBase, Filter: req.Filter, SizeLimit: req.SizeLimit, Access: req.Access, Buffer: req.Buffer, LongScan: req.LongScan}
 		}
 	}
 	t, err := s.resolveBase(base)
@@ -69,7 +78,7 @@ func (s *Store) Search(ctx context.Context, req *SearchRequest, fn func(*Entry) 
 		return err
 	}
 	f := req.Filter
-	cur := &cursor{s: s, scope: req.Scope, baseKey: t.key, filter: f, access: req.Access}
+	cur := &cursor{s: s, scope: req.Scope, baseKey: t.key, filter: f, access: req.Access, longScan: req.LongScan}
 	var held int64 // reserved from req.Buffer and not yet given back
 	release := func(n int64) {
 		if req.Buffer != nil && n > 0 {
@@ -164,6 +173,9 @@ type cursor struct {
 	ids     []uuid.UUID // indexed candidates
 	pos     int
 	lastKey []byte // scans: last key handled
+
+	examined int    // candidates checked
+	longScan func() // SearchRequest.LongScan
 }
 
 // next returns up to n matching entries whose sizes add up to at most
@@ -269,6 +281,9 @@ func (c *cursor) check(b buckets, id []byte, buf []byte) (*Entry, error) {
 		return nil, nil
 	}
 	c.s.stats.examined.Add(1)
+	if c.examined++; c.examined == LongScanEntries && c.longScan != nil {
+		c.longScan()
+	}
 	r, err := b.decodeRecord(id, buf, 2)
 	if err != nil {
 		return nil, err

@@ -325,3 +325,27 @@ func TestSearchSubtreeParentsFirst(t *testing.T) {
 		t.Fatalf("%d entries, want %d", n, want)
 	}
 }
+
+// TestSearchLongScan: an unindexed search calls LongScan once, after
+// LongScanEntries candidates, even when it returns nothing; an indexed one
+// that examines a few entries never calls it.
+func TestSearchLongScan(t *testing.T) {
+	s := openTest(t, Options{})
+	seed(t, s)
+	loadPeople(t, s, 3*LongScanEntries)
+	for _, tc := range []struct {
+		filter string
+		calls  int
+	}{
+		{"(description=nobody has this)", 1}, // unindexed, matches nothing
+		{"(description=tenth)", 1},           // unindexed, a few matches
+		{"(uid=user00042)", 0},               // indexed
+	} {
+		calls := 0
+		req := &SearchRequest{BaseDN: "dc=postern,dc=local", Scope: ScopeSub, Filter: mustFilter(t, tc.filter), LongScan: func() { calls++ }}
+		must(t, s.Search(context.Background(), req, func(*Entry) error { return nil }))
+		if calls != tc.calls {
+			t.Errorf("%s: LongScan called %d times, want %d", tc.filter, calls, tc.calls)
+		}
+	}
+}

@@ -300,10 +300,9 @@ const inlineEntries = 16
 //
 // While it runs the connection is not read: a write waits for its commit
 // (a few milliseconds at most), a search hands reading over after
-// inlineEntries entries. A search that examines many entries but returns
-// few (an unindexed filter) keeps the connection unread until it ends,
-// within its time limit: an abandon sent meanwhile finds it finished,
-// which RFC 4511 §4.11 allows (the server need not abandon).
+// inlineEntries entries or ldapstore.LongScanEntries candidates examined
+// (an unindexed filter that returns little), so an abandon (RFC 4511
+// §4.11) or a closed connection is still seen while a long search runs.
 func (c *conn) inline(m *message) bool {
 	if len(m.controls) > 0 || c.br.Buffered() > 0 {
 		return false

@@ -47,7 +47,9 @@ func (c *conn) search(op *operation, m *message, r *searchRequest, id identity) 
 	v := c.view(r, id)
 	e := getEncoder()
 	sent := 0
-	err := c.srv.store.Search(ctx, c.storeRequest(r, id), func(ent *ldapstore.Entry) error {
+	req := c.storeRequest(r, id)
+	req.LongScan = op.moveReader // an unindexed search: let the connection be read meanwhile
+	err := c.srv.store.Search(ctx, req, func(ent *ldapstore.Entry) error {
 		if err := op.ctx.Err(); err != nil {
 			return err
 		}
