@@ -104,7 +104,9 @@ func TestRootOnlyTypes(t *testing.T) {
 	}
 	server, client := net.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- ts.srv.ServeConnRestricted(server, "cn=PST-FRONTEND,ou=members,ou=cluster,"+testSuffix) }()
+	go func() {
+		done <- ts.srv.ServeConnRestricted(server, "cn=PST-FRONTEND,ou=members,ou=cluster,"+testSuffix)
+	}()
 	l := ldap.NewConn(client, false)
 	l.Start()
 	if es := search(t, l, testUserDN, ldap.ScopeBaseObject, "(objectClass=*)", "employeeNumber"); len(es) != 1 || len(es[0].Attributes) != 0 {

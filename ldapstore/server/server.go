@@ -113,7 +113,7 @@ type Server struct {
 	results   *budget // memory of unsent search results, all connections
 	paged     *budget // memory of paged searches' remembered results (paged.go)
 
-	rootPW atomic.Pointer[string]         // the root DN's password hash (SetRootPassword)
+	rootPW   atomic.Pointer[string]         // the root DN's password hash (SetRootPassword)
 	hidden   map[*schema.AttributeType]bool // Config.RestrictedHide and RootOnly: a restricted session's
 	rootOnly map[*schema.AttributeType]bool // Config.RootOnly: every identity's but the root DN's
 
