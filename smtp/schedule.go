@@ -425,7 +425,9 @@ func (g *Gateway) record(ctx context.Context, id string, res []result) {
 			slog.String("status", r.Status.String()), slog.String("reply", r.Diagnostic))
 		ups = append(ups, queue.RecipientUpdate{Index: x.idx, Recipient: r})
 	}
-	if err := g.q.Update(ctx, id, ups...); err != nil && err != queue.ErrNotFound {
+	// Written, not waited for on disk: a power loss at the wrong moment
+	// delivers a message twice, never loses one (queue.UpdateWritten).
+	if err := g.q.UpdateWritten(ctx, id, ups...); err != nil && err != queue.ErrNotFound {
 		g.log.Error("smtp: recording delivery status", slog.String("id", id), slog.String("err", err.Error()))
 	}
 }

@@ -182,6 +182,23 @@ func (q *Queue) Update(ctx context.Context, id string, ups ...RecipientUpdate) e
 	return q.submit(ctx, &request{kind: recUpdate, id: id, body: encodeUpdate(id, ups), ups: ups})
 }
 
+// UpdateWritten is Update without waiting for stable storage: when it
+// returns nil the record is written to the segment file (it survives a
+// crash of the process, kill -9 included) and applied, and it becomes
+// durable with the next fdatasync of the queue: the next Put, Update or
+// Remove, under load within milliseconds, and within a second (retireEvery)
+// in any case. A power loss before that can lose it. For a delivery result this means the message is delivered
+// again (RFC 5321 §6.1 allows duplicates, never losses); Postfix does not
+// sync the removal of a delivered queue file either. Group commit then
+// needs no fdatasync of its own for delivery results (issue 16).
+func (q *Queue) UpdateWritten(ctx context.Context, id string, ups ...RecipientUpdate) error {
+	if len(ups) == 0 {
+		return nil
+	}
+	ups = slices.Clone(ups)
+	return q.submit(ctx, &request{kind: recUpdate, id: id, body: encodeUpdate(id, ups), ups: ups, nosync: true})
+}
+
 // Remove durably deletes message id, whatever the state of its recipients.
 func (q *Queue) Remove(ctx context.Context, id string) error {
 	return q.submit(ctx, &request{kind: recRemove, id: id, body: encodeRemove(id)})
