@@ -34,7 +34,13 @@ func (g *Gateway) deliver(ctx context.Context, r route, ocp **outConn, j *job) (
 	if !ok {
 		return nil, nil
 	}
-	content, err := g.q.Content(j.id)
+	// Without a Processor the content is only read (prepareOutbound makes
+	// new slices), so the queue's own copy will do.
+	get := g.q.ContentShared
+	if g.cfg.Processor != nil {
+		get = g.q.Content
+	}
+	content, err := get(j.id)
 	if err != nil {
 		return failAll(j, newError(451, [3]int{4, 3, 0}, "queue read error", err), ""), nil
 	}

@@ -44,13 +44,21 @@ type Queue struct {
 	wg        sync.WaitGroup
 
 	failed error // owned by the writer goroutine
+	cached int64 // octets of content held in entries (under mu)
 }
+
+// cacheBytes bounds the content the queue keeps in memory besides the
+// segments: a new message's content stays with its entry until the message
+// leaves the queue, so that its delivery reads no file (issue 16). Beyond
+// this, content is read from the segment.
+const cacheBytes = 32 << 20
 
 // entry is the in-memory state of one live message.
 type entry struct {
 	msg        *Message
 	seg        *segment // segment with the current snapshot (and the content)
 	contentOff int64    // absolute offset of the content in seg
+	content    []byte   // the content when cached (see cacheBytes), read-only
 	segs       []segRef // every segment holding a record of this message
 }
 
@@ -215,22 +223,41 @@ func (q *Queue) Get(id string) (Message, bool) {
 	return e.msg.Clone(), true
 }
 
-// Content reads the content of message id from disk.
+// Content returns a copy of the content of message id, from memory when
+// the queue holds it there, else read from disk.
 func (q *Queue) Content(id string) ([]byte, error) {
+	b, shared, err := q.content(id)
+	if shared {
+		b = slices.Clone(b)
+	}
+	return b, err
+}
+
+// ContentShared is Content without the copy when the content is in memory:
+// the caller must not modify it.
+func (q *Queue) ContentShared(id string) ([]byte, error) {
+	b, _, err := q.content(id)
+	return b, err
+}
+
+func (q *Queue) content(id string) (b []byte, shared bool, err error) {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	e, ok := q.index[id]
 	if !ok {
-		return nil, ErrNotFound
+		return nil, false, ErrNotFound
+	}
+	if e.content != nil {
+		return e.content, true, nil
 	}
 	if e.seg.f == nil {
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
-	b := make([]byte, e.msg.Size)
+	b = make([]byte, e.msg.Size)
 	if _, err := e.seg.f.ReadAt(b, e.contentOff); err != nil {
-		return nil, fmt.Errorf("queue: read %s: %w", id, err)
+		return nil, false, fmt.Errorf("queue: read %s: %w", id, err)
 	}
-	return b, nil
+	return b, false, nil
 }
 
 // List returns copies of every message in the queue, oldest first.

@@ -203,6 +203,10 @@ func (q *Queue) apply(r *request, s *segment) {
 	switch r.kind {
 	case recMessage:
 		e := &entry{msg: r.msg, seg: s, contentOff: r.off + headerSize + int64(r.contentOff)}
+		if c := r.body[r.contentOff:]; q.cached+int64(len(c)) <= cacheBytes && len(c) > 0 {
+			e.content = c[:len(c):len(c)]
+			q.cached += int64(len(c))
+		}
 		e.touch(s, n)
 		q.index[r.id] = e
 	case recUpdate:
@@ -215,15 +219,21 @@ func (q *Queue) apply(r *request, s *segment) {
 		}
 		e.touch(s, n)
 		if e.msg.Done() {
-			e.release()
-			delete(q.index, r.id)
+			q.drop(r.id, e)
 		}
 	case recRemove:
 		if e, ok := q.index[r.id]; ok {
-			e.release()
-			delete(q.index, r.id)
+			q.drop(r.id, e)
 		}
 	}
+}
+
+// drop removes a finished message from the index. Called with q.mu held.
+func (q *Queue) drop(id string, e *entry) {
+	e.release()
+	q.cached -= int64(len(e.content))
+	e.content = nil
+	delete(q.index, id)
 }
 
 func (q *Queue) createSegment(seq uint64) (*segment, error) {
