@@ -54,10 +54,14 @@ func (t *canonText) Write(p []byte) (int, error) {
 			t.cr = false
 			t.endLine()
 		}
-		// Copy the run of ordinary octets at once.
-		j := i
-		for j < len(p) && p[j] != '\r' && p[j] != '\n' {
-			j++
+		// Copy the run of ordinary octets at once; its end is found with
+		// the vectorised IndexByte (issue 16).
+		j := len(p)
+		if k := bytes.IndexByte(p[i:], '\n'); k >= 0 {
+			j = i + k
+		}
+		if k := bytes.IndexByte(p[i:j], '\r'); k >= 0 {
+			j = i + k
 		}
 		if t.stuff && t.lineLen == 0 && c == '.' {
 			t.dst.WriteByte('.')

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -40,15 +41,16 @@ const (
 // input is frontConn's reading state. It is used only by go-smtp's
 // goroutine for the connection (Read, and Write for the 354 reply).
 type input struct {
-	raw   []byte       // octets read from the socket, not yet processed
-	rbuf  []byte       // the read buffer raw lies in, reused while small
-	out   bytes.Buffer // processed octets for go-smtp
-	mode  inputMode
-	chunk int64 // inChunk/inDiscard: octets of the chunk still to come
-	last  bool  // inChunk: the chunk ends the message (BDAT ... LAST)
-	data  *dataDecoder
-	body  *dataDecoder // the DATA body decoded, for session.Data to take
-	err   error        // sticky read error
+	raw    []byte       // octets read from the socket, not yet processed
+	rbuf   []byte       // the read buffer raw lies in
+	pooled bool         // rbuf is from readBufs
+	out    bytes.Buffer // processed octets for go-smtp
+	mode   inputMode
+	chunk  int64 // inChunk/inDiscard: octets of the chunk still to come
+	last   bool  // inChunk: the chunk ends the message (BDAT ... LAST)
+	data   *dataDecoder
+	body   *dataDecoder // the DATA body decoded, for session.Data to take
+	err    error        // sticky read error
 
 	waiting   bool      // inCommand: waiting for the rest of a line
 	lineStart time.Time // inCommand: when that wait began
@@ -57,9 +59,16 @@ type input struct {
 	msgBytes  int64 // octets of the message read so far
 }
 
-// readSize is how much one socket read asks for: a message of 10 KB
-// usually arrives in one read (issue 16: 4 KB took three).
-const readSize = 32 << 10
+// How much one socket read asks for: a command line or a few pipelined
+// ones need little; in a message a read of 32 KB usually takes a 10 KB
+// message at once (issue 16: 4 KB took three). The large buffers come from
+// a pool and go back at the end of each message.
+const (
+	cmdReadSize = 4 << 10
+	readSize    = 32 << 10
+)
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, readSize); return &b }}
 
 func (c *frontConn) Read(p []byte) (int, error) {
 	if c.handedOver() {
@@ -92,6 +101,7 @@ func (c *frontConn) produce() error {
 			in.out.WriteString(".\r\n")
 			in.body = in.data
 			in.mode, in.data, in.msg = inCommand, nil, false
+			in.releaseRead()
 		}
 		return nil
 	case inChunk, inDiscard:
@@ -112,6 +122,7 @@ func (c *frontConn) produce() error {
 		if in.chunk -= int64(k); in.chunk == 0 {
 			in.chunkDone()
 		}
+		in.releaseRead()
 		return nil
 	}
 	// inCommand: one whole line.
@@ -136,7 +147,9 @@ func (c *frontConn) produce() error {
 	line := in.raw[:i+1]
 	in.raw = in.raw[i+1:]
 	in.waiting = false
-	return c.command(line)
+	err := c.command(line)
+	in.releaseRead()
+	return err
 }
 
 // unexpectedEOF: the client closed inside a body or chunk. The message is
@@ -171,18 +184,32 @@ func (c *frontConn) fill() error {
 	if in.err != nil {
 		return in.err
 	}
-	if cap(in.raw)-len(in.raw) < readSize {
-		// Move what is left to the start of the buffer, a new one when
-		// it is too small or grew large for a long line (nothing keeps
-		// a reference into raw between calls).
-		if len(in.raw)+readSize > cap(in.rbuf) || cap(in.rbuf) > 2*readSize && len(in.raw) < readSize {
-			in.rbuf = make([]byte, 0, len(in.raw)+readSize)
+	size := cmdReadSize
+	if in.mode != inCommand {
+		size = readSize
+	}
+	if cap(in.raw)-len(in.raw) < size {
+		// Move what is left to the start of a buffer with room: the
+		// current one, a pooled one, or a new one for a long line
+		// (nothing keeps a reference into raw between calls).
+		old, oldPooled := in.rbuf, in.pooled
+		switch {
+		case len(in.raw)+size <= cap(in.rbuf):
+			old = nil
+		case len(in.raw)+size <= readSize:
+			in.rbuf, in.pooled = (*readBufs.Get().(*[]byte))[:0], true
+		default:
+			in.rbuf, in.pooled = make([]byte, 0, len(in.raw)+size), false
 		}
 		in.raw = append(in.rbuf[:0], in.raw...)
+		if old != nil && oldPooled {
+			old = old[:0]
+			readBufs.Put(&old)
+		}
 	}
 	dl, why := c.deadline(time.Now())
 	c.Conn.SetReadDeadline(dl)
-	n, err := c.Conn.Read(in.raw[len(in.raw) : len(in.raw)+readSize])
+	n, err := c.Conn.Read(in.raw[len(in.raw) : len(in.raw)+size])
 	in.raw = in.raw[:len(in.raw)+n]
 	if in.msg && in.mode != inCommand {
 		in.msgBytes += int64(n)
@@ -200,7 +227,18 @@ func (c *frontConn) fill() error {
 		in.err = err
 		return nil
 	}
+	in.releaseRead()
 	return c.fail(err)
+}
+
+// releaseRead gives a pooled read buffer back once it holds nothing, so
+// that a connection holds one only while it reads (go-smtp's goroutine).
+func (in *input) releaseRead() {
+	if in.pooled && len(in.raw) == 0 {
+		b := in.rbuf[:0]
+		readBufs.Put(&b)
+		in.rbuf, in.raw, in.pooled = nil, nil, false
+	}
 }
 
 // chunkDone: back to commands after a chunk; a LAST chunk ends the message.

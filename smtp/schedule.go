@@ -393,7 +393,9 @@ func (s *scheduler) finish(ctx context.Context, j *job, res []result) {
 		}
 	}
 	s.mu.Unlock()
-	if last {
+	// A message that left the queue (every recipient final) needs no
+	// second look; it went at once in the common case, delivered.
+	if last && s.g.q.Has(j.id) {
 		s.schedule(j.id, time.Now(), false)
 	}
 }

@@ -223,6 +223,14 @@ func (q *Queue) Get(id string) (Message, bool) {
 	return e.msg.Clone(), true
 }
 
+// Has reports whether message id is in the queue.
+func (q *Queue) Has(id string) bool {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	_, ok := q.index[id]
+	return ok
+}
+
 // Content returns a copy of the content of message id, from memory when
 // the queue holds it there, else read from disk.
 func (q *Queue) Content(id string) ([]byte, error) {
