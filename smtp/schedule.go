@@ -339,16 +339,27 @@ func (s *scheduler) run(d *dest) {
 			return
 		}
 		if len(d.jobs) == 0 {
+			// Keep the connection for ConnCacheTime (Postfix's
+			// connection cache). A wake-up whose job another runner
+			// took first is no reason to close it: wait again.
 			d.idle++
 			s.mu.Unlock()
 			t := time.NewTimer(s.g.cfg.ConnCacheTime)
-			select {
-			case <-ctx.Done():
-			case <-d.signal:
-			case <-t.C:
+			expired := false
+			for {
+				select {
+				case <-ctx.Done():
+				case <-d.signal:
+				case <-t.C:
+					expired = true
+				}
+				s.mu.Lock()
+				if len(d.jobs) > 0 || expired || ctx.Err() != nil {
+					break
+				}
+				s.mu.Unlock()
 			}
 			t.Stop()
-			s.mu.Lock()
 			d.idle--
 			if len(d.jobs) == 0 || ctx.Err() != nil {
 				s.mu.Unlock()
