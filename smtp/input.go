@@ -44,6 +44,8 @@ type input struct {
 	raw    []byte       // octets read from the socket, not yet processed
 	rbuf   []byte       // the read buffer raw lies in
 	pooled bool         // rbuf is from readBufs
+	dl     time.Time    // the read deadline set on the socket
+	dlWhy  string       // the limit that set dl
 	out    bytes.Buffer // processed octets for go-smtp
 	mode   inputMode
 	chunk  int64 // inChunk/inDiscard: octets of the chunk still to come
@@ -207,8 +209,7 @@ func (c *frontConn) fill() error {
 			readBufs.Put(&old)
 		}
 	}
-	dl, why := c.deadline(time.Now())
-	c.Conn.SetReadDeadline(dl)
+	c.setReadDeadline(c.deadline(time.Now()))
 	n, err := c.Conn.Read(in.raw[len(in.raw) : len(in.raw)+size])
 	in.raw = in.raw[:len(in.raw)+n]
 	if in.msg && in.mode != inCommand {
@@ -219,7 +220,7 @@ func (c *frontConn) fill() error {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		c.timeout(why)
+		c.timeout(in.dlWhy)
 		err = os.ErrDeadlineExceeded
 	}
 	if n > 0 {
