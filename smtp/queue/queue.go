@@ -231,41 +231,36 @@ func (q *Queue) Has(id string) bool {
 	return ok
 }
 
-// Content returns a copy of the content of message id, from memory when
-// the queue holds it there, else read from disk.
+// Content reads the content of message id from disk.
 func (q *Queue) Content(id string) ([]byte, error) {
-	b, shared, err := q.content(id)
-	if shared {
-		b = slices.Clone(b)
-	}
-	return b, err
+	return q.content(id, false)
 }
 
-// ContentShared is Content without the copy when the content is in memory:
-// the caller must not modify it.
+// ContentShared returns the content of message id from memory when the
+// queue holds it there (a new message: see cacheBytes), else as Content.
+// The caller must not modify it.
 func (q *Queue) ContentShared(id string) ([]byte, error) {
-	b, _, err := q.content(id)
-	return b, err
+	return q.content(id, true)
 }
 
-func (q *Queue) content(id string) (b []byte, shared bool, err error) {
+func (q *Queue) content(id string, cached bool) ([]byte, error) {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	e, ok := q.index[id]
 	if !ok {
-		return nil, false, ErrNotFound
+		return nil, ErrNotFound
 	}
-	if e.content != nil {
-		return e.content, true, nil
+	if cached && e.content != nil {
+		return e.content, nil
 	}
 	if e.seg.f == nil {
-		return nil, false, ErrClosed
+		return nil, ErrClosed
 	}
-	b = make([]byte, e.msg.Size)
+	b := make([]byte, e.msg.Size)
 	if _, err := e.seg.f.ReadAt(b, e.contentOff); err != nil {
-		return nil, false, fmt.Errorf("queue: read %s: %w", id, err)
+		return nil, fmt.Errorf("queue: read %s: %w", id, err)
 	}
-	return b, false, nil
+	return b, nil
 }
 
 // List returns copies of every message in the queue, oldest first.

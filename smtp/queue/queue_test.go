@@ -242,6 +242,11 @@ func TestUpdateWritten(t *testing.T) {
 	if m, _ := q.Get(id2); m.Recipients[1].Status != Deferred {
 		t.Fatalf("update not applied: %+v", m.Recipients[1])
 	}
+	mem, err1 := q.ContentShared(id2)
+	disk, err2 := q.Content(id2)
+	if err1 != nil || err2 != nil || string(mem) != "Subject: two\r\n\r\n" || string(disk) != string(mem) {
+		t.Fatalf("content in memory %q (%v), on disk %q (%v)", mem, err1, disk, err2)
+	}
 	q.mu.RLock()
 	head := q.segs[len(q.segs)-1]
 	dirty := head.dirty
