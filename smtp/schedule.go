@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -113,6 +114,53 @@ func (s *scheduler) schedule(id string, at time.Time, force bool) {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// enqueueNew hands a message just queued (every recipient Queued) to its
+// next hops at once when the route of every recipient domain is cached,
+// as it is under load; otherwise it schedules the message for the
+// dispatcher. It spares the dispatcher a wake-up and a copy of the
+// envelope per message (issue 16).
+func (s *scheduler) enqueueNew(m *queue.Message) {
+	now := time.Now()
+	var keys []string
+	var idx [][]int
+	var rts []route
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.g.ctx.Err() != nil {
+		return
+	}
+	for i, r := range m.Recipients {
+		c, ok := s.routes[domainOf(r.Addr)]
+		if !ok || !now.Before(c.exp) {
+			heap.Push(&s.due, dueItem{now, m.ID})
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+			return
+		}
+		k := slices.Index(keys, c.r.key)
+		if k < 0 {
+			k = len(keys)
+			keys, idx, rts = append(keys, c.r.key), append(idx, nil), append(rts, c.r)
+		}
+		idx[k] = append(idx[k], i)
+	}
+	if len(keys) == 0 {
+		return
+	}
+	s.state(m.ID).inflight = len(keys)
+	for k, key := range keys {
+		d := s.dests[key]
+		if d == nil {
+			d = &dest{r: rts[k], signal: make(chan struct{}, 1)}
+			s.dests[key] = d
+		}
+		d.jobs = append(d.jobs, &job{id: m.ID, rcpts: idx[k]})
+		s.kick(d)
 	}
 }
 

@@ -222,7 +222,7 @@ func (s *session) Data(r io.Reader) error {
 	}
 	s.g.met.received.Inc()
 	s.g.log.Debug("smtp: queued", slog.String("id", id), slog.String("from", s.from), slog.Int("rcpts", len(s.rcpts)), slog.Int64("size", int64(len(content))))
-	s.g.sch.schedule(id, now, false)
+	s.g.sch.enqueueNew(m)
 	return (&Error{Code: 250, Enhanced: [3]int{2, 0, 0}, Message: "Ok: queued as " + id}).wire()
 }
 
