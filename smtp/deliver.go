@@ -137,10 +137,10 @@ func (g *Gateway) connect(ctx context.Context, r route) (*outConn, *Error) {
 	return nil, last
 }
 
-// connectHost opens an SMTP session with one host, with STARTTLS per
-// policy (RFC 3207). go-smtp's client has no STARTTLS-if-offered, so the
-// greeting, EHLO and STARTTLS are done here and the client takes over the
-// (TLS) stream.
+// connectHost opens an SMTP session with one host: greeting, EHLO (HELO
+// when the host does not know EHLO, RFC 5321 §4.1.1.1) and STARTTLS per
+// policy (RFC 3207), then EHLO again over TLS (§4.2); the outConn
+// (outbound.go) takes over the stream.
 func (g *Gateway) connectHost(ctx context.Context, hp string, pol TLSPolicy) (*outConn, *Error) {
 	host, _, _ := net.SplitHostPort(hp)
 	temp := func(enh [3]int, msg string, err error) *Error {

@@ -18,8 +18,9 @@ import (
 //
 //   - a command line, up to and including its LF, and nothing after it,
 //     after the checks of command.go (which may answer the line itself);
-//   - a DATA body, after go-smtp answered 354, decoded and re-encoded by
-//     dataDecoder and cut at the end-of-data line;
+//   - for a DATA body, after go-smtp answered 354, only the end-of-data
+//     line: dataDecoder decodes the body, cut at that line, into a buffer
+//     that session.Data takes (in.body);
 //   - a BDAT chunk (RFC 3030), exactly as many octets as the BDAT line
 //     announced, never more.
 //
