@@ -301,10 +301,13 @@ func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (r
 		return res, false
 	}
 	tx, err := oc.transaction(mail, lines, content)
-	if tx.mail != nil || err != nil && len(tx.rcpts) == 0 {
-		if err == nil {
-			err = tx.mail
-		}
+	if tx.mail != nil {
+		// The reply to MAIL decides for every recipient (a 421, say, even
+		// when the connection then closed under the pipelined RCPTs).
+		r, broken := g.txFail(j, j.rcpts, tx.mail, oc.host)
+		return r, broken || err != nil
+	}
+	if err != nil && len(tx.rcpts) == 0 {
 		return g.txFail(j, j.rcpts, err, oc.host)
 	}
 	var accepted []int

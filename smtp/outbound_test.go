@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"postern/smtp/queue"
 )
 
 // TestOutboundPipelining: with a next hop that offers PIPELINING (RFC 2920)
@@ -64,6 +66,44 @@ func TestOutboundPipelining(t *testing.T) {
 	for _, x := range next.transactions() {
 		if len(x.Rcpts) == 0 && len(x.Wire) > 3 {
 			t.Fatalf("content sent without an accepted recipient: %q", x.Wire)
+		}
+	}
+}
+
+// TestOutboundPipelinedMailRefused: when the next hop refuses MAIL, the
+// pipelined RCPT and DATA replies are read and dropped, every recipient
+// gets the MAIL reply (a temporary one defers them), and no content is
+// sent.
+func TestOutboundPipelinedMailRefused(t *testing.T) {
+	next := startWireSink(t, "127.0.20.78", "PIPELINING")
+	next.refuse = "452 4.3.1 Insufficient system storage"
+	dir := newMemDir()
+	dir.setDomain("dom.test", next.addr, TLSNone)
+	cfg := fastConfig(t, dir)
+	cfg.RetryMin, cfg.RetryMax = time.Hour, time.Hour
+	gw := startGateway(t, cfg)
+
+	rc, _ := dialRaw(t, gw.addr)
+	for _, c := range []string{"EHLO c.test", "MAIL FROM:<>", "RCPT TO:<a@dom.test>", "RCPT TO:<b@dom.test>"} {
+		expectCode(t, c, rc.cmd(c), "250")
+	}
+	expectCode(t, "DATA", rc.cmd("DATA"), "354")
+	expectCode(t, "end of data", rc.cmd("Subject: m\r\n\r\nx\r\n."), "250 2.0.0 Ok: queued as")
+	waitUntil(t, "both recipients deferred", 10*time.Second, func() bool {
+		ms := gw.q.List()
+		if len(ms) != 1 {
+			return false
+		}
+		for _, r := range ms[0].Recipients {
+			if r.Status != queue.Deferred || !strings.HasPrefix(r.Diagnostic, "452 4.3.1") {
+				return false
+			}
+		}
+		return true
+	})
+	for _, x := range next.transactions() {
+		if len(x.Wire) > 3 {
+			t.Fatalf("content sent after MAIL was refused: %q", x.Wire)
 		}
 	}
 }
