@@ -24,7 +24,7 @@ type wireSink struct {
 	mu     sync.Mutex
 	txs    []wireTx
 	reject func(rcptLine string) string // reply for a RCPT line; "" = 250
-	refuse string                        // reply for MAIL; "" = 250
+	refuse string                       // reply for MAIL; "" = 250
 }
 
 // wireTx is one transaction received by a wireSink.
