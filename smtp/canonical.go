@@ -54,10 +54,14 @@ func (t *canonText) Write(p []byte) (int, error) {
 			t.cr = false
 			t.endLine()
 		}
-		// Copy the run of ordinary octets at once.
-		j := i
-		for j < len(p) && p[j] != '\r' && p[j] != '\n' {
-			j++
+		// Copy the run of ordinary octets at once; its end is found with
+		// the vectorised IndexByte (issue 16).
+		j := len(p)
+		if k := bytes.IndexByte(p[i:], '\n'); k >= 0 {
+			j = i + k
+		}
+		if k := bytes.IndexByte(p[i:j], '\r'); k >= 0 {
+			j = i + k
 		}
 		if t.stuff && t.lineLen == 0 && c == '.' {
 			t.dst.WriteByte('.')
@@ -85,28 +89,21 @@ func (t *canonText) finish() {
 }
 
 // isCanonical reports whether b is a sequence of CRLF-terminated lines
-// without a bare CR or LF (or empty).
+// without a bare CR or LF (or empty): it ends with CRLF and every CR and
+// every LF is part of a CRLF (counted with the vectorised bytes.Count
+// instead of a loop over every octet: issue 16).
 func isCanonical(b []byte) bool {
 	if len(b) == 0 {
 		return true
 	}
-	if !bytes.HasSuffix(b, []byte("\r\n")) {
+	if !bytes.HasSuffix(b, crlf) {
 		return false
 	}
-	for i, c := range b {
-		switch c {
-		case '\r':
-			if i+1 >= len(b) || b[i+1] != '\n' {
-				return false
-			}
-		case '\n':
-			if i == 0 || b[i-1] != '\r' {
-				return false
-			}
-		}
-	}
-	return true
+	n := bytes.Count(b, crlf)
+	return bytes.Count(b, cr) == n && bytes.Count(b, lf) == n
 }
+
+var crlf, cr, lf = []byte("\r\n"), []byte("\r"), []byte("\n")
 
 // canonical returns b as canonical CRLF lines (b itself when it already is).
 func canonical(b []byte) []byte {

@@ -55,6 +55,7 @@ type frontConn struct {
 	lingering bool   // close after reading what the client still sends (linger)
 	swallow   int    // replies to drop: go-smtp's answers to commands we made up
 	wbuf      []byte // partial reply line
+	held      []byte // lines of a multi-line reply not yet sent (see Write)
 }
 
 var errHandedOver = errors.New("smtp: connection handed over to TLS")
@@ -154,7 +155,12 @@ func (c *frontConn) Write(p []byte) (n int, err error) {
 		return len(p), nil
 	}
 	c.wbuf = append(c.wbuf, p...)
-	var out []byte
+	// go-smtp writes (and flushes) a multi-line reply one line at a time;
+	// its lines are held until the last one so that the reply goes out in
+	// one write, as a client reads it (RFC 5321 §4.2.1). The EHLO reply
+	// took nine writes (issue 16).
+	out, cont := c.held, false
+	c.held = nil
 	for {
 		i := bytes.IndexByte(c.wbuf, '\n')
 		if i < 0 {
@@ -186,6 +192,7 @@ func (c *frontConn) Write(p []byte) (n int, err error) {
 			// RFC 3207 §4: advertise STARTTLS until TLS is active.
 			out = append(out, line...)
 			out = append(out, "250-STARTTLS\r\n"...)
+			cont = true
 		default:
 			if strings.HasPrefix(text, "354 ") {
 				// RFC 5321 §4.1.1.4: the DATA body follows.
@@ -193,6 +200,7 @@ func (c *frontConn) Write(p []byte) (n int, err error) {
 			}
 			out = append(out, rewriteReply(text)...)
 			out = append(out, "\r\n"...)
+			cont = len(text) > 3 && text[3] == '-'
 		}
 		c.wbuf = c.wbuf[i+1:]
 		if strings.HasPrefix(text, "421 ") {
@@ -200,7 +208,11 @@ func (c *frontConn) Write(p []byte) (n int, err error) {
 		}
 	}
 	if len(c.wbuf) == 0 {
-		c.wbuf = c.wbuf[:0:0]
+		c.wbuf = c.wbuf[:0]
+	}
+	if cont {
+		c.held = out
+		return len(p), nil
 	}
 	if len(out) > 0 {
 		if _, err := c.Conn.Write(out); err != nil {

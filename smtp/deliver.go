@@ -26,30 +26,6 @@ type result struct {
 	remote string       // remote MTA host, "" for local failures
 }
 
-// outConn is an outbound SMTP connection, reused for consecutive jobs of
-// one next hop.
-type outConn struct {
-	c      *gosmtp.Client
-	host   string
-	ext    map[string]bool
-	reused bool
-	stop   func() bool // detaches the close-on-shutdown hook
-}
-
-func (oc *outConn) quit() {
-	if oc == nil {
-		return
-	}
-	oc.stop()
-	oc.c.Quit()
-	oc.c.Close()
-}
-
-func (oc *outConn) close() {
-	oc.stop()
-	oc.c.Close()
-}
-
 // deliver runs one job over *ocp (dialled if nil). connFailed is set when
 // no host of the next hop could be reached, so the caller can defer the
 // other jobs waiting for it.
@@ -58,7 +34,13 @@ func (g *Gateway) deliver(ctx context.Context, r route, ocp **outConn, j *job) (
 	if !ok {
 		return nil, nil
 	}
-	content, err := g.q.Content(j.id)
+	// Without a Processor the content is only read (prepareOutbound makes
+	// new slices), so the queue's own copy will do.
+	get := g.q.ContentShared
+	if g.cfg.Processor != nil {
+		get = g.q.Content
+	}
+	content, err := get(j.id)
 	if err != nil {
 		return failAll(j, newError(451, [3]int{4, 3, 0}, "queue read error", err), ""), nil
 	}
@@ -155,10 +137,10 @@ func (g *Gateway) connect(ctx context.Context, r route) (*outConn, *Error) {
 	return nil, last
 }
 
-// connectHost opens an SMTP session with one host, with STARTTLS per
-// policy (RFC 3207). go-smtp's client has no STARTTLS-if-offered, so the
-// greeting, EHLO and STARTTLS are done here and the client takes over the
-// (TLS) stream.
+// connectHost opens an SMTP session with one host: greeting, EHLO (HELO
+// when the host does not know EHLO, RFC 5321 §4.1.1.1) and STARTTLS per
+// policy (RFC 3207), then EHLO again over TLS (§4.2); the outConn
+// (outbound.go) takes over the stream.
 func (g *Gateway) connectHost(ctx context.Context, hp string, pol TLSPolicy) (*outConn, *Error) {
 	host, _, _ := net.SplitHostPort(hp)
 	temp := func(enh [3]int, msg string, err error) *Error {
@@ -190,13 +172,15 @@ func (g *Gateway) connectHost(ctx context.Context, hp string, pol TLSPolicy) (*o
 	tp.StartResponse(id)
 	_, msg, err := tp.ReadResponse(250)
 	tp.EndResponse(id)
+	var helloErr *textproto.Error
 	if err == nil {
-		for _, l := range strings.Split(msg, "\n")[1:] {
-			kw, _, _ := strings.Cut(l, " ")
-			ext[strings.ToUpper(kw)] = true
-		}
-	} else if _, ok := err.(*textproto.Error); !ok {
+		ext = ehloKeywords(msg)
+	} else if pe, ok := err.(*textproto.Error); !ok {
 		return fail(temp([3]int{4, 4, 2}, "lost connection with "+hp, err))
+	} else if pe.Code != 500 && pe.Code != 502 {
+		return fail(classify(toSMTPError(pe), host))
+	} else {
+		helloErr = pe
 	}
 	var stream net.Conn = conn
 	switch {
@@ -232,25 +216,27 @@ func (g *Gateway) connectHost(ctx context.Context, hp string, pol TLSPolicy) (*o
 		// RFC 5248 X.7.10: encryption needed. Deferred, never plaintext.
 		return fail(temp([3]int{4, 7, 10}, "TLS is required but "+hp+" does not offer STARTTLS", nil))
 	}
-	c := gosmtp.NewClient(&greeted{Conn: stream, pending: []byte("220 " + host + "\r\n")})
-	c.CommandTimeout = g.cfg.CommandTimeout
-	c.SubmissionTimeout = 2 * g.cfg.CommandTimeout
-	if err := c.Hello(g.cfg.Hostname); err != nil {
-		c.Close()
-		stop()
-		return nil, classify(err, host)
-	}
-	conn.SetDeadline(time.Time{})
+	oc := newOutConn(stream, host, ext, stop, g.cfg.CommandTimeout)
 	if stream != conn {
-		// Extensions change after TLS (RFC 3207 §4.2).
-		ext = map[string]bool{}
-	}
-	for _, k := range []string{"SMTPUTF8", "DSN", "8BITMIME"} {
-		if ok, _ := c.Extension(k); ok {
-			ext[k] = true
+		// Extensions change after TLS (RFC 3207 §4.2): EHLO again.
+		if oc.ext, err = oc.hello(g.cfg.Hostname); err != nil {
+			oc.close()
+			return nil, classify(err, host)
+		}
+	} else if helloErr != nil {
+		// The server does not know EHLO (RFC 5321 §4.1.1.1): HELO.
+		oc.conn.SetDeadline(time.Now().Add(g.cfg.CommandTimeout))
+		err := oc.cmd("HELO " + g.cfg.Hostname)
+		if err == nil {
+			_, err = oc.reply(250)
+		}
+		if err != nil {
+			oc.close()
+			return nil, classify(err, host)
 		}
 	}
-	return &outConn{c: c, host: host, ext: ext, stop: stop}, nil
+	conn.SetDeadline(time.Time{})
+	return oc, nil
 }
 
 func (g *Gateway) outboundTLS(host string, pol TLSPolicy) *tls.Config {
@@ -262,26 +248,9 @@ func (g *Gateway) outboundTLS(host string, pol TLSPolicy) *tls.Config {
 	return &tls.Config{ServerName: host, InsecureSkipVerify: true}
 }
 
-// greeted replays a greeting for go-smtp's client, which expects one, on a
-// stream whose real greeting was consumed before STARTTLS.
-type greeted struct {
-	net.Conn
-	pending []byte
-}
-
-func (c *greeted) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
 // send runs one mail transaction (RFC 5321 §3.3). broken reports that the
 // connection is unusable afterwards.
 func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (res []result, broken bool) {
-	c := oc.c
 	rcpts := make([]string, len(j.rcpts))
 	for i, idx := range j.rcpts {
 		rcpts[i] = m.Recipients[idx].Addr
@@ -304,58 +273,67 @@ func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (r
 	if m.From != "" && !validWireMailbox(m.From, m.UTF8) {
 		return failAll(j, errQueuedSender, ""), false
 	}
-	opts := &gosmtp.MailOptions{Size: int64(len(content)), UTF8: out.utf8, EnvelopeID: m.EnvID}
-	switch m.Ret {
-	case "FULL":
-		opts.Return = gosmtp.DSNReturnFull
-	case "HDRS":
-		opts.Return = gosmtp.DSNReturnHeaders
+	if g.cfg.Processor != nil {
+		content = canonical(content) // what Seal made, as CRLF lines
 	}
-	if err := c.Mail(m.From, opts); err != nil {
-		return g.txFail(j, j.rcpts, err, oc.host)
+	mail, err := oc.mailLine(m.From, int64(len(content)), out.utf8, m.Ret, m.EnvID)
+	if err != nil {
+		return failAll(j, newError(451, [3]int{4, 4, 0}, "error talking to "+oc.host+": "+err.Error(), err), ""), false
 	}
 	res = make([]result, 0, len(j.rcpts))
-	var accepted []int
+	var sent []int // recipients whose RCPT goes out, in order
+	var lines []string
 	for _, idx := range j.rcpts {
 		rc := m.Recipients[idx]
 		if !validWireMailbox(rc.Addr, m.UTF8) {
 			res = append(res, replyResult(idx, errQueuedRcpt, ""))
 			continue
 		}
-		if err := c.Rcpt(rc.Addr, rcptOptions(rc)); err != nil {
-			var se *gosmtp.SMTPError
-			if !errors.As(err, &se) {
-				return g.txFail(j, j.rcpts, err, oc.host)
-			}
-			r := replyResult(idx, classify(err, oc.host), oc.host)
-			res = append(res, r)
+		line, err := oc.rcptLine(rc.Addr, rcptOptions(rc))
+		if err != nil {
+			res = append(res, replyResult(idx, newError(451, [3]int{4, 4, 0}, "error talking to "+oc.host+": "+err.Error(), err), ""))
 			continue
 		}
-		accepted = append(accepted, idx)
+		sent = append(sent, idx)
+		lines = append(lines, line)
 	}
-	if len(accepted) == 0 {
-		if err := c.Reset(); err != nil {
-			return res, true
-		}
+	if len(sent) == 0 {
 		return res, false
 	}
-	w, err := c.Data()
-	if err != nil {
-		r, broken := g.txFail(j, accepted, err, oc.host)
-		return append(res, r...), broken
+	tx, err := oc.transaction(mail, lines, content)
+	if tx.mail != nil {
+		// The reply to MAIL decides for every recipient (a 421, say, even
+		// when the connection then closed under the pipelined RCPTs).
+		r, broken := g.txFail(j, j.rcpts, tx.mail, oc.host)
+		return r, broken || err != nil
 	}
-	if _, err := w.Write(content); err != nil {
-		w.Close()
-		r, _ := g.txFail(j, accepted, err, oc.host)
-		return append(res, r...), true
+	if err != nil && len(tx.rcpts) == 0 {
+		return g.txFail(j, j.rcpts, err, oc.host)
 	}
-	resp, err := w.CloseWithResponse()
+	var accepted []int
+	for i, idx := range sent {
+		switch {
+		case i >= len(tx.rcpts):
+			r, _ := g.txFail(j, []int{idx}, err, oc.host)
+			res = append(res, r...)
+		case tx.rcpts[i] != nil:
+			res = append(res, replyResult(idx, classify(tx.rcpts[i], oc.host), oc.host))
+		default:
+			accepted = append(accepted, idx)
+		}
+	}
+	if len(accepted) == 0 {
+		return res, err != nil
+	}
+	if err == nil && tx.data != nil {
+		err = tx.data
+	}
 	if err != nil {
 		r, broken := g.txFail(j, accepted, err, oc.host)
 		return append(res, r...), broken
 	}
 	for _, idx := range accepted {
-		res = append(res, result{idx: idx, status: queue.Delivered, diag: "250 " + oneLine(resp.StatusText), enh: "2.0.0", remote: oc.host})
+		res = append(res, result{idx: idx, status: queue.Delivered, diag: "250 " + oneLine(tx.text), enh: "2.0.0", remote: oc.host})
 	}
 	return res, false
 }

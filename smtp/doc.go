@@ -6,9 +6,10 @@
 //
 // Inbound, a Gateway serves listeners handed to it (Serve). In front of
 // go-smtp it caps connections (total and per client IP), reads the client's
-// input itself and hands go-smtp one command line, DATA body or BDAT chunk at
-// a time (input.go, command.go, dataread.go: no octet of a body or chunk can
-// be taken for a command), applies per-line, per-message and per-session
+// input itself and hands go-smtp one command line, end of a DATA body (the
+// body itself it decodes for the session) or BDAT chunk at a time (input.go,
+// command.go, dataread.go: no octet of a body or chunk can be taken for a
+// command), applies per-line, per-message and per-session
 // deadlines (deadline.go), performs STARTTLS itself (so that every session it
 // hands to go-smtp is a plain stream it can observe) and corrects the few
 // replies where go-smtp departs from RFC 5321 (see conn.go). Sessions check
@@ -21,8 +22,10 @@
 // Outbound, a scheduler groups queued recipients by next hop (a managed
 // domain's server, the smarthost, or the MX hosts of a relayed domain), runs
 // at most DestinationConcurrency connections per next hop, reuses them for
-// consecutive messages, applies the next hop's TLS policy and fits each
-// message to the hop's SMTPUTF8 and 8BITMIME support (downgrade.go).
+// consecutive messages (kept ConnCacheTime when idle), speaks the mail
+// transaction itself with RFC 2920 pipelining where offered (outbound.go),
+// applies the next hop's TLS policy and fits each message to the hop's
+// SMTPUTF8 and 8BITMIME support (downgrade.go).
 //
 // The durable queue itself is package postern/smtp/queue. This package knows
 // nothing of LDAP, the cluster or the web menu: the appliance implements

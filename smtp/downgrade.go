@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"mime"
 	"mime/quotedprintable"
@@ -315,6 +316,13 @@ func encodeBody(body []byte, enc string) []byte {
 }
 
 func has8bit(b []byte) bool {
+	// Eight octets at a time: one of them has its high bit set.
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return true
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c >= 0x80 {
 			return true

@@ -46,6 +46,9 @@ func newError(code int, enh [3]int, msg string, cause error) *Error {
 
 // Replies used by the session, with the RFCs that define them.
 var (
+	// RFC 1870 §6.3 and RFC 3463 X.3.4: the message is larger than the
+	// gateway takes (go-smtp's ErrDataTooLarge says the same).
+	errTooBig = newError(552, [3]int{5, 3, 4}, "Maximum message size exceeded", nil)
 	// RFC 5321 §4.1.4: MAIL inside a transaction is a bad sequence.
 	errNestedMail = newError(503, [3]int{5, 5, 1}, "Error: nested MAIL command", nil)
 	// RFC 3463 §3.2 X.1.7: bad sender mailbox syntax.

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -113,6 +114,53 @@ func (s *scheduler) schedule(id string, at time.Time, force bool) {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// enqueueNew hands a message just queued (every recipient Queued) to its
+// next hops at once when the route of every recipient domain is cached,
+// as it is under load; otherwise it schedules the message for the
+// dispatcher. It spares the dispatcher a wake-up and a copy of the
+// envelope per message (issue 16).
+func (s *scheduler) enqueueNew(m *queue.Message) {
+	now := time.Now()
+	var keys []string
+	var idx [][]int
+	var rts []route
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.g.ctx.Err() != nil {
+		return
+	}
+	for i, r := range m.Recipients {
+		c, ok := s.routes[domainOf(r.Addr)]
+		if !ok || !now.Before(c.exp) {
+			heap.Push(&s.due, dueItem{now, m.ID})
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+			return
+		}
+		k := slices.Index(keys, c.r.key)
+		if k < 0 {
+			k = len(keys)
+			keys, idx, rts = append(keys, c.r.key), append(idx, nil), append(rts, c.r)
+		}
+		idx[k] = append(idx[k], i)
+	}
+	if len(keys) == 0 {
+		return
+	}
+	s.state(m.ID).inflight = len(keys)
+	for k, key := range keys {
+		d := s.dests[key]
+		if d == nil {
+			d = &dest{r: rts[k], signal: make(chan struct{}, 1)}
+			s.dests[key] = d
+		}
+		d.jobs = append(d.jobs, &job{id: m.ID, rcpts: idx[k]})
+		s.kick(d)
 	}
 }
 
@@ -339,16 +387,27 @@ func (s *scheduler) run(d *dest) {
 			return
 		}
 		if len(d.jobs) == 0 {
+			// Keep the connection for ConnCacheTime (Postfix's
+			// connection cache). A wake-up whose job another runner
+			// took first is no reason to close it: wait again.
 			d.idle++
 			s.mu.Unlock()
 			t := time.NewTimer(s.g.cfg.ConnCacheTime)
-			select {
-			case <-ctx.Done():
-			case <-d.signal:
-			case <-t.C:
+			expired := false
+			for {
+				select {
+				case <-ctx.Done():
+				case <-d.signal:
+				case <-t.C:
+					expired = true
+				}
+				s.mu.Lock()
+				if len(d.jobs) > 0 || expired || ctx.Err() != nil {
+					break
+				}
+				s.mu.Unlock()
 			}
 			t.Stop()
-			s.mu.Lock()
 			d.idle--
 			if len(d.jobs) == 0 || ctx.Err() != nil {
 				s.mu.Unlock()
@@ -393,7 +452,9 @@ func (s *scheduler) finish(ctx context.Context, j *job, res []result) {
 		}
 	}
 	s.mu.Unlock()
-	if last {
+	// A message that left the queue (every recipient final) needs no
+	// second look; it went at once in the common case, delivered.
+	if last && s.g.q.Has(j.id) {
 		s.schedule(j.id, time.Now(), false)
 	}
 }
@@ -425,7 +486,9 @@ func (g *Gateway) record(ctx context.Context, id string, res []result) {
 			slog.String("status", r.Status.String()), slog.String("reply", r.Diagnostic))
 		ups = append(ups, queue.RecipientUpdate{Index: x.idx, Recipient: r})
 	}
-	if err := g.q.Update(ctx, id, ups...); err != nil && err != queue.ErrNotFound {
+	// Written, not waited for on disk: a power loss at the wrong moment
+	// delivers a message twice, never loses one (queue.UpdateWritten).
+	if err := g.q.UpdateWritten(ctx, id, ups...); err != nil && err != queue.ErrNotFound {
 		g.log.Error("smtp: recording delivery status", slog.String("id", id), slog.String("err", err.Error()))
 	}
 }

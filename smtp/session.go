@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -162,36 +163,29 @@ func (s *session) Data(r io.Reader) error {
 	}
 	id := s.g.q.NewID()
 	now := time.Now()
-	var buf bytes.Buffer
-	buf.Grow(16 << 10)
-	s.writeReceived(&buf, id, now)
-	trace := buf.Len()
-	// The content is kept as canonical CRLF lines whatever line ends the
-	// client used (canonical.go): a BDAT chunk arrives as sent, a DATA body
-	// already canonical from dataDecoder.
-	text := canonText{dst: &buf}
-	n, err := io.Copy(&text, io.LimitReader(r, s.g.cfg.MaxMessageBytes+1))
-	if err != nil {
-		return s.reply(dataError(err))
-	}
-	if n > s.g.cfg.MaxMessageBytes {
-		return s.reply(newError(552, [3]int{5, 3, 4}, "Maximum message size exceeded", nil))
-	}
-	text.finish()
-	if text.longest > maxTextLine {
-		return s.reply(errLongLine)
-	}
-	if int64(buf.Len()-trace) > s.g.cfg.MaxMessageBytes {
-		// Bare LFs of a BDAT chunk grew by their CRs.
-		return s.reply(newError(552, [3]int{5, 3, 4}, "Maximum message size exceeded", nil))
-	}
-	content := buf.Bytes()
-	if len(content) > trace && (content[trace] == ' ' || content[trace] == '\t') {
-		// A first line that starts with white space would continue our
-		// Received field (RFC 5322 §2.2.3 folding) and let the client
-		// write into the trace. It is no header field, so the client's
-		// header section is empty: the empty line that says so goes first.
-		content = append(append(append(make([]byte, 0, len(content)+2), content[:trace]...), "\r\n"...), content[trace:]...)
+	var content []byte
+	if _, bdat := r.(*io.PipeReader); bdat {
+		var e *Error
+		if content, e = s.readChunks(r, id, now); e != nil {
+			return s.reply(e)
+		}
+	} else {
+		// DATA: frontConn decoded the body into a buffer of its own
+		// (dataread.go); go-smtp's reader yields only the end of data.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			s.dropBody()
+			return s.reply(dataError(err))
+		}
+		body := s.fc.in.body
+		s.fc.in.body = nil
+		if body == nil {
+			return s.reply(dataError(io.ErrUnexpectedEOF))
+		}
+		defer putBody(body.canon.dst)
+		var e *Error
+		if content, e = s.withTrace(body, id, now); e != nil {
+			return s.reply(e)
+		}
 	}
 	if s.fc.handedOver() {
 		return errClosing.wire()
@@ -228,8 +222,107 @@ func (s *session) Data(r io.Reader) error {
 	}
 	s.g.met.received.Inc()
 	s.g.log.Debug("smtp: queued", slog.String("id", id), slog.String("from", s.from), slog.Int("rcpts", len(s.rcpts)), slog.Int64("size", int64(len(content))))
-	s.g.sch.schedule(id, now, false)
+	s.g.sch.enqueueNew(m)
 	return (&Error{Code: 250, Enhanced: [3]int{2, 0, 0}, Message: "Ok: queued as " + id}).wire()
+}
+
+// readChunks reads a BDAT message (RFC 3030) from r, go-smtp's pipe of
+// the chunks as sent, and returns it as canonical CRLF lines after the
+// Received field.
+func (s *session) readChunks(r io.Reader, id string, now time.Time) ([]byte, *Error) {
+	var buf bytes.Buffer
+	buf.Grow(16 << 10)
+	s.writeReceived(&buf, id, now)
+	trace := buf.Len()
+	// The content is kept as canonical CRLF lines whatever line ends the
+	// client used (canonical.go): a BDAT chunk arrives as sent.
+	text := canonText{dst: &buf}
+	n, err := io.Copy(&text, io.LimitReader(r, s.g.cfg.MaxMessageBytes+1))
+	if err != nil {
+		return nil, dataError(err)
+	}
+	if n > s.g.cfg.MaxMessageBytes {
+		return nil, errTooBig
+	}
+	text.finish()
+	if text.longest > maxTextLine {
+		return nil, errLongLine
+	}
+	if int64(buf.Len()-trace) > s.g.cfg.MaxMessageBytes {
+		// Bare LFs of a BDAT chunk grew by their CRs.
+		return nil, errTooBig
+	}
+	return guardTrace(buf.Bytes(), trace), nil
+}
+
+// withTrace returns the DATA content decoded by d, after its headroom,
+// with the Received field put in front; the field goes into the headroom
+// when it fits, so that the content is not copied.
+func (s *session) withTrace(d *dataDecoder, id string, now time.Time) ([]byte, *Error) {
+	b := d.canon.dst.Bytes()
+	if d.over || int64(len(b)-bodyHeadroom) > s.g.cfg.MaxMessageBytes {
+		return nil, errTooBig
+	}
+	if d.canon.longest > maxTextLine {
+		return nil, errLongLine
+	}
+	var tb bytes.Buffer
+	tb.Grow(256)
+	s.writeReceived(&tb, id, now)
+	trace := tb.Len()
+	if len(b) > bodyHeadroom && (b[bodyHeadroom] == ' ' || b[bodyHeadroom] == '\t') {
+		tb.WriteString("\r\n") // see guardTrace
+	}
+	if tb.Len() > bodyHeadroom {
+		return guardTrace(append(tb.Bytes(), b[bodyHeadroom:]...), trace), nil
+	}
+	start := bodyHeadroom - tb.Len()
+	copy(b[start:], tb.Bytes())
+	return b[start:], nil
+}
+
+// guardTrace: a first line that starts with white space would continue our
+// Received field (RFC 5322 §2.2.3 folding) and let the client write into
+// the trace. It is no header field, so the client's header section is
+// empty: the empty line that says so goes first. trace is the length of
+// the field in content.
+func guardTrace(content []byte, trace int) []byte {
+	if len(content) > trace && (content[trace] == ' ' || content[trace] == '\t') {
+		return append(append(append(make([]byte, 0, len(content)+2), content[:trace]...), "\r\n"...), content[trace:]...)
+	}
+	return content
+}
+
+// dropBody releases a decoded DATA body that will not be queued.
+func (s *session) dropBody() {
+	if b := s.fc.in.body; b != nil {
+		s.fc.in.body = nil
+		putBody(b.canon.dst)
+	}
+}
+
+// bodyHeadroom is room left before a DATA body in its buffer for the
+// Received field (about 200 octets; longer ones are copied in front).
+const bodyHeadroom = 1024
+
+// bodies recycles DATA body buffers (issue 16: one 16 KB buffer per message
+// and its growth were a tenth of the allocations).
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// getBody returns an empty body buffer with the headroom written.
+func getBody() *bytes.Buffer {
+	b := bodies.Get().(*bytes.Buffer)
+	b.Reset()
+	b.Grow(bodyHeadroom + 16<<10)
+	b.Write(make([]byte, bodyHeadroom))
+	return b
+}
+
+// putBody recycles b unless it grew large (a big message).
+func putBody(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 {
+		bodies.Put(b)
+	}
 }
 
 // dataError maps a failure while reading DATA or BDAT to a reply; nothing is

@@ -24,6 +24,7 @@ type wireSink struct {
 	mu     sync.Mutex
 	txs    []wireTx
 	reject func(rcptLine string) string // reply for a RCPT line; "" = 250
+	refuse string                       // reply for MAIL; "" = 250
 }
 
 // wireTx is one transaction received by a wireSink.
@@ -89,6 +90,13 @@ func (s *wireSink) serve(c net.Conn) {
 			say(out...)
 		case "MAIL":
 			tx = wireTx{Mail: line}
+			s.mu.Lock()
+			refuse := s.refuse
+			s.mu.Unlock()
+			if refuse != "" {
+				say(refuse)
+				continue
+			}
 			say("250 2.1.0 Ok")
 		case "RCPT":
 			s.mu.Lock()

@@ -44,13 +44,21 @@ type Queue struct {
 	wg        sync.WaitGroup
 
 	failed error // owned by the writer goroutine
+	cached int64 // octets of content held in entries (under mu)
 }
+
+// cacheBytes bounds the content the queue keeps in memory besides the
+// segments: a new message's content stays with its entry until the message
+// leaves the queue, so that its delivery reads no file (issue 16). Beyond
+// this, content is read from the segment.
+const cacheBytes = 32 << 20
 
 // entry is the in-memory state of one live message.
 type entry struct {
 	msg        *Message
 	seg        *segment // segment with the current snapshot (and the content)
 	contentOff int64    // absolute offset of the content in seg
+	content    []byte   // the content when cached (see cacheBytes), read-only
 	segs       []segRef // every segment holding a record of this message
 }
 
@@ -182,6 +190,23 @@ func (q *Queue) Update(ctx context.Context, id string, ups ...RecipientUpdate) e
 	return q.submit(ctx, &request{kind: recUpdate, id: id, body: encodeUpdate(id, ups), ups: ups})
 }
 
+// UpdateWritten is Update without waiting for stable storage: when it
+// returns nil the record is written to the segment file (it survives a
+// crash of the process, kill -9 included) and applied, and it becomes
+// durable with the next fdatasync of the queue: the next Put, Update or
+// Remove, under load within milliseconds, and within a second (retireEvery)
+// in any case. A power loss before that can lose it. For a delivery result this means the message is delivered
+// again (RFC 5321 §6.1 allows duplicates, never losses); Postfix does not
+// sync the removal of a delivered queue file either. Group commit then
+// needs no fdatasync of its own for delivery results (issue 16).
+func (q *Queue) UpdateWritten(ctx context.Context, id string, ups ...RecipientUpdate) error {
+	if len(ups) == 0 {
+		return nil
+	}
+	ups = slices.Clone(ups)
+	return q.submit(ctx, &request{kind: recUpdate, id: id, body: encodeUpdate(id, ups), ups: ups, nosync: true})
+}
+
 // Remove durably deletes message id, whatever the state of its recipients.
 func (q *Queue) Remove(ctx context.Context, id string) error {
 	return q.submit(ctx, &request{kind: recRemove, id: id, body: encodeRemove(id)})
@@ -198,13 +223,35 @@ func (q *Queue) Get(id string) (Message, bool) {
 	return e.msg.Clone(), true
 }
 
+// Has reports whether message id is in the queue.
+func (q *Queue) Has(id string) bool {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	_, ok := q.index[id]
+	return ok
+}
+
 // Content reads the content of message id from disk.
 func (q *Queue) Content(id string) ([]byte, error) {
+	return q.content(id, false)
+}
+
+// ContentShared returns the content of message id from memory when the
+// queue holds it there (a new message: see cacheBytes), else as Content.
+// The caller must not modify it.
+func (q *Queue) ContentShared(id string) ([]byte, error) {
+	return q.content(id, true)
+}
+
+func (q *Queue) content(id string, cached bool) ([]byte, error) {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	e, ok := q.index[id]
 	if !ok {
 		return nil, ErrNotFound
+	}
+	if cached && e.content != nil {
+		return e.content, nil
 	}
 	if e.seg.f == nil {
 		return nil, ErrClosed

@@ -218,3 +218,66 @@ func TestDeliveredTextLeavesTheDisk(t *testing.T) {
 		t.Fatalf("after retirement and replay: %d messages, want 2", q.Len())
 	}
 }
+
+// TestUpdateWritten: a result recorded without waiting for fdatasync is
+// applied at once and is in the segment file when the call returns (a
+// process that dies then, kill -9, keeps it: the page cache holds it), and
+// the next synced record makes it durable along with its own.
+func TestUpdateWritten(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	q := open(t, dir, 0)
+	defer q.Close()
+	id1 := put(t, q, 1, []byte("Subject: one\r\n\r\n"))
+	id2 := put(t, q, 2, []byte("Subject: two\r\n\r\n"))
+	if err := q.UpdateWritten(ctx, id1, RecipientUpdate{0, Recipient{Addr: "r0@example.com", Status: Delivered}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.UpdateWritten(ctx, id2, RecipientUpdate{1, Recipient{Addr: "r1@example.com", Status: Deferred, Attempts: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := q.Get(id1); ok {
+		t.Fatal("delivered message still queued")
+	}
+	if m, _ := q.Get(id2); m.Recipients[1].Status != Deferred {
+		t.Fatalf("update not applied: %+v", m.Recipients[1])
+	}
+	mem, err1 := q.ContentShared(id2)
+	disk, err2 := q.Content(id2)
+	if err1 != nil || err2 != nil || string(mem) != "Subject: two\r\n\r\n" || string(disk) != string(mem) {
+		t.Fatalf("content in memory %q (%v), on disk %q (%v)", mem, err1, disk, err2)
+	}
+	q.mu.RLock()
+	head := q.segs[len(q.segs)-1]
+	dirty := head.dirty
+	q.mu.RUnlock()
+	if !dirty {
+		t.Fatal("head not marked as holding unsynced records")
+	}
+	// What a restart after kill -9 replays: the files as they are now.
+	copyDir := t.TempDir()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(copyDir, e.Name()), b, 0o600)
+	}
+	r := open(t, copyDir, 0)
+	if r.Len() != 1 {
+		t.Fatalf("replay after a crash has %d messages, want 1", r.Len())
+	}
+	if m, _ := r.Get(id2); m.Recipients[1].Status != Deferred || m.Recipients[1].Attempts != 1 {
+		t.Fatalf("replayed recipient: %+v", m.Recipients[1])
+	}
+	r.Close()
+	// A synced record syncs the segment, the written ones with it.
+	put(t, q, 1, []byte("Subject: three\r\n\r\n"))
+	q.mu.RLock()
+	dirty = head.dirty
+	q.mu.RUnlock()
+	if dirty {
+		t.Fatal("head still marked unsynced after a Put")
+	}
+}

@@ -15,6 +15,7 @@ type segment struct {
 	path      string
 	f         *os.File
 	size      int64
+	dirty     bool  // holds records written without fdatasync (UpdateWritten)
 	refs      int   // live messages with at least one record here
 	liveBytes int64 // bytes of records of live messages
 }
@@ -28,6 +29,7 @@ type request struct {
 	contentOff int    // recMessage: content offset within body
 	msg        *Message
 	ups        []RecipientUpdate
+	nosync     bool  // answer once written; the next fdatasync makes it durable
 	off        int64 // set by the writer: record offset in the head segment
 	err        error
 	done       chan error
@@ -66,9 +68,15 @@ func (q *Queue) run() {
 		case r := <-q.reqs:
 			batch = append(batch, r)
 		case <-tick.C:
+			if q.failed == nil {
+				q.syncHead()
+			}
 			q.retireFinished()
 			continue
 		case <-q.done:
+			if q.failed == nil {
+				q.syncHead()
+			}
 			return
 		}
 		size := len(batch[0].body)
@@ -95,6 +103,7 @@ func (q *Queue) commit(batch []*request, buf []byte) []byte {
 	head := q.segs[len(q.segs)-1]
 	buf = buf[:0]
 	var pending []*request
+	sync := false
 	for _, r := range batch {
 		r.err = q.validate(r)
 		if r.err != nil {
@@ -104,6 +113,7 @@ func (q *Queue) commit(batch []*request, buf []byte) []byte {
 		r.off = head.size + int64(len(buf))
 		buf = frame(buf, r.body)
 		pending = append(pending, r)
+		sync = sync || !r.nosync
 	}
 	if len(pending) == 0 {
 		return buf
@@ -117,10 +127,9 @@ func (q *Queue) commit(batch []*request, buf []byte) []byte {
 		}
 		return buf
 	}
-	if err := datasync(head.f); err != nil {
-		// After a failed fsync the page cache state is unknown: stop writing.
-		q.failed = fmt.Errorf("queue: fsync %s: %w", head.path, err)
-		q.log.Error("queue: fsync failed, queue is read-only", slog.String("err", err.Error()))
+	if !sync {
+		head.dirty = true
+	} else if err := q.sync(head); err != nil {
 		for _, r := range pending {
 			r.done <- q.failed
 		}
@@ -141,6 +150,27 @@ func (q *Queue) commit(batch []*request, buf []byte) []byte {
 	}
 	q.gc()
 	return buf
+}
+
+// sync makes what was written to s durable (fdatasync). After a failed
+// fdatasync the page cache state is unknown: the queue stops writing.
+func (q *Queue) sync(s *segment) error {
+	if err := datasync(s.f); err != nil {
+		q.failed = fmt.Errorf("queue: fsync %s: %w", s.path, err)
+		q.log.Error("queue: fsync failed, queue is read-only", slog.String("err", err.Error()))
+		return q.failed
+	}
+	s.dirty = false
+	return nil
+}
+
+// syncHead makes records written without fdatasync durable before the head
+// segment stops being the head (only the last segment may end torn).
+func (q *Queue) syncHead() error {
+	if h := q.segs[len(q.segs)-1]; h.dirty {
+		return q.sync(h)
+	}
+	return nil
 }
 
 // validate checks r against the index (owned by this goroutine).
@@ -173,6 +203,10 @@ func (q *Queue) apply(r *request, s *segment) {
 	switch r.kind {
 	case recMessage:
 		e := &entry{msg: r.msg, seg: s, contentOff: r.off + headerSize + int64(r.contentOff)}
+		if c := r.body[r.contentOff:]; q.cached+int64(len(c)) <= cacheBytes && len(c) > 0 {
+			e.content = c[:len(c):len(c)]
+			q.cached += int64(len(c))
+		}
 		e.touch(s, n)
 		q.index[r.id] = e
 	case recUpdate:
@@ -185,15 +219,21 @@ func (q *Queue) apply(r *request, s *segment) {
 		}
 		e.touch(s, n)
 		if e.msg.Done() {
-			e.release()
-			delete(q.index, r.id)
+			q.drop(r.id, e)
 		}
 	case recRemove:
 		if e, ok := q.index[r.id]; ok {
-			e.release()
-			delete(q.index, r.id)
+			q.drop(r.id, e)
 		}
 	}
+}
+
+// drop removes a finished message from the index. Called with q.mu held.
+func (q *Queue) drop(id string, e *entry) {
+	e.release()
+	q.cached -= int64(len(e.content))
+	e.content = nil
+	delete(q.index, id)
 }
 
 func (q *Queue) createSegment(seq uint64) (*segment, error) {
@@ -246,6 +286,9 @@ func (q *Queue) retireFinished() {
 	if size == live || live > retireMaxLive {
 		return // nothing finished on disk, or too much to copy each time
 	}
+	if q.syncHead() != nil {
+		return
+	}
 	old := q.segs[len(q.segs)-1]
 	ns, err := q.createSegment(old.seq + 1)
 	if err != nil {
@@ -284,6 +327,9 @@ const maxSegments = 4
 // overrides. Compacting only the oldest segment bounds the copying to one
 // segment per rotation.
 func (q *Queue) rotate() {
+	if q.syncHead() != nil {
+		return
+	}
 	old := q.segs[len(q.segs)-1]
 	ns, err := q.createSegment(old.seq + 1)
 	if err != nil {
@@ -334,9 +380,8 @@ func (q *Queue) compact(s, head *segment) error {
 			head.f.Truncate(head.size)
 			return err
 		}
-		if err := datasync(head.f); err != nil {
-			q.failed = fmt.Errorf("queue: fsync %s: %w", head.path, err)
-			return q.failed
+		if err := q.sync(head); err != nil {
+			return err
 		}
 		head.size += int64(len(buf))
 		q.mu.Lock()
