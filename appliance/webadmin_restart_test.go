@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"postern/cluster"
+	"postern/internal/testnet"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a writer and a reader.
@@ -43,12 +44,7 @@ func (b *lockedBuffer) String() string {
 // freeAddr returns a free TCP address on ip.
 func freeAddr(t *testing.T, ip string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testnet.FreePort(t, ip)
 }
 
 // menuClient is a browser of the admin menu: a cookie jar, redirects not

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"postern/internal/testnet"
 )
 
 // binary is the postern binary built once for the whole package.
@@ -70,12 +71,7 @@ func requireTool(t *testing.T, name string) string {
 // freePort returns a free TCP address on ip.
 func freePort(t *testing.T, ip string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatalf("free port on %s: %v", ip, err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testnet.FreePort(t, ip)
 }
 
 // appliance is one postern process.

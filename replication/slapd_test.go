@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"postern/internal/testnet"
 	"postern/ldapstore"
 	"postern/ldapstore/schema"
 )
@@ -27,12 +28,7 @@ type slapd struct {
 // freePort returns a loopback address with a port nobody listens on now.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testnet.FreePort(t, "127.0.0.1")
 }
 
 // startSlapd starts a stock slapd (back_mdb) holding the suffix, with

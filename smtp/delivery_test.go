@@ -17,18 +17,14 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"postern/internal/testnet"
 	"postern/smtp/queue"
 )
 
 // freeAddr returns a loopback address nobody listens on (yet).
 func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := l.Addr().String()
-	l.Close()
-	return a
+	t.Helper()
+	return testnet.FreePort(t, "127.0.0.1")
 }
 
 func waitUntil(t testing.TB, what string, timeout time.Duration, cond func() bool) {

@@ -3,7 +3,6 @@ package smtp
 import (
 	"bytes"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-message"
+
+	"postern/internal/testnet"
 )
 
 // leaves returns the decoded bodies of the leaf parts of a message, in
@@ -222,10 +223,5 @@ func TestDowngradeToPostfixSink(t *testing.T) {
 // freePortOn returns a free TCP address on ip.
 func freePortOn(t testing.TB, ip string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testnet.FreePort(t, ip)
 }

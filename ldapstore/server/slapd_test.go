@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"postern/internal/testnet"
 	"postern/ldapstore"
 )
 
@@ -49,12 +50,7 @@ func startSlapd(t testing.TB) *slapdRef {
 		t.Fatal(err)
 	}
 	ip := fmt.Sprintf("127.0.30.%d", 10+refAddrs.Add(1)%200)
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testnet.FreePort(t, ip)
 	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
