@@ -174,6 +174,10 @@ func (a *Appliance) DeleteKeys(ctx context.Context, req KeyDelete) (int, error) 
 		}
 		drop(attrCert, func(v string) bool { return match(secure.Fingerprint([]byte(v))) })
 		drop(attrCACert, func(v string) bool { return match(secure.Fingerprint([]byte(v))) })
+		drop(attrSMIMECap, func(v string) bool {
+			certs, err := secure.SMIMECertificates([]byte(v))
+			return err == nil && slices.ContainsFunc(certs, func(c []byte) bool { return match(secure.Fingerprint(c)) })
+		})
 		drop(attrPGP, func(v string) bool {
 			fprs, _ := secure.PGPFingerprints([]byte(v))
 			return slices.ContainsFunc(fprs, match)

@@ -30,6 +30,12 @@ import (
 
 const (
 	attrCert    = "userCertificate;binary"
+	// userSMIMECertificate (RFC 2798 §2.8): a PKCS#7 SignedData of the
+	// certificates a mail client published; read as S/MIME certificates
+	// (secure.SMIMECertificates), never written by Postern. Its syntax is
+	// Binary, which takes no ;binary option (as in slapd: "option "binary"
+	// not supported with type").
+	attrSMIMECap = "userSMIMECertificate"
 	attrCACert  = "cACertificate;binary"
 	attrPGP     = "posternPGPKey"
 	attrPrivate = "posternPrivateKey"
@@ -211,6 +217,11 @@ func collectKeys(o *owner) ownerKeys {
 	for _, e := range o.entries {
 		for _, v := range e.Get(attrCert) {
 			k.certs = append(k.certs, []byte(v))
+		}
+		for _, v := range e.Get(attrSMIMECap) {
+			if certs, err := secure.SMIMECertificates([]byte(v)); err == nil {
+				k.certs = append(k.certs, certs...)
+			}
 		}
 		for _, v := range e.Get(attrPGP) {
 			k.pgp = append(k.pgp, []byte(v))

@@ -178,3 +178,27 @@ func parseSMIMEKey(k *PrivateKey) (*x509.Certificate, crypto.PrivateKey, error) 
 	}
 	return cert, key, nil
 }
+
+// SMIMECertificates returns the end-entity certificates (DER) of a
+// userSMIMECertificate value: a PKCS#7 SignedData that carries certificates
+// (RFC 2798 §2.8, the form mail clients publish in address books; the
+// signature, if any, is not checked, as for userCertificate). CA
+// certificates in it (basic constraints CA:TRUE) are left out: they are
+// the chain, never a recipient's key. It fails when der is not such a
+// structure.
+func SMIMECertificates(der []byte) ([][]byte, error) {
+	p7, err := pkcs7.Parse(der)
+	if err != nil {
+		return nil, fmt.Errorf("secure: userSMIMECertificate: %w", err)
+	}
+	var out [][]byte
+	for _, c := range p7.Certificates {
+		if !c.IsCA {
+			out = append(out, c.Raw)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("secure: userSMIMECertificate: no end-entity certificate")
+	}
+	return out, nil
+}
