@@ -29,20 +29,20 @@ import (
 //   - the global policy in cn=secure,ou=config.
 
 const (
-	attrCert    = "userCertificate;binary"
+	attrCert = "userCertificate;binary"
 	// userSMIMECertificate (RFC 2798 §2.8): a PKCS#7 SignedData of the
 	// certificates a mail client published; read as S/MIME certificates
 	// (secure.SMIMECertificates), never written by Postern. Its syntax is
 	// Binary, which takes no ;binary option (as in slapd: "option "binary"
 	// not supported with type").
 	attrSMIMECap = "userSMIMECertificate"
-	attrCACert  = "cACertificate;binary"
-	attrPGP     = "posternPGPKey"
-	attrPrivate = "posternPrivateKey"
-	attrDKIM    = "posternDKIMKey"
-	attrSource  = "posternKeySource"
-	caOwner     = "internal-ca"
-	trustOwner  = "trusted"
+	attrCACert   = "cACertificate;binary"
+	attrPGP      = "posternPGPKey"
+	attrPrivate  = "posternPrivateKey"
+	attrDKIM     = "posternDKIMKey"
+	attrSource   = "posternKeySource"
+	caOwner      = "internal-ca"
+	trustOwner   = "trusted"
 )
 
 func (a *Appliance) keysOU() string             { return "ou=keys," + a.cfg.Suffix }
