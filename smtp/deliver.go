@@ -301,6 +301,12 @@ func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (r
 		return res, false
 	}
 	tx, err := oc.transaction(mail, lines, content)
+	if tx.reset != nil {
+		// The next hop's transaction may still be open: the connection
+		// carries no other message (the replies above still decide).
+		g.log.Info("smtp: reset after a refusal failed, closing", slog.String("host", oc.host), slog.String("err", tx.reset.Error()))
+		defer func() { broken = true }()
+	}
 	if tx.mail != nil {
 		// The reply to MAIL decides for every recipient (a 421, say, even
 		// when the connection then closed under the pipelined RCPTs).

@@ -193,6 +193,24 @@ type txReplies struct {
 	rcpts []error // one per RCPT sent; nil for 250/251
 	data  error   // DATA (354 expected) or, after the content, the end of data
 	text  string  // the text of the 250 to the end of data
+	// reset is set when the RSET that closes a transaction the next hop
+	// left open failed: the connection's state is unknown and it must not
+	// carry another message (the replies above still hold).
+	reset error
+}
+
+// rset ends a transaction the next hop left open (RFC 5321 §4.1.1.5): after
+// DATA was refused, or when every recipient was. Anything but 250 leaves the
+// session in an unknown state: it is an error, never an SMTP reply to
+// attribute to a recipient.
+func (oc *outConn) rset() error {
+	if err := oc.cmd("RSET"); err != nil {
+		return err
+	}
+	if _, err := oc.reply(250); err != nil {
+		return fmt.Errorf("smtp: RSET refused by %s: %w", oc.host, err)
+	}
+	return nil
 }
 
 // mailLine builds the MAIL command (RFC 5321 §4.1.1.2) with the parameters
@@ -329,17 +347,14 @@ func (oc *outConn) transaction(mail string, rcpts []string, content []byte) (tx 
 			_, err = check(e)
 			return tx, err
 		}
-		if tx.mail == nil && accepted == 0 {
-			// The transaction is open without recipients: end it.
-			if err := oc.cmd("RSET"); err != nil {
-				return tx, err
-			}
-			_, e := oc.reply(250)
-			if _, err = check(e); err != nil {
-				return tx, err
-			}
+		if tx.mail == nil && (accepted == 0 || tx.data != nil) {
+			// The transaction is open without recipients, or DATA was
+			// refused (RFC 5321 §3.3: the transaction stays open): end
+			// it, or the next MAIL on this connection is a nested one.
+			tx.reset = oc.rset()
+			return tx, nil
 		}
-		if tx.data != nil || tx.mail != nil {
+		if tx.mail != nil {
 			return tx, nil
 		}
 	} else {
@@ -365,19 +380,20 @@ func (oc *outConn) transaction(mail string, rcpts []string, content []byte) (tx 
 			}
 		}
 		if accepted == 0 {
-			if err := oc.cmd("RSET"); err != nil {
-				return tx, err
-			}
-			_, e := oc.reply(250)
-			_, err = check(e)
-			return tx, err
+			tx.reset = oc.rset()
+			return tx, nil
 		}
 		if err := oc.cmd("DATA"); err != nil {
 			return tx, err
 		}
 		_, e = oc.reply(354)
-		if tx.data, err = check(e); err != nil || tx.data != nil {
+		if tx.data, err = check(e); err != nil {
 			return tx, err
+		}
+		if tx.data != nil {
+			// DATA refused: the transaction is still open.
+			tx.reset = oc.rset()
+			return tx, nil
 		}
 	}
 	if err := writeStuffed(oc.w, content); err != nil {
@@ -399,6 +415,7 @@ func (oc *outConn) transaction(mail string, rcpts []string, content []byte) (tx 
 // a period that starts a line is doubled (RFC 5321 §4.5.2) and the
 // end-of-data line ".\r\n" follows (§4.1.1.4).
 func writeStuffed(w *bufio.Writer, content []byte) error {
+	end := content
 	for len(content) > 0 {
 		if content[0] == '.' {
 			w.WriteByte('.')
@@ -411,6 +428,16 @@ func writeStuffed(w *bufio.Writer, content []byte) error {
 		}
 		w.Write(content[:i+1])
 		content = content[i+1:]
+	}
+	if len(end) > 0 && !bytes.HasSuffix(end, crlf) {
+		// The last line lacks its CRLF (content that is not canonical):
+		// without one the end-of-data line would be taken for its
+		// continuation and the next hop would wait for the end.
+		if end[len(end)-1] == '\r' {
+			w.WriteByte('\n')
+		} else {
+			w.WriteString("\r\n")
+		}
 	}
 	_, err := w.WriteString(".\r\n")
 	return err

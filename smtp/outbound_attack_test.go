@@ -1,0 +1,221 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// fakeHop is a next hop that keeps RFC 5321 transaction state as Postfix
+// does (a MAIL inside a transaction is "503 5.5.1 Error: nested MAIL
+// command") and answers DATA as dataReply says for each transaction.
+type fakeHop struct {
+	addr      string
+	ext       []string
+	dataReply func(n int) string // reply to DATA of transaction n; "" = 354
+	mu        sync.Mutex
+	bodies    [][]byte
+	cmds      []string
+}
+
+func startFakeHop(t *testing.T, ip string, ext ...string) *fakeHop {
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fakeHop{addr: l.Addr().String(), ext: ext}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); defer c.Close(); h.serve(c) }()
+		}
+	}()
+	return h
+}
+
+func (h *fakeHop) serve(c net.Conn) {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	w := bufio.NewWriter(c)
+	say := func(s string) {
+		w.WriteString(s + "\r\n")
+		if r.Buffered() == 0 {
+			w.Flush()
+		}
+	}
+	say("220 fake.test ESMTP")
+	inTx, rcpts, n := false, 0, 0
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		h.mu.Lock()
+		h.cmds = append(h.cmds, line)
+		h.mu.Unlock()
+		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
+		switch {
+		case verb == "EHLO":
+			say("250-fake.test")
+			for _, e := range h.ext {
+				say("250-" + e)
+			}
+			say("250 8BITMIME")
+		case verb == "MAIL":
+			if inTx {
+				say("503 5.5.1 Error: nested MAIL command")
+				continue
+			}
+			inTx, rcpts = true, 0
+			say("250 2.1.0 Ok")
+		case verb == "RCPT":
+			if !inTx {
+				say("503 5.5.1 Error: need MAIL command")
+				continue
+			}
+			rcpts++
+			say("250 2.1.5 Ok")
+		case verb == "DATA":
+			n++
+			if !inTx || rcpts == 0 {
+				say("503 5.5.1 Error: need RCPT command")
+				continue
+			}
+			if rep := h.dataReply(n); rep != "" {
+				say(rep)
+				continue
+			}
+			say("354 End data with <CR><LF>.<CR><LF>")
+			var body bytes.Buffer
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+				body.WriteString(l)
+			}
+			h.mu.Lock()
+			h.bodies = append(h.bodies, body.Bytes())
+			h.mu.Unlock()
+			inTx = false
+			say("250 2.0.0 Ok: queued")
+		case verb == "RSET":
+			inTx = false
+			say("250 2.0.0 Ok")
+		case verb == "QUIT":
+			say("221 2.0.0 Bye")
+			return
+		default:
+			say("502 5.5.2 Error: command not recognized")
+		}
+	}
+}
+
+func dialHop(t *testing.T, h *fakeHop) *outConn {
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	oc := newOutConn(c, "fake.test", nil, func() bool { return true }, 5*time.Second)
+	oc.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := oc.reply(220); err != nil {
+		t.Fatal(err)
+	}
+	if oc.ext, err = oc.hello("gw.test"); err != nil {
+		t.Fatal(err)
+	}
+	return oc
+}
+
+// TestOutboundDataRefusedResets: a next hop that refuses DATA after
+// accepting recipients (a 4xx or 5xx, with or without pipelining) leaves
+// its transaction open; the connection must be reset before it is reused,
+// or the next message's MAIL meets "503 nested MAIL command" and its
+// recipients are bounced for a reply that was never about them.
+func TestOutboundDataRefusedResets(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ext  []string
+		rep  string
+	}{
+		{"pipelined 451", []string{"PIPELINING"}, "451 4.3.0 Error: queue file write error"},
+		{"pipelined 554", []string{"PIPELINING"}, "554 5.5.1 Error: no valid recipients"},
+		{"not pipelined 452", nil, "452 4.3.1 Insufficient system storage"},
+		{"multi-line 451", nil, "451-4.3.0 first\r\n451 4.3.0 second"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startFakeHop(t, "127.0.0.224", tc.ext...)
+			h.dataReply = func(n int) string {
+				if n == 1 {
+					return tc.rep
+				}
+				return ""
+			}
+			oc := dialHop(t, h)
+			tx, err := oc.transaction("MAIL FROM:<a@x.test>", []string{"RCPT TO:<b@dom.test>"}, []byte("Subject: 1\r\n\r\none\r\n"))
+			if err != nil {
+				t.Fatalf("first transaction: %v", err)
+			}
+			var se *gosmtp.SMTPError
+			if !errors.As(tx.data, &se) || se.Code != atoiCode(tc.rep) {
+				t.Fatalf("first DATA reply %v, want %s", tx.data, tc.rep[:3])
+			}
+			tx, err = oc.transaction("MAIL FROM:<a@x.test>", []string{"RCPT TO:<c@dom.test>"}, []byte("Subject: 2\r\n\r\ntwo\r\n"))
+			if err != nil || tx.mail != nil || tx.data != nil || len(tx.rcpts) != 1 || tx.rcpts[0] != nil {
+				t.Fatalf("second transaction on the same connection: %+v, %v", tx, err)
+			}
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if len(h.bodies) != 1 || string(h.bodies[0]) != "Subject: 2\r\n\r\ntwo\r\n" {
+				t.Fatalf("bodies %q", h.bodies)
+			}
+		})
+	}
+}
+
+func atoiCode(s string) int { return int(s[0]-'0')*100 + int(s[1]-'0')*10 + int(s[2]-'0') }
+
+// TestWriteStuffed: every line that starts with a period is doubled, and
+// the end-of-data line always stands on a line of its own, even when the
+// content does not end with CRLF.
+func TestWriteStuffed(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ".\r\n"},
+		{"a\r\n", "a\r\n.\r\n"},
+		{".\r\n", "..\r\n.\r\n"},
+		{"a\r\n.\r\n..\r\n.b\r\n", "a\r\n..\r\n...\r\n..b\r\n.\r\n"},
+		{"no line end", "no line end\r\n.\r\n"},
+		{"a\r\n.", "a\r\n..\r\n.\r\n"},
+		{"a\r\nlast\r", "a\r\nlast\r\n.\r\n"},
+	} {
+		var b bytes.Buffer
+		w := bufio.NewWriter(&b)
+		if err := writeStuffed(w, []byte(tc.in)); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		if b.String() != tc.want {
+			t.Errorf("writeStuffed(%q) = %q, want %q", tc.in, b.String(), tc.want)
+		}
+	}
+}
