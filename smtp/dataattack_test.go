@@ -242,3 +242,128 @@ func TestConcurrentBodiesStayApart(t *testing.T) {
 		delete(want, tag)
 	}
 }
+
+// TestDataPipelinedAfterEnd: commands sent in the same packet as the end
+// of data, a whole second transaction included, are read as commands after
+// the first message, and each message gets only its own body; a long HELO
+// name and recipient (a Received field near its largest) change nothing.
+func TestDataPipelinedAfterEnd(t *testing.T) {
+	next := startWireSink(t, "127.0.0.225", "8BITMIME")
+	dir := newMemDir()
+	dir.setDomain("dom.test", next.addr, TLSNone)
+	long := strings.Repeat("d", 63) + "." + strings.Repeat("e", 63) + "." + strings.Repeat("f", 63) + "." + strings.Repeat("g", 61)
+	dir.setDomain(long, next.addr, TLSNone)
+	gw := startGateway(t, fastConfig(t, dir))
+	rc, _ := dialRaw(t, gw.addr)
+	expectCode(t, "EHLO", rc.cmd("EHLO "+long), "250")
+	expectCode(t, "MAIL", rc.cmd("MAIL FROM:<a@remote.test>"), "250")
+	expectCode(t, "RCPT", rc.cmd("RCPT TO:<"+strings.Repeat("l", 64)+"@"+long+">"), "250")
+	expectCode(t, "DATA", rc.cmd("DATA"), "354")
+	rc.send("Subject: one\r\n\r\nfirst\r\n.\r\nMAIL FROM:<b@remote.test>\r\nRCPT TO:<y@dom.test>\r\nDATA\r\n" +
+		"Subject: two\r\n\r\n..second\r\n.\r\nNOOP\r\n")
+	expectCode(t, "first end of data", rc.reply(), "250 2.0.0 Ok: queued as")
+	expectCode(t, "MAIL", rc.reply(), "250")
+	expectCode(t, "RCPT", rc.reply(), "250")
+	expectCode(t, "DATA", rc.reply(), "354")
+	expectCode(t, "second end of data", rc.reply(), "250 2.0.0 Ok: queued as")
+	expectCode(t, "NOOP", rc.reply(), "250")
+	txs := next.waitFor(t, 2, 10*time.Second)
+	got := map[string]string{}
+	for _, tx := range txs {
+		content, err := checkWire(tx.Wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[tx.Mail] = string(stripReceived(t, content))
+	}
+	if got["MAIL FROM:<a@remote.test> BODY=8BITMIME"] != "Subject: one\r\n\r\nfirst\r\n" ||
+		got["MAIL FROM:<b@remote.test> BODY=8BITMIME"] != "Subject: two\r\n\r\n.second\r\n" {
+		t.Fatalf("delivered %q", got)
+	}
+}
+
+// TestDataAndBDATMixed: DATA inside a BDAT transaction is refused (RFC
+// 3030 §4.2), the BDAT message is unchanged by it, and a DATA message
+// after a BDAT one (and the other way round) carries only its own body.
+func TestDataAndBDATMixed(t *testing.T) {
+	next := startWireSink(t, "127.0.0.226", "8BITMIME")
+	dir := newMemDir()
+	dir.setDomain("dom.test", next.addr, TLSNone)
+	gw := startGateway(t, fastConfig(t, dir))
+	rc, _ := dialRaw(t, gw.addr)
+	rc.cmd("EHLO c.test")
+	expectCode(t, "MAIL", rc.cmd("MAIL FROM:<a@remote.test>"), "250")
+	expectCode(t, "RCPT", rc.cmd("RCPT TO:<x@dom.test>"), "250")
+	c1 := "Subject: b1\r\n\r\n"
+	rc.send("BDAT " + itoa(len(c1)) + "\r\n" + c1)
+	expectCode(t, "BDAT", rc.reply(), "250")
+	r := rc.cmd("DATA")
+	if !strings.HasPrefix(r, "5") {
+		t.Fatalf("DATA inside BDAT: %q", r)
+	}
+	// octets that would have been a DATA body are commands now
+	expectCode(t, "body line as a command", rc.cmd("junk.\r\n."), "500")
+	expectCode(t, "dot line as a command", rc.reply(), "500")
+	c2 := "chunk2\r\n"
+	rc.send("BDAT " + itoa(len(c2)) + " LAST\r\n" + c2)
+	expectCode(t, "BDAT LAST", rc.reply(), "250 2.0.0 Ok: queued as")
+	expectCode(t, "MAIL", rc.cmd("MAIL FROM:<b@remote.test>"), "250")
+	expectCode(t, "RCPT", rc.cmd("RCPT TO:<x@dom.test>"), "250")
+	expectCode(t, "DATA", rc.cmd("DATA"), "354")
+	expectCode(t, "end of data", rc.cmd("Subject: d\r\n\r\ndata body\r\n."), "250 2.0.0 Ok: queued as")
+	expectCode(t, "MAIL", rc.cmd("MAIL FROM:<c@remote.test>"), "250")
+	expectCode(t, "RCPT", rc.cmd("RCPT TO:<x@dom.test>"), "250")
+	c3 := "Subject: b3\r\n\r\nlast\r\n"
+	rc.send("BDAT " + itoa(len(c3)) + " LAST\r\n" + c3)
+	expectCode(t, "BDAT LAST", rc.reply(), "250 2.0.0 Ok: queued as")
+	txs := next.waitFor(t, 3, 10*time.Second)
+	got := map[string]string{}
+	for _, tx := range txs {
+		content, err := checkWire(tx.Wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[tx.Mail] = string(stripReceived(t, content))
+	}
+	want := map[string]string{
+		"MAIL FROM:<a@remote.test> BODY=8BITMIME": c1 + c2,
+		"MAIL FROM:<b@remote.test> BODY=8BITMIME": "Subject: d\r\n\r\ndata body\r\n",
+		"MAIL FROM:<c@remote.test> BODY=8BITMIME": c3,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("delivered %q, want %q", got, want)
+		}
+	}
+}
+
+// TestDataLongLineBounded: a DATA body that is one endless line, or
+// endless bare LFs, is refused at its end (554 5.6.0 or 552) and the
+// session goes on.
+func TestDataLongLineBounded(t *testing.T) {
+	next := startWireSink(t, "127.0.0.227", "8BITMIME")
+	dir := newMemDir()
+	dir.setDomain("dom.test", next.addr, TLSNone)
+	cfg := fastConfig(t, dir)
+	cfg.MaxMessageBytes = 100000
+	gw := startGateway(t, cfg)
+	rc, _ := dialRaw(t, gw.addr)
+	rc.cmd("EHLO c.test")
+	for _, tc := range []struct{ body, want string }{
+		{strings.Repeat("x", 300000) + "\r\n", "552"},
+		// each bare LF becomes CRLF: 120000 octets; the "." after a
+		// bare LF would not end the data (RFC 5321 §4.1.1.4), CRLF does
+		{strings.Repeat("\n", 60000) + "\r\n", "552"},
+		{strings.Repeat("\n", 40000) + "\r\n", "250 2.0.0"},
+	} {
+		expectCode(t, "MAIL", rc.cmd("MAIL FROM:<a@remote.test>"), "250")
+		expectCode(t, "RCPT", rc.cmd("RCPT TO:<x@dom.test>"), "250")
+		expectCode(t, "DATA", rc.cmd("DATA"), "354")
+		rc.send(tc.body + ".\r\n")
+		expectCode(t, "end of data", rc.reply(), tc.want)
+		if tc.want != "250 2.0.0" {
+			rc.cmd("RSET")
+		}
+	}
+	expectCode(t, "NOOP", rc.cmd("NOOP"), "250")
+}
