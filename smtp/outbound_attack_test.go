@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,10 @@ import (
 type fakeHop struct {
 	addr      string
 	ext       []string
-	dataReply func(n int) string // reply to DATA of transaction n; "" = 354
+	dataReply func(n int) string       // reply to DATA of transaction n; "" = 354
+	rcptReply func(line string) string // reply to a RCPT line; "" = 250
+	dropAt    string                   // close the connection on the command starting with this
+	pipelined bool                     // a command came with more behind it, without PIPELINING
 	mu        sync.Mutex
 	bodies    [][]byte
 	cmds      []string
@@ -68,7 +72,14 @@ func (h *fakeHop) serve(c net.Conn) {
 		line = strings.TrimRight(line, "\r\n")
 		h.mu.Lock()
 		h.cmds = append(h.cmds, line)
+		if r.Buffered() > 0 && !slices.Contains(h.ext, "PIPELINING") {
+			h.pipelined = true
+		}
 		h.mu.Unlock()
+		if h.dropAt != "" && strings.HasPrefix(line, h.dropAt) {
+			w.Flush()
+			return
+		}
 		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
 		switch {
 		case verb == "EHLO":
@@ -88,6 +99,12 @@ func (h *fakeHop) serve(c net.Conn) {
 			if !inTx {
 				say("503 5.5.1 Error: need MAIL command")
 				continue
+			}
+			if h.rcptReply != nil {
+				if rep := h.rcptReply(line); rep != "" {
+					say(rep)
+					continue
+				}
 			}
 			rcpts++
 			say("250 2.1.5 Ok")
@@ -217,5 +234,71 @@ func TestWriteStuffed(t *testing.T) {
 		if b.String() != tc.want {
 			t.Errorf("writeStuffed(%q) = %q, want %q", tc.in, b.String(), tc.want)
 		}
+	}
+}
+
+// TestOutboundRepliesAttributed: each recipient gets the reply to its own
+// RCPT, multi-line replies included, pipelined or not; without PIPELINING
+// no command is sent before the reply to the one before; a connection that
+// drops mid-group leaves the recipients without a reply unanswered (an
+// error, never another recipient's reply).
+func TestOutboundRepliesAttributed(t *testing.T) {
+	rcpts := []string{"RCPT TO:<a@dom.test>", "RCPT TO:<no1@dom.test>", "RCPT TO:<b@dom.test>", "RCPT TO:<no2@dom.test>"}
+	for _, tc := range []struct {
+		name string
+		ext  []string
+		drop string
+	}{
+		{"pipelined", []string{"PIPELINING"}, ""},
+		{"not pipelined", nil, ""},
+		{"pipelined, dropped at the third RCPT", []string{"PIPELINING"}, "RCPT TO:<b@"},
+		{"not pipelined, dropped at the third RCPT", nil, "RCPT TO:<b@"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startFakeHop(t, "127.0.0.228", tc.ext...)
+			h.dataReply = func(int) string { return "" }
+			h.dropAt = tc.drop
+			h.rcptReply = func(line string) string {
+				switch {
+				case strings.Contains(line, "<no1@"):
+					return "550-5.1.1 <no1@dom.test>: Recipient address rejected:\r\n550 5.1.1 User unknown"
+				case strings.Contains(line, "<no2@"):
+					return "450 4.2.0 <no2@dom.test>: greylisted"
+				}
+				return ""
+			}
+			oc := dialHop(t, h)
+			tx, err := oc.transaction("MAIL FROM:<a@x.test>", rcpts, []byte("Subject: s\r\n\r\n.dot\r\n"))
+			want := []int{0, 550, 0, 450}
+			if tc.drop != "" {
+				if err == nil {
+					t.Fatal("no error from a dropped connection")
+				}
+				want = want[:2]
+			} else if err != nil || tx.data != nil || tx.mail != nil {
+				t.Fatalf("transaction: %+v, %v", tx, err)
+			}
+			if len(tx.rcpts) != len(want) {
+				t.Fatalf("%d RCPT replies, want %d: %v", len(tx.rcpts), len(want), tx.rcpts)
+			}
+			for i, w := range want {
+				var se *gosmtp.SMTPError
+				got := 0
+				if errors.As(tx.rcpts[i], &se) {
+					got = se.Code
+				}
+				if got != w {
+					t.Fatalf("%s: reply %v, want %d", rcpts[i], tx.rcpts[i], w)
+				}
+			}
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.pipelined {
+				t.Fatalf("commands pipelined to a next hop without PIPELINING: %q", h.cmds)
+			}
+			if tc.drop == "" && (len(h.bodies) != 1 || string(h.bodies[0]) != "Subject: s\r\n\r\n..dot\r\n") {
+				t.Fatalf("bodies %q", h.bodies)
+			}
+		})
 	}
 }
