@@ -302,9 +302,10 @@ func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (r
 	}
 	tx, err := oc.transaction(mail, lines, content)
 	if tx.reset != nil {
-		// The next hop's transaction may still be open: the connection
-		// carries no other message (the replies above still decide).
-		g.log.Info("smtp: reset after a refusal failed, closing", slog.String("host", oc.host), slog.String("err", tx.reset.Error()))
+		// The next hop's transaction may still be open, or it sent
+		// replies to no command: the connection carries no other message
+		// (the replies above still decide).
+		g.log.Info("smtp: next hop connection in an unknown state, closing", slog.String("host", oc.host), slog.String("err", tx.reset.Error()))
 		defer func() { broken = true }()
 	}
 	if tx.mail != nil {

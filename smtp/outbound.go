@@ -194,8 +194,9 @@ type txReplies struct {
 	data  error   // DATA (354 expected) or, after the content, the end of data
 	text  string  // the text of the 250 to the end of data
 	// reset is set when the RSET that closes a transaction the next hop
-	// left open failed: the connection's state is unknown and it must not
-	// carry another message (the replies above still hold).
+	// left open failed, or the next hop sent replies to no command: the
+	// connection's state is unknown and it must not carry another message
+	// (the replies above still hold).
 	reset error
 }
 
@@ -295,6 +296,21 @@ func (oc *outConn) rcptLine(to string, o *gosmtp.RcptOptions) (string, error) {
 // when the connection failed (it is unusable); the replies received before
 // stay in tx.
 func (oc *outConn) transaction(mail string, rcpts []string, content []byte) (tx txReplies, err error) {
+	tx, err = oc.exchange(mail, rcpts, content)
+	if err == nil && tx.reset == nil && oc.r.R.Buffered() > 0 {
+		// The next hop sent more than the replies to our commands: its
+		// next reply cannot be told from these, so the connection's
+		// state is unknown (the desynchronisation RFC 2920 §3.2 warns
+		// of); it carries no other message.
+		tx.reset = errUnsolicited
+	}
+	return tx, err
+}
+
+var errUnsolicited = errors.New("smtp: the next hop sent replies to no command")
+
+// exchange is transaction without the check for unsolicited replies.
+func (oc *outConn) exchange(mail string, rcpts []string, content []byte) (tx txReplies, err error) {
 	pipelined := oc.ext["PIPELINING"]
 	oc.conn.SetDeadline(time.Now().Add(oc.cmdTimeout))
 	defer oc.conn.SetDeadline(time.Time{})

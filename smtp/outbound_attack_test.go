@@ -24,6 +24,7 @@ type fakeHop struct {
 	rcptReply func(line string) string // reply to a RCPT line; "" = 250
 	dropAt    string                   // close the connection on the command starting with this
 	pipelined bool                     // a command came with more behind it, without PIPELINING
+	extra     string                   // sent after the reply to the end of data
 	mu        sync.Mutex
 	bodies    [][]byte
 	cmds      []string
@@ -134,7 +135,7 @@ func (h *fakeHop) serve(c net.Conn) {
 			h.bodies = append(h.bodies, body.Bytes())
 			h.mu.Unlock()
 			inTx = false
-			say("250 2.0.0 Ok: queued")
+			say("250 2.0.0 Ok: queued" + h.extra)
 		case verb == "RSET":
 			inTx = false
 			say("250 2.0.0 Ok")
@@ -300,5 +301,31 @@ func TestOutboundRepliesAttributed(t *testing.T) {
 				t.Fatalf("bodies %q", h.bodies)
 			}
 		})
+	}
+}
+
+// TestOutboundUnsolicitedReply: a next hop that sends more replies than
+// commands (here a second reply after the end of data) cannot be trusted to
+// answer the next message's commands in order: the connection is not
+// reused for it.
+func TestOutboundUnsolicitedReply(t *testing.T) {
+	for _, ext := range [][]string{{"PIPELINING"}, nil} {
+		h := startFakeHop(t, "127.0.0.229", ext...)
+		h.dataReply = func(int) string { return "" }
+		h.extra = "\r\n250 2.1.0 Ok"
+		oc := dialHop(t, h)
+		tx, err := oc.transaction("MAIL FROM:<a@x.test>", []string{"RCPT TO:<b@dom.test>"}, []byte("Subject: 1\r\n\r\none\r\n"))
+		if err != nil || tx.data != nil {
+			t.Fatalf("%v: transaction: %+v, %v", ext, tx, err)
+		}
+		if tx.reset == nil {
+			t.Fatalf("%v: a connection with an unsolicited reply pending is kept for the next message", ext)
+		}
+		h.extra = ""
+		oc = dialHop(t, h)
+		tx, err = oc.transaction("MAIL FROM:<a@x.test>", []string{"RCPT TO:<b@dom.test>"}, []byte("Subject: 1\r\n\r\none\r\n"))
+		if err != nil || tx.data != nil || tx.reset != nil {
+			t.Fatalf("%v: a clean transaction: %+v, %v", ext, tx, err)
+		}
 	}
 }
