@@ -329,3 +329,53 @@ func TestOutboundUnsolicitedReply(t *testing.T) {
 		}
 	}
 }
+
+// TestDataRefusedNextMessageDelivered: through the gateway, a next hop that
+// refuses the first message's DATA with 451 does not make the next message
+// on the connection meet "503 nested MAIL command" and bounce: the first is
+// deferred, the second delivered.
+func TestDataRefusedNextMessageDelivered(t *testing.T) {
+	h := startFakeHop(t, "127.0.0.229", "PIPELINING")
+	h.dataReply = func(n int) string {
+		if n == 1 {
+			return "451 4.3.0 Error: queue file write error"
+		}
+		return ""
+	}
+	dir := newMemDir()
+	dir.setDomain("dom.test", h.addr, TLSNone)
+	cfg := fastConfig(t, dir)
+	cfg.RetryMin, cfg.RetryMax = time.Hour, time.Hour
+	cfg.ConnCacheTime = 5 * time.Second
+	gw := startGateway(t, cfg)
+	if _, err := sendMail(t, gw.addr, "a@remote.test", []string{"x@dom.test"}, "Subject: 1\r\n\r\none\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the first DATA refused", 10*time.Second, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return slices.Contains(h.cmds, "DATA")
+	})
+	time.Sleep(100 * time.Millisecond)
+	if _, err := sendMail(t, gw.addr, "b@remote.test", []string{"y@dom.test"}, "Subject: 2\r\n\r\ntwo\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the second message delivered", 10*time.Second, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.bodies) == 1 && gw.q.Len() == 1
+	})
+	for _, m := range gw.q.List() {
+		if m.From != "a@remote.test" {
+			t.Fatalf("queued: %+v", m)
+		}
+		if r := m.Recipients[0]; !strings.HasPrefix(r.Diagnostic, "451 4.3.0") {
+			t.Fatalf("first message: %q", r.Diagnostic)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if string(h.bodies[0]) == "" || !strings.Contains(string(h.bodies[0]), "Subject: 2") {
+		t.Fatalf("delivered %q", h.bodies)
+	}
+}
