@@ -86,6 +86,13 @@ func (g *Gateway) deliverPart(ctx context.Context, r route, ocp **outConn, m *qu
 		}
 		oc := *ocp
 		res, broken := g.send(oc, m, j, content)
+		if !broken && oc.unusable {
+			// The replies stand (the message may have been delivered:
+			// no retry), but the connection takes no other message.
+			oc.close()
+			*ocp = nil
+			return res, nil
+		}
 		if broken {
 			oc.close()
 			*ocp = nil
@@ -306,7 +313,7 @@ func (g *Gateway) send(oc *outConn, m *queue.Message, j *job, content []byte) (r
 		// replies to no command: the connection carries no other message
 		// (the replies above still decide).
 		g.log.Info("smtp: next hop connection in an unknown state, closing", slog.String("host", oc.host), slog.String("err", tx.reset.Error()))
-		defer func() { broken = true }()
+		oc.unusable = true
 	}
 	if tx.mail != nil {
 		// The reply to MAIL decides for every recipient (a 421, say, even

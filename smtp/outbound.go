@@ -42,7 +42,10 @@ type outConn struct {
 	host   string
 	ext    map[string]bool // EHLO keywords, upper case (RFC 5321 §4.1.1.1)
 	reused bool
-	stop   func() bool // detaches the close-on-shutdown hook
+	// unusable: a transaction left the connection in an unknown state
+	// (txReplies.reset); it is closed after its replies are recorded
+	unusable bool
+	stop     func() bool // detaches the close-on-shutdown hook
 
 	cmdTimeout  time.Duration // for each reply
 	dataTimeout time.Duration // for the reply to the end of data

@@ -25,6 +25,7 @@ type fakeHop struct {
 	dropAt    string                   // close the connection on the command starting with this
 	pipelined bool                     // a command came with more behind it, without PIPELINING
 	extra     string                   // sent after the reply to the end of data
+	extraOn   int                      // of transaction extraOn only (0: every one)
 	mu        sync.Mutex
 	bodies    [][]byte
 	cmds      []string
@@ -135,7 +136,11 @@ func (h *fakeHop) serve(c net.Conn) {
 			h.bodies = append(h.bodies, body.Bytes())
 			h.mu.Unlock()
 			inTx = false
-			say("250 2.0.0 Ok: queued" + h.extra)
+			if h.extraOn == 0 || h.extraOn == n {
+				say("250 2.0.0 Ok: queued" + h.extra)
+			} else {
+				say("250 2.0.0 Ok: queued")
+			}
 		case verb == "RSET":
 			inTx = false
 			say("250 2.0.0 Ok")
@@ -377,5 +382,35 @@ func TestDataRefusedNextMessageDelivered(t *testing.T) {
 	defer h.mu.Unlock()
 	if string(h.bodies[0]) == "" || !strings.Contains(string(h.bodies[0]), "Subject: 2") {
 		t.Fatalf("delivered %q", h.bodies)
+	}
+}
+
+// TestUnsolicitedReplyNoDuplicate: through the gateway, a message delivered
+// on a reused connection whose next hop then sent a reply to no command is
+// delivered once: the connection is dropped, the message is not sent again.
+func TestUnsolicitedReplyNoDuplicate(t *testing.T) {
+	h := startFakeHop(t, "127.0.0.229", "PIPELINING")
+	h.dataReply = func(int) string { return "" }
+	h.extra, h.extraOn = "\r\n250 2.0.0 Ok", 2
+	dir := newMemDir()
+	dir.setDomain("dom.test", h.addr, TLSNone)
+	cfg := fastConfig(t, dir)
+	cfg.ConnCacheTime = 5 * time.Second
+	gw := startGateway(t, cfg)
+	for i, subj := range []string{"one", "two", "three"} {
+		if _, err := sendMail(t, gw.addr, "a@remote.test", []string{"x@dom.test"}, "Subject: "+subj+"\r\n\r\nbody\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "delivered", 10*time.Second, func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return len(h.bodies) >= i+1 && gw.q.Len() == 0
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.bodies) != 3 {
+		t.Fatalf("%d deliveries of 3 messages", len(h.bodies))
 	}
 }
