@@ -16,7 +16,6 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"postern/internal/testnet"
 	"postern/ldapstore"
 )
 
@@ -50,7 +49,12 @@ func startSlapd(t testing.TB) *slapdRef {
 		t.Fatal(err)
 	}
 	ip := fmt.Sprintf("127.0.30.%d", 10+refAddrs.Add(1)%200)
-	addr := testnet.FreePort(t, ip)
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
 	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
