@@ -83,27 +83,9 @@ func (l *backendLink) run(ctx context.Context) {
 		l.changed = make(chan struct{})
 		l.mu.Unlock()
 		l.f.rechoose()
-		stopKA := make(chan struct{})
-		go func() {
-			t := time.NewTicker(keepaliveEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopKA:
-					return
-				case <-ctx.Done():
-					c.Close()
-					return
-				case <-t.C:
-					if !keepalive(c) {
-						c.Close()
-						return
-					}
-				}
-			}
-		}()
+		stopKA := keepAlive(ctx, c)
 		err = c.Wait()
-		close(stopKA)
+		stopKA()
 		l.mu.Lock()
 		l.client = nil
 		l.mu.Unlock()

@@ -105,27 +105,9 @@ func (p *peer) run(ctx context.Context) {
 		p.changed = make(chan struct{})
 		p.mu.Unlock()
 		p.a.wake()
-		stopKA := make(chan struct{})
-		go func() {
-			t := time.NewTicker(keepaliveEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopKA:
-					return
-				case <-ctx.Done():
-					c.Close()
-					return
-				case <-t.C:
-					if !keepalive(c) {
-						c.Close()
-						return
-					}
-				}
-			}
-		}()
+		stopKA := keepAlive(ctx, c)
 		err = c.Wait()
-		close(stopKA)
+		stopKA()
 		p.mu.Lock()
 		p.client = nil
 		p.mu.Unlock()

@@ -213,23 +213,7 @@ func (a *Agent) serveConn(c net.Conn) {
 		a.mu.Unlock()
 	}()
 	// Keepalive: a peer that stops answering is dropped.
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(keepaliveEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if !keepalive(sc) {
-					sc.Close()
-					return
-				}
-			}
-		}
-	}()
+	defer keepAlive(context.Background(), sc)()
 	go ssh.DiscardRequests(reqs) // tcpip-forward and every other global request: no
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -269,6 +253,31 @@ const keepaliveEvery = 10 * time.Second
 
 // keepalive sends an OpenSSH keepalive and waits a bounded time for any
 // answer.
+// keepAlive sends c a keepalive every keepaliveEvery and closes it when
+// one goes unanswered or ctx ends; the returned stop ends the keepalives.
+func keepAlive(ctx context.Context, c ssh.Conn) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(keepaliveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				c.Close()
+				return
+			case <-t.C:
+				if !keepalive(c) {
+					c.Close()
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 func keepalive(c ssh.Conn) bool {
 	res := make(chan error, 1)
 	go func() {
