@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -149,17 +148,10 @@ func (f *Frontend) serveConn(c net.Conn, cfg *ssh.ServerConfig) {
 			nc.Reject(ssh.UnknownChannelType, "a frontend offers only its SMTP listener to its backends")
 			continue
 		}
-		var req struct {
-			Host     string
-			Port     uint32
-			OrigHost string
-			OrigPort uint32
-		}
-		if err := ssh.Unmarshal(nc.ExtraData(), &req); err != nil {
-			nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
+		dest, ok := directTCPIPDest(nc)
+		if !ok {
 			continue
 		}
-		dest := net.JoinHostPort(req.Host, strconv.FormatUint(uint64(req.Port), 10))
 		if dest != f.smtpAddr || f.smtpAddr == "" {
 			f.log.Warn("cluster: tunnel refused", slog.String("member", device), slog.String("destination", dest))
 			nc.Reject(ssh.Prohibited, "destination not allowed: "+dest)

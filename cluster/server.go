@@ -292,9 +292,10 @@ func keepalive(c ssh.Conn) bool {
 	}
 }
 
-// serveTunnel opens a direct-tcpip channel to this appliance's LDAP or
-// SMTP listener, and refuses every other destination (RFC 4254 §7.2).
-func (a *Agent) serveTunnel(nc ssh.NewChannel, role, device string, remote net.Addr) {
+// directTCPIPDest reads the destination host:port of a direct-tcpip
+// channel request (RFC 4254 §7.2); a malformed one is rejected and ok is
+// false.
+func directTCPIPDest(nc ssh.NewChannel) (dest string, ok bool) {
 	var req struct {
 		Host     string
 		Port     uint32
@@ -303,9 +304,18 @@ func (a *Agent) serveTunnel(nc ssh.NewChannel, role, device string, remote net.A
 	}
 	if err := ssh.Unmarshal(nc.ExtraData(), &req); err != nil {
 		nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
+		return "", false
+	}
+	return net.JoinHostPort(req.Host, strconv.FormatUint(uint64(req.Port), 10)), true
+}
+
+// serveTunnel opens a direct-tcpip channel to this appliance's LDAP or
+// SMTP listener, and refuses every other destination (RFC 4254 §7.2).
+func (a *Agent) serveTunnel(nc ssh.NewChannel, role, device string, remote net.Addr) {
+	dest, ok := directTCPIPDest(nc)
+	if !ok {
 		return
 	}
-	dest := net.JoinHostPort(req.Host, strconv.FormatUint(uint64(req.Port), 10))
 	var serve func(net.Conn)
 	switch {
 	case dest == a.cfg.LDAPAddr && role == roleFrontend:
