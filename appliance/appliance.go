@@ -296,26 +296,16 @@ func (a *Appliance) Start(ctx context.Context) (err error) {
 		if err := a.startFrontend(ctx); err != nil {
 			return err
 		}
-	} else if enabled(a.cfg.LDAPAddr) {
-		l, err := a.listen("ldap", a.cfg.LDAPAddr)
-		if err != nil {
+	} else {
+		if err := a.serveOn("ldap", a.cfg.LDAPAddr, a.ldap.Serve); err != nil {
 			return err
 		}
-		a.goServe("ldap", func() error { return a.ldap.Serve(l) })
+		if err := a.serveOn("ldaps", a.cfg.LDAPSAddr, a.ldap.ServeTLS); err != nil {
+			return err
+		}
 	}
-	if enabled(a.cfg.LDAPSAddr) && a.fe == nil {
-		l, err := a.listen("ldaps", a.cfg.LDAPSAddr)
-		if err != nil {
-			return err
-		}
-		a.goServe("ldaps", func() error { return a.ldap.ServeTLS(l) })
-	}
-	if enabled(a.cfg.SMTPAddr) {
-		l, err := a.listen("smtp", a.cfg.SMTPAddr)
-		if err != nil {
-			return err
-		}
-		a.goServe("smtp", func() error { return a.smtp.Serve(l) })
+	if err := a.serveOn("smtp", a.cfg.SMTPAddr, a.smtp.Serve); err != nil {
+		return err
 	}
 	if enabled(a.cfg.MetricsAddr) {
 		l, err := a.listen("metrics", a.cfg.MetricsAddr)
@@ -373,6 +363,20 @@ func (a *Appliance) listen(name, addr string) (net.Listener, error) {
 	a.listeners = append(a.listeners, l)
 	a.addrs[name] = l.Addr().String()
 	return l, nil
+}
+
+// serveOn listens on addr, unless it is disabled, and runs serve on the
+// listener (goServe).
+func (a *Appliance) serveOn(name, addr string, serve func(net.Listener) error) error {
+	if !enabled(addr) {
+		return nil
+	}
+	l, err := a.listen(name, addr)
+	if err != nil {
+		return err
+	}
+	a.goServe(name, func() error { return serve(l) })
+	return nil
 }
 
 func (a *Appliance) goServe(name string, serve func() error) {

@@ -136,21 +136,10 @@ func (a *Appliance) startFrontend(ctx context.Context) error {
 		defer a.wg.Done()
 		a.feDir.run(dctx)
 	}()
-	if enabled(a.cfg.LDAPAddr) {
-		l, err := a.listen("ldap", a.cfg.LDAPAddr)
-		if err != nil {
-			return err
-		}
-		a.goServe("ldap", func() error { return a.proxy.Serve(l) })
+	if err := a.serveOn("ldap", a.cfg.LDAPAddr, a.proxy.Serve); err != nil {
+		return err
 	}
-	if enabled(a.cfg.LDAPSAddr) {
-		l, err := a.listen("ldaps", a.cfg.LDAPSAddr)
-		if err != nil {
-			return err
-		}
-		a.goServe("ldaps", func() error { return a.proxy.ServeTLS(l) })
-	}
-	return nil
+	return a.serveOn("ldaps", a.cfg.LDAPSAddr, a.proxy.ServeTLS)
 }
 
 // serveFrontendInjection serves the backends' injection tunnels on the
